@@ -1,0 +1,173 @@
+//! One function per subcommand: configuration → pipeline → sinks → exit status.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+
+use crate::cli::{Cli, Command, RulesArgs, ScanArgs};
+use crate::config::{self, OutputConfig};
+use crate::detect::{rules, Engine, Finding, Mode, Severity};
+use crate::output;
+use crate::scan::{self, ScanPlan, ScanResult};
+
+/// Exit status: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: findings at or above `--fail-on`.
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit status: error.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Runs the parsed command line and returns the exit status.
+pub fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Scan(args) => run_scan(&args),
+        Command::Rules(args) => run_rules(&args),
+    }
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn run_scan(args: &ScanArgs) -> Result<u8> {
+    let config = config::scan_config(args, now_millis())?;
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(threads) = config.threads {
+        builder = builder.num_threads(threads);
+    }
+    let pool = builder.build().context("cannot start the worker threads")?;
+    let engine = Engine::new(config.settings.clone(), Mode::Scan);
+    let plan = ScanPlan {
+        paths: config.paths.clone(),
+        since: config.since,
+        until: config.until,
+        limits: config.limits,
+    };
+    let started = Instant::now();
+    let result = pool.install(|| scan::scan(&plan, &engine, Mode::Scan));
+    let elapsed = started.elapsed().as_secs_f64();
+    let shown: Vec<Finding> = result
+        .findings
+        .iter()
+        .filter(|f| f.severity >= config.output.min_severity)
+        .cloned()
+        .collect();
+    write_output(&config.output, &shown)?;
+    print_summary(&result, elapsed, pool.current_num_threads());
+    Ok(exit_status(&result.findings, config.output.fail_on))
+}
+
+/// 1 when a finding reaches `fail_on`, else 0.
+pub fn exit_status(findings: &[Finding], fail_on: Option<Severity>) -> u8 {
+    match fail_on {
+        Some(threshold) if findings.iter().any(|f| f.severity >= threshold) => EXIT_FINDINGS,
+        _ => EXIT_OK,
+    }
+}
+
+fn write_output(config: &OutputConfig, findings: &[Finding]) -> Result<()> {
+    let result = match &config.path {
+        Some(path) => {
+            let file = File::create(path)
+                .with_context(|| format!("cannot create output file `{}`", path.display()))?;
+            output::write_findings(&mut BufWriter::new(file), findings, config.format)
+                .with_context(|| format!("cannot write output file `{}`", path.display()))
+        }
+        None => ignore_broken_pipe(output::write_findings(
+            &mut BufWriter::new(io::stdout().lock()),
+            findings,
+            config.format,
+        )),
+    };
+    result
+}
+
+/// A closed pipe (`trailhound scan … | head`) is not an error.
+fn ignore_broken_pipe(result: io::Result<()>) -> Result<()> {
+    match result {
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to standard output"),
+    }
+}
+
+fn run_rules(args: &RulesArgs) -> Result<u8> {
+    let format = config::choose_format(args.format, io::stdout().is_terminal());
+    let catalogue = rules::catalogue();
+    ignore_broken_pipe(output::write_rules(
+        &mut BufWriter::new(io::stdout().lock()),
+        &catalogue,
+        format,
+    ))?;
+    Ok(EXIT_OK)
+}
+
+fn print_summary(result: &ScanResult, elapsed: f64, threads: usize) {
+    let mut err = io::stderr().lock();
+    // The summary is best effort: a closed stderr must not fail the run.
+    let _ = write_summary(&mut err, result, elapsed, threads);
+}
+
+/// Writes the run summary (files, bytes, throughput, findings per rule, problems, coverage).
+pub fn write_summary(
+    out: &mut dyn Write,
+    result: &ScanResult,
+    elapsed: f64,
+    threads: usize,
+) -> io::Result<()> {
+    let t = &result.totals;
+    let secs = elapsed.max(1e-9);
+    writeln!(
+        out,
+        "scanned {} files ({:.1} MB stored, {:.1} MB JSON) in {:.2} s on {threads} threads: {} events, {:.0} MB/s, {:.0} events/s",
+        t.files,
+        t.stored_bytes as f64 / 1e6,
+        t.json_bytes as f64 / 1e6,
+        elapsed,
+        t.events,
+        t.json_bytes as f64 / 1e6 / secs,
+        t.events as f64 / secs,
+    )?;
+    if t.events_in_window != t.events {
+        writeln!(
+            out,
+            "events in the time window: {} ({} without a usable eventTime)",
+            t.events_in_window, t.events_without_time
+        )?;
+    }
+    writeln!(out, "findings: {}", result.findings.len())?;
+    for (rule, count) in &t.findings_per_rule {
+        writeln!(out, "  {rule:<36} {count}")?;
+    }
+    writeln!(out, "S3 data events: {}", t.s3_data_events)?;
+    if t.skipped_files > 0 {
+        writeln!(out, "skipped {} digest/Insight files", t.skipped_files)?;
+    }
+    if t.rejected_records > 0 {
+        writeln!(out, "rejected {} records:", t.rejected_records)?;
+        for (path, count, reason) in &result.rejected_records {
+            writeln!(out, "  {path}: {count} (first: {reason})")?;
+        }
+    }
+    if !result.quarantined.is_empty() {
+        writeln!(out, "quarantined {} files:", result.quarantined.len())?;
+        for (path, reason) in &result.quarantined {
+            writeln!(out, "  {path}: {reason}")?;
+        }
+    }
+    for error in &result.input_errors {
+        writeln!(out, "error: {}: {}", error.path, error.reason)?;
+    }
+    if t.lacks_s3_data_events() {
+        writeln!(
+            out,
+            "warning: no S3 data events in this input; SSE-C overwrites (S3 ransomware) cannot be detected. \
+             Enable S3 data events (at least write events) on the trail."
+        )?;
+    }
+    Ok(())
+}

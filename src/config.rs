@@ -1,0 +1,393 @@
+//! Configuration: command-line flags and the optional TOML file, validated into one [`Config`]
+//! before any work starts. Errors name the flag or key and the bad value.
+//!
+//! The file (every key optional, unknown keys rejected):
+//! ```toml
+//! trusted_cidrs = ["10.20.0.0/16"]      # ingress from here is not reported (default: none)
+//! remote_admin_ports = [22, 3389, 5985, 5986]
+//! public_ports = [80, 443]
+//! lifecycle_max_days = 7
+//!
+//! [ssec]
+//! allowlist = ["arn:aws:iam::123456789012:role/backup", "sse-c-bucket"]
+//!
+//! [limits]
+//! max_object_bytes = 1073741824
+//! max_record_bytes = 8388608
+//! max_depth = 64
+//!
+//! [rules."ecs.task_writable_root"]
+//! enabled = false
+//! [rules."ec2.remote_admin_port_open"]
+//! severity = "critical"
+//! allow_principals = ["arn:aws:iam::123456789012:role/bastion-admin"]
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::cli::{FormatArg, OutputArgs, ScanArgs, SeverityArg};
+use crate::decode::Limits;
+use crate::detect::net::Cidr;
+use crate::detect::{rules, RuleSettings, Settings, Severity};
+use crate::event::time::{parse_rfc3339, Millis};
+use crate::output::Format;
+
+/// A configuration problem, naming the flag or key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file `{path}`")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("invalid configuration file `{path}`: {message}")]
+    Parse {
+        /// The path.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is invalid.
+    #[error("invalid value `{value}` for `{key}`: {reason}")]
+    Value {
+        /// Flag or key.
+        key: String,
+        /// The value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn bad(key: &str, value: impl ToString, reason: &str) -> ConfigError {
+    ConfigError::Value {
+        key: key.to_owned(),
+        value: value.to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// The configuration file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    trusted_cidrs: Option<Vec<String>>,
+    remote_admin_ports: Option<Vec<u16>>,
+    public_ports: Option<Vec<u16>>,
+    lifecycle_max_days: Option<i64>,
+    #[serde(default)]
+    ssec: SsecSection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    rules: HashMap<String, RuleSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SsecSection {
+    #[serde(default)]
+    allowlist: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    max_object_bytes: Option<u64>,
+    max_record_bytes: Option<usize>,
+    max_depth: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSection {
+    enabled: Option<bool>,
+    severity: Option<String>,
+    #[serde(default)]
+    allow_principals: Vec<String>,
+}
+
+/// Output choices, validated.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    /// Format.
+    pub format: Format,
+    /// File to write, or standard output.
+    pub path: Option<PathBuf>,
+    /// Print findings at or above this.
+    pub min_severity: Severity,
+    /// Exit 1 when a finding at or above this exists.
+    pub fail_on: Option<Severity>,
+}
+
+/// Everything `scan` needs.
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    /// Inputs.
+    pub paths: Vec<PathBuf>,
+    /// Output.
+    pub output: OutputConfig,
+    /// Window start.
+    pub since: Option<Millis>,
+    /// Window end.
+    pub until: Option<Millis>,
+    /// Threads (None: every core).
+    pub threads: Option<usize>,
+    /// Detection settings.
+    pub settings: Settings,
+    /// Decode limits.
+    pub limits: Limits,
+}
+
+/// Validates `scan` flags and the configuration file. `now` is the wall clock, used only to
+/// resolve relative times such as `7d`.
+pub fn scan_config(args: &ScanArgs, now: Millis) -> Result<ScanConfig, ConfigError> {
+    let file = match &args.config {
+        Some(path) => load_file(path)?,
+        None => FileConfig::default(),
+    };
+    let since = args
+        .since
+        .as_deref()
+        .map(|v| parse_time("--since", v, now))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|v| parse_time("--until", v, now))
+        .transpose()?;
+    if let (Some(s), Some(u)) = (since, until) {
+        if s >= u {
+            return Err(bad(
+                "--until",
+                args.until.as_deref().unwrap_or(""),
+                "must be later than --since",
+            ));
+        }
+    }
+    if args.threads == Some(0) {
+        return Err(bad("--threads", 0, "must be at least 1"));
+    }
+    let output_is_terminal = args.output.output.is_none() && std::io::stdout().is_terminal();
+    Ok(ScanConfig {
+        paths: args.paths.clone(),
+        output: output_config(&args.output, output_is_terminal),
+        since,
+        until,
+        threads: args.threads,
+        settings: settings(&file)?,
+        limits: limits(&file)?,
+    })
+}
+
+/// The format to use: the flag, else table on a terminal and JSON lines otherwise.
+pub fn choose_format(flag: Option<FormatArg>, terminal: bool) -> Format {
+    match flag {
+        Some(FormatArg::Table) => Format::Table,
+        Some(FormatArg::Jsonl) => Format::Jsonl,
+        None if terminal => Format::Table,
+        None => Format::Jsonl,
+    }
+}
+
+fn output_config(args: &OutputArgs, terminal: bool) -> OutputConfig {
+    OutputConfig {
+        format: choose_format(args.format, terminal),
+        path: args.output.clone(),
+        min_severity: severity(args.min_severity),
+        fail_on: args.fail_on.map(severity),
+    }
+}
+
+/// Maps the CLI enum to the domain one.
+pub fn severity(arg: SeverityArg) -> Severity {
+    match arg {
+        SeverityArg::Info => Severity::Info,
+        SeverityArg::Low => Severity::Low,
+        SeverityArg::Medium => Severity::Medium,
+        SeverityArg::High => Severity::High,
+        SeverityArg::Critical => Severity::Critical,
+    }
+}
+
+/// Reads and parses the TOML file.
+pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+/// Detection settings from the file, over the SPEC defaults.
+pub fn settings(file: &FileConfig) -> Result<Settings, ConfigError> {
+    let mut settings = Settings::default();
+    if let Some(cidrs) = &file.trusted_cidrs {
+        settings.trusted_cidrs = cidrs
+            .iter()
+            .map(|c| Cidr::parse(c).ok_or_else(|| bad("trusted_cidrs", c, "not an IPv4/IPv6 CIDR")))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(ports) = &file.remote_admin_ports {
+        settings.remote_admin_ports = ports.clone();
+    }
+    if let Some(ports) = &file.public_ports {
+        settings.public_ports = ports.clone();
+    }
+    if let Some(days) = file.lifecycle_max_days {
+        if days < 0 {
+            return Err(bad("lifecycle_max_days", days, "must not be negative"));
+        }
+        settings.lifecycle_max_days = days;
+    }
+    settings.ssec_allowlist = file.ssec.allowlist.clone();
+    let known: HashSet<&str> = rules::catalogue().iter().map(|r| r.id).collect();
+    for (id, section) in &file.rules {
+        if !known.contains(id.as_str()) {
+            return Err(bad("rules", id, "no such rule (see `trailhound rules`)"));
+        }
+        if section.enabled == Some(false) {
+            settings.disabled_rules.insert(id.clone());
+        }
+        let severity = match &section.severity {
+            Some(text) => Some(Severity::parse(text).ok_or_else(|| {
+                bad(
+                    &format!("rules.\"{id}\".severity"),
+                    text,
+                    "expected info, low, medium, high or critical",
+                )
+            })?),
+            None => None,
+        };
+        settings.rules.insert(
+            id.clone(),
+            RuleSettings {
+                severity,
+                allow_principals: section.allow_principals.clone(),
+            },
+        );
+    }
+    Ok(settings)
+}
+
+fn limits(file: &FileConfig) -> Result<Limits, ConfigError> {
+    let mut limits = Limits::default();
+    let section = &file.limits;
+    if let Some(v) = section.max_object_bytes {
+        limits.max_object_bytes = v;
+    }
+    if let Some(v) = section.max_record_bytes {
+        limits.max_record_bytes = v;
+    }
+    if let Some(v) = section.max_depth {
+        limits.max_depth = v;
+    }
+    if limits.max_object_bytes == 0 || limits.max_record_bytes == 0 || limits.max_depth < 2 {
+        return Err(bad(
+            "limits",
+            format!("{limits:?}"),
+            "limits must be positive (max_depth at least 2)",
+        ));
+    }
+    Ok(limits)
+}
+
+/// Parses an absolute (RFC 3339, also `2026-11-01T10:00Z` and `2026-11-01`) or relative (`90s`,
+/// `30m`, `2h`, `7d`, `1w`, counted back from `now`) time.
+pub fn parse_time(flag: &str, value: &str, now: Millis) -> Result<Millis, ConfigError> {
+    let value = value.trim();
+    if let Some(millis) = parse_relative(value) {
+        return Ok(now - millis);
+    }
+    let candidates = [
+        value.to_owned(),
+        insert_seconds(value),
+        format!("{value}T00:00:00Z"),
+    ];
+    candidates
+        .iter()
+        .find_map(|c| parse_rfc3339(c))
+        .ok_or_else(|| {
+            bad(
+                flag,
+                value,
+                "expected RFC 3339 (2026-11-01T10:00:00Z) or a duration like 2h or 7d",
+            )
+        })
+}
+
+fn parse_relative(value: &str) -> Option<Millis> {
+    let unit_at = value.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = value.split_at(unit_at);
+    let number: i64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    number.checked_mul(seconds * 1_000)
+}
+
+/// `2026-11-01T10:00Z` → `2026-11-01T10:00:00Z`.
+fn insert_seconds(value: &str) -> String {
+    if value.len() >= 16
+        && value.as_bytes().get(13) == Some(&b':')
+        && value.as_bytes().get(16) != Some(&b':')
+    {
+        format!("{}:00{}", &value[..16], &value[16..])
+    } else {
+        value.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_absolute_and_relative() {
+        let now = parse_rfc3339("2026-11-23T00:00:00Z").expect("valid");
+        assert_eq!(parse_time("--since", "2h", now).ok(), Some(now - 7_200_000));
+        assert_eq!(
+            parse_time("--since", "7d", now).ok(),
+            Some(now - 7 * 86_400_000)
+        );
+        assert_eq!(
+            parse_time("--since", "2026-11-01T10:00Z", now).ok(),
+            parse_rfc3339("2026-11-01T10:00:00Z")
+        );
+        assert_eq!(
+            parse_time("--since", "2026-11-01", now).ok(),
+            parse_rfc3339("2026-11-01T00:00:00Z")
+        );
+        let error = parse_time("--since", "yesterday", now).expect_err("invalid");
+        assert!(error.to_string().contains("`--since`"), "{error}");
+    }
+
+    #[test]
+    fn file_rejects_unknown_keys_and_rules() {
+        let unknown: Result<FileConfig, _> = toml::from_str("trusted_cidr = []");
+        assert!(unknown.is_err());
+        let file: FileConfig =
+            toml::from_str("[rules.\"no.such_rule\"]\nenabled = false").expect("parses");
+        let error = settings(&file).expect_err("unknown rule");
+        assert!(error.to_string().contains("no.such_rule"), "{error}");
+        let file: FileConfig = toml::from_str("trusted_cidrs = [\"10.0.0.0/33\"]").expect("parses");
+        assert!(settings(&file).is_err());
+    }
+}

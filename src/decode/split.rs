@@ -1,0 +1,329 @@
+//! The envelope scanner: finds record boundaries without parsing records.
+//!
+//! Used when a document cannot be parsed in one piece (a bad record, JSON lines, a truncated
+//! file, a document larger than the record cap): it walks the top-level values, descends into a
+//! `{"Records": [...]}` envelope, and reports each record's byte range and nesting depth so each
+//! record can be parsed (or rejected) on its own. It only tracks strings and bracket depth, so a
+//! malformed record is found by the record parser, while damage to the envelope itself (a
+//! truncated file, stray bytes between records) stops the scan with the records before it kept.
+//! Strings such as `"}]},{"eventName":"CopyObject"` are skipped as strings, never split.
+
+use std::ops::Range;
+
+/// Damage to the envelope: the scan stops here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// The document ends inside a value.
+    #[error("document is truncated (ends inside a value at byte {offset})")]
+    Truncated {
+        /// Where the unfinished value started.
+        offset: usize,
+    },
+    /// A byte that cannot appear there.
+    #[error("unexpected byte {byte:#04x} at offset {offset}")]
+    Unexpected {
+        /// The offending byte.
+        byte: u8,
+        /// Its offset.
+        offset: usize,
+    },
+    /// Arrays nested directly in the envelope (`[[...]]`): not a CloudTrail shape.
+    #[error("nested arrays at offset {offset} are not a CloudTrail envelope")]
+    NestedArrays {
+        /// Where the nested array starts.
+        offset: usize,
+    },
+    /// `Records` is present but is not an array.
+    #[error("`Records` is not an array")]
+    RecordsNotArray,
+    /// A top-level object that is neither an event nor a `Records` envelope.
+    #[error("top-level object has neither `Records` nor `eventName`")]
+    NoRecords,
+}
+
+/// One record found by the scanner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSpan {
+    /// Byte range of the record's JSON value.
+    pub range: Range<usize>,
+    /// Maximum bracket depth inside the record (1 for a flat object).
+    pub depth: usize,
+}
+
+/// Walks every top-level value of `buf` and calls `on_record` for each record, in order.
+///
+/// A lone top-level object that is neither an event nor an envelope (a digest file, a config
+/// file) is [`EnvelopeError::NoRecords`]; among several top-level values (JSON lines) such an
+/// object is passed on as a record, to be rejected on its own.
+pub fn scan_records(
+    buf: &[u8],
+    mut on_record: impl FnMut(RecordSpan),
+) -> Result<(), EnvelopeError> {
+    let mut pos = skip_ws(buf, 0);
+    let mut values = 0usize;
+    let mut pending_non_event: Option<RecordSpan> = None;
+    while pos < buf.len() {
+        values += 1;
+        if let Some(span) = pending_non_event.take() {
+            on_record(span);
+        }
+        pos = match buf[pos] {
+            b'{' => match scan_top_object(buf, pos, &mut on_record)? {
+                TopObject::Done(end) => end,
+                TopObject::NotAnEvent(span) => {
+                    let end = span.range.end;
+                    pending_non_event = Some(span);
+                    end
+                }
+            },
+            b'[' => scan_array_of_records(buf, pos, &mut on_record)?,
+            byte => return Err(EnvelopeError::Unexpected { byte, offset: pos }),
+        };
+        pos = skip_ws(buf, pos);
+        // JSON lines and concatenated documents: tolerate a separating comma.
+        if buf.get(pos) == Some(&b',') {
+            pos = skip_ws(buf, pos + 1);
+        }
+    }
+    match pending_non_event {
+        Some(_) if values == 1 => Err(EnvelopeError::NoRecords),
+        Some(span) => {
+            on_record(span);
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// How a top-level object was handled.
+enum TopObject {
+    /// Its records (or itself, as an event) were reported; the offset past it.
+    Done(usize),
+    /// Neither an envelope nor event-like; the caller decides.
+    NotAnEvent(RecordSpan),
+}
+
+/// A top-level object is either `{"Records": [...], ...}` or one event (possibly wrapped in an
+/// EventBridge `detail`). One walk over its members decides which.
+fn scan_top_object(
+    buf: &[u8],
+    start: usize,
+    on_record: &mut impl FnMut(RecordSpan),
+) -> Result<TopObject, EnvelopeError> {
+    let mut pos = skip_ws(buf, start + 1);
+    let mut saw_records = false;
+    let mut looks_like_event = false;
+    let mut depth = 1;
+    loop {
+        match buf.get(pos) {
+            Some(b'}') => break,
+            Some(b'"') => {}
+            Some(&byte) => return Err(EnvelopeError::Unexpected { byte, offset: pos }),
+            None => return Err(EnvelopeError::Truncated { offset: start }),
+        }
+        let key_end = string_end(buf, pos)?;
+        let key = &buf[pos + 1..key_end - 1];
+        pos = skip_ws(buf, key_end);
+        if buf.get(pos) != Some(&b':') {
+            return Err(unexpected_or_truncated(buf, pos, start));
+        }
+        pos = skip_ws(buf, pos + 1);
+        looks_like_event |= key == b"eventName" || key == b"detail";
+        if key == b"Records" && !saw_records {
+            if buf.get(pos) != Some(&b'[') {
+                return Err(EnvelopeError::RecordsNotArray);
+            }
+            saw_records = true;
+            pos = scan_array_of_records(buf, pos, on_record)?;
+        } else {
+            let (end, value_depth) = value_end(buf, pos)?;
+            depth = depth.max(value_depth + 1);
+            pos = end;
+        }
+        pos = skip_ws(buf, pos);
+        match buf.get(pos) {
+            Some(b',') => pos = skip_ws(buf, pos + 1),
+            Some(b'}') => break,
+            _ => return Err(unexpected_or_truncated(buf, pos, start)),
+        }
+    }
+    let end = pos + 1;
+    let span = RecordSpan {
+        range: start..end,
+        depth,
+    };
+    if saw_records {
+        return Ok(TopObject::Done(end));
+    }
+    if !looks_like_event {
+        return Ok(TopObject::NotAnEvent(span));
+    }
+    on_record(span);
+    Ok(TopObject::Done(end))
+}
+
+fn unexpected_or_truncated(buf: &[u8], pos: usize, start: usize) -> EnvelopeError {
+    match buf.get(pos) {
+        Some(&byte) => EnvelopeError::Unexpected { byte, offset: pos },
+        None => EnvelopeError::Truncated { offset: start },
+    }
+}
+
+/// Reports each element of the array at `start` as a record; returns the offset past `]`.
+fn scan_array_of_records(
+    buf: &[u8],
+    start: usize,
+    on_record: &mut impl FnMut(RecordSpan),
+) -> Result<usize, EnvelopeError> {
+    let mut pos = skip_ws(buf, start + 1);
+    if buf.get(pos) == Some(&b']') {
+        return Ok(pos + 1);
+    }
+    loop {
+        match buf.get(pos) {
+            None => return Err(EnvelopeError::Truncated { offset: pos }),
+            Some(b'[') => return Err(EnvelopeError::NestedArrays { offset: pos }),
+            Some(_) => {}
+        }
+        let (end, depth) = value_end(buf, pos)?;
+        on_record(RecordSpan {
+            range: pos..end,
+            depth,
+        });
+        pos = skip_ws(buf, end);
+        match buf.get(pos) {
+            Some(b',') => pos = skip_ws(buf, pos + 1),
+            Some(b']') => return Ok(pos + 1),
+            _ => return Err(unexpected_or_truncated(buf, pos, start)),
+        }
+    }
+}
+
+/// The end (exclusive) and bracket depth of the JSON value starting at `start`.
+pub fn value_end(buf: &[u8], start: usize) -> Result<(usize, usize), EnvelopeError> {
+    match buf.get(start) {
+        None => Err(EnvelopeError::Truncated { offset: start }),
+        Some(b'"') => Ok((string_end(buf, start)?, 0)),
+        Some(b'{' | b'[') => container_end(buf, start),
+        Some(_) => {
+            // A scalar: runs until a delimiter.
+            let len = buf[start..]
+                .iter()
+                .position(|b| matches!(b, b',' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t'))
+                .unwrap_or(buf.len() - start);
+            Ok((start + len, 0))
+        }
+    }
+}
+
+fn container_end(buf: &[u8], start: usize) -> Result<(usize, usize), EnvelopeError> {
+    let mut depth = 0usize;
+    let mut max_depth = 0usize;
+    let mut pos = start;
+    while pos < buf.len() {
+        match buf[pos] {
+            b'"' => {
+                pos = string_end(buf, pos)?;
+                continue;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                max_depth = max_depth.max(depth);
+            }
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok((pos + 1, max_depth));
+                }
+            }
+            _ => {}
+        }
+        pos += 1;
+    }
+    Err(EnvelopeError::Truncated { offset: start })
+}
+
+/// The offset just past the closing quote of the string starting at `start`.
+fn string_end(buf: &[u8], start: usize) -> Result<usize, EnvelopeError> {
+    let mut pos = start + 1;
+    loop {
+        match memchr::memchr2(b'"', b'\\', &buf[pos..]) {
+            None => return Err(EnvelopeError::Truncated { offset: start }),
+            Some(i) if buf[pos + i] == b'\\' => pos += i + 2,
+            Some(i) => return Ok(pos + i + 1),
+        }
+        if pos > buf.len() {
+            return Err(EnvelopeError::Truncated { offset: start });
+        }
+    }
+}
+
+fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = buf.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(doc: &str) -> (Vec<String>, Result<(), EnvelopeError>) {
+        let mut out = Vec::new();
+        let result = scan_records(doc.as_bytes(), |span| out.push(doc[span.range].to_string()));
+        (out, result)
+    }
+
+    #[test]
+    fn splits_every_envelope_shape() {
+        let cases: [(&str, &[&str]); 5] = [
+            (
+                r#"{"Records":[{"eventName":"A"},{"eventName":"B"}]}"#,
+                &[r#"{"eventName":"A"}"#, r#"{"eventName":"B"}"#],
+            ),
+            (
+                r#"[{"eventName":"A"}, 5 ,{"eventName":"B"}]"#,
+                &[r#"{"eventName":"A"}"#, "5", r#"{"eventName":"B"}"#],
+            ),
+            (
+                "{\"eventName\":\"A\"}\n{\"eventName\":\"B\"}\n",
+                &[r#"{"eventName":"A"}"#, r#"{"eventName":"B"}"#],
+            ),
+            (r#"{"x":{"Records":1},"Records":[]}"#, &[]),
+            (
+                r#"[{"eventName":"}]},{\"eventName\":\"CopyObject\""}]"#,
+                &[r#"{"eventName":"}]},{\"eventName\":\"CopyObject\""}"#],
+            ),
+        ];
+        for (doc, want) in cases {
+            let (got, result) = spans(doc);
+            assert_eq!(result, Ok(()), "{doc}");
+            assert_eq!(got, want, "{doc}");
+        }
+    }
+
+    #[test]
+    fn keeps_records_before_damage() {
+        let (got, result) = spans(r#"{"Records":[{"eventName":"A"},{"eventName":"B"#);
+        assert_eq!(got, [r#"{"eventName":"A"}"#]);
+        assert!(matches!(result, Err(EnvelopeError::Truncated { .. })));
+    }
+
+    #[test]
+    fn refuses_non_envelopes() {
+        assert_eq!(
+            spans(r#"{"Records":null}"#).1,
+            Err(EnvelopeError::RecordsNotArray)
+        );
+        assert_eq!(spans(r#"{"foo":1}"#).1, Err(EnvelopeError::NoRecords));
+        assert!(matches!(
+            spans("[[[[1]]]]").1,
+            Err(EnvelopeError::NestedArrays { .. })
+        ));
+        assert!(matches!(
+            spans("\"x\"").1,
+            Err(EnvelopeError::Unexpected { .. })
+        ));
+    }
+}

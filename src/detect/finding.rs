@@ -1,0 +1,304 @@
+//! The finding: schema `trailhound.finding/v1`, its deterministic id, and the escaping of
+//! attacker-controlled strings.
+//!
+//! Findings own their strings (events borrow from a decode buffer that is reused). Every string
+//! that came from an event passes through [`clean`] when the finding is built, so no output —
+//! JSON lines, the terminal table, an SNS alert or a log line — can carry raw control characters,
+//! ANSI escapes, bidi overrides or zero-width characters, and long values are truncated with a
+//! marker. Request and response bodies are never copied wholesale: detectors pick named fields,
+//! which is how task-definition environment values and SSH public keys stay out.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::event::KeyKind;
+
+/// The schema id written in every finding.
+pub const SCHEMA: &str = "trailhound.finding/v1";
+
+/// Longest string copied from an event into a finding, in characters.
+pub const MAX_FIELD_CHARS: usize = 512;
+
+/// Severity, ordered from `info` to `critical`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Context only.
+    Info,
+    /// Worth a look.
+    Low,
+    /// Investigate.
+    Medium,
+    /// Investigate now.
+    High,
+    /// An attack in progress is likely.
+    Critical,
+}
+
+impl Severity {
+    /// All severities, lowest first.
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// One level lower (`info` stays `info`): the rule for failed calls.
+    pub fn lowered(self) -> Severity {
+        match self {
+            Severity::Critical => Severity::High,
+            Severity::High => Severity::Medium,
+            Severity::Medium => Severity::Low,
+            Severity::Low | Severity::Info => Severity::Info,
+        }
+    }
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Parses a lowercase (or any-case) name.
+    pub fn parse(text: &str) -> Option<Severity> {
+        Severity::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Detection family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Family {
+    /// S3 ransomware with SSE-C (SPEC §2.1).
+    #[serde(rename = "s3-ransomware")]
+    S3Ransomware,
+    /// Interactive access that bypasses Systems Manager (§2.2).
+    #[serde(rename = "interactive-access")]
+    InteractiveAccess,
+    /// Unusual use of long-term access keys (§2.3).
+    #[serde(rename = "access-keys")]
+    AccessKeys,
+    /// Exposure drift, as Security Hub flags it (§2.4).
+    #[serde(rename = "exposure")]
+    Exposure,
+    /// The integrity of the log itself: trail tampering (§2.1) and unreadable log objects (§4).
+    #[serde(rename = "log-integrity")]
+    LogIntegrity,
+}
+
+impl Family {
+    /// The name used in findings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::S3Ransomware => "s3-ransomware",
+            Family::InteractiveAccess => "interactive-access",
+            Family::AccessKeys => "access-keys",
+            Family::Exposure => "exposure",
+            Family::LogIntegrity => "log-integrity",
+        }
+    }
+}
+
+/// Whether the call behind the finding succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The call succeeded.
+    Success,
+    /// The call failed (`errorCode` present); severity one level lower unless the rule says.
+    Failure,
+}
+
+/// How the events reached trailhound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The daemon.
+    Live,
+    /// A backfill.
+    Backfill,
+    /// An incident replay.
+    Replay,
+    /// `trailhound scan`.
+    Scan,
+}
+
+/// The principal that made the call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    /// `userIdentity.type`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The principal ARN.
+    pub arn: Option<String>,
+    /// The access key id.
+    pub access_key_id: Option<String>,
+    /// `long_term`, `temporary` or `none`.
+    pub key_kind: Option<KeyKind>,
+    /// The IAM user name.
+    pub user_name: Option<String>,
+}
+
+/// A resource the finding is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resource {
+    /// CloudFormation-style type, e.g. `AWS::S3::Object`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Id or ARN.
+    pub id: String,
+}
+
+/// The events a finding rests on, plus rule-specific details.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    /// The eventIDs, sorted.
+    pub event_ids: Vec<String>,
+    /// How many events the finding covers.
+    pub count: u64,
+    /// Rule-specific details (ports, CIDRs, keys, reasons …), every string cleaned.
+    #[serde(flatten)]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+/// One finding, schema `trailhound.finding/v1`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// Always [`SCHEMA`].
+    pub schema: &'static str,
+    /// Deterministic: a hash of the rule id and the sorted eventIDs.
+    pub id: String,
+    /// Rule id, e.g. `s3.ssec_copy_overwrite`.
+    pub rule: &'static str,
+    /// Family.
+    pub family: Family,
+    /// Severity after failure lowering and configuration overrides.
+    pub severity: Severity,
+    /// Rule title.
+    pub title: &'static str,
+    /// One sentence: who did what to which resource.
+    pub summary: String,
+    /// Success or failure of the call.
+    pub outcome: Outcome,
+    /// Event time of the first event (RFC 3339).
+    pub first_seen: Option<String>,
+    /// Event time of the last event (RFC 3339).
+    pub last_seen: Option<String>,
+    /// Account id.
+    pub account: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Who.
+    pub principal: Principal,
+    /// `sourceIPAddress`.
+    pub source_ip: Option<String>,
+    /// `userAgent`, cleaned and truncated.
+    pub user_agent: Option<String>,
+    /// What it was done to.
+    pub resources: Vec<Resource>,
+    /// The proof.
+    pub evidence: Evidence,
+    /// Security Hub control ids.
+    pub controls: &'static [&'static str],
+    /// MITRE ATT&CK technique ids.
+    pub mitre: &'static [&'static str],
+    /// What to do, from AWS guidance.
+    pub remediation: &'static str,
+    /// The file or S3 object the events came from.
+    pub origin: String,
+    /// How the events reached trailhound.
+    pub mode: Mode,
+    /// Event time in milliseconds, for ordering; not serialized.
+    #[serde(skip)]
+    pub sort_time: i64,
+}
+
+/// The deterministic finding id: SHA-256 over the rule id and the sorted, de-duplicated eventIDs
+/// (or, for findings without events, another stable key such as the object name), 32 hex digits.
+pub fn finding_id(rule: &str, keys: &[&str]) -> String {
+    let mut sorted: Vec<&str> = keys.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut hasher = Sha256::new();
+    hasher.update(rule.as_bytes());
+    for key in sorted {
+        hasher.update(b"\n");
+        hasher.update(key.as_bytes());
+    }
+    let digest = hasher.finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Makes an attacker-controlled string safe for any output: control characters, ANSI escapes
+/// (their ESC), bidi controls and zero-width characters become visible `\u{…}` escapes, and text
+/// past [`MAX_FIELD_CHARS`] characters is cut with a `…[truncated N chars]` marker.
+pub fn clean(text: &str) -> String {
+    let total = text.chars().count();
+    if total <= MAX_FIELD_CHARS && !text.chars().any(is_unsafe_char) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len().min(MAX_FIELD_CHARS * 4));
+    for c in text.chars().take(MAX_FIELD_CHARS) {
+        if is_unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    if total > MAX_FIELD_CHARS {
+        out.push_str(&format!("…[truncated {} chars]", total - MAX_FIELD_CHARS));
+    }
+    out
+}
+
+/// [`clean`] over an optional string.
+pub fn clean_opt(text: Option<&str>) -> Option<String> {
+    text.map(clean)
+}
+
+fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_is_order_independent_and_rule_specific() {
+        let a = finding_id("r", &["e2", "e1", "e1"]);
+        assert_eq!(a, finding_id("r", &["e1", "e2"]));
+        assert_ne!(a, finding_id("s", &["e1", "e2"]));
+        assert_eq!(a.len(), 32);
+    }
+
+    #[test]
+    fn clean_escapes_terminal_tricks_and_truncates() {
+        assert_eq!(clean("aws-cli/2.0"), "aws-cli/2.0");
+        assert_eq!(clean("a\u{1b}[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(clean("x\r\ny"), "x\\u{d}\\u{a}y");
+        assert_eq!(clean("evil\u{202E}txt.exe"), "evil\\u{202e}txt.exe");
+        assert_eq!(clean("zero\u{200B}width"), "zero\\u{200b}width");
+        let long = "a".repeat(MAX_FIELD_CHARS + 10);
+        let cleaned = clean(&long);
+        assert!(cleaned.starts_with(&"a".repeat(MAX_FIELD_CHARS)));
+        assert!(cleaned.ends_with("…[truncated 10 chars]"), "{cleaned}");
+    }
+}

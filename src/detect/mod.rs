@@ -1,0 +1,340 @@
+//! Detection: the rule catalogue, the detector interface, and the engine that turns events into
+//! findings.
+//!
+//! A detector looks at one event and the detection settings and returns at most one [`Hit`]; the
+//! [`Engine`] dispatches each event only to the detectors registered for its `eventName`, applies
+//! per-rule enablement, principal allowlists, severity overrides and the failed-call rule (one
+//! level lower, `outcome: failure`), and builds the owned [`Finding`]. Detectors never read the
+//! clock or the environment, never log and never do I/O, which is what makes a replay give the
+//! same answer as live detection.
+//!
+//! Stateful rules (aggregation windows, baselines, chains) get their own interface in a later
+//! layer that sees events in time order together with a state handle; the per-event detectors here
+//! stay pure and run in parallel.
+
+pub mod finding;
+pub mod ingress;
+pub mod net;
+pub mod rules;
+
+use std::collections::{HashMap, HashSet};
+
+use crate::event::{time::format_rfc3339, Event, KeyKind};
+pub use finding::{
+    clean, clean_opt, finding_id, Family, Finding, Mode, Outcome, Principal, Resource, Severity,
+};
+use net::Cidr;
+
+/// What happens when the call behind a matching event failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Report one severity level lower, tagged `outcome: failure` (SPEC §2 default).
+    Lower,
+    /// Not a finding on its own (e.g. a single failed `GetPasswordData`; bursts are counted
+    /// elsewhere).
+    Ignore,
+}
+
+/// A rule's fixed description.
+#[derive(Debug)]
+pub struct RuleInfo {
+    /// Rule id, e.g. `ec2.remote_admin_port_open`.
+    pub id: &'static str,
+    /// Family.
+    pub family: Family,
+    /// Default severity (a detector may choose another per hit, e.g. world vs private CIDR).
+    pub severity: Severity,
+    /// Short title.
+    pub title: &'static str,
+    /// One line: when it fires.
+    pub description: &'static str,
+    /// One paragraph from AWS guidance.
+    pub remediation: &'static str,
+    /// MITRE ATT&CK technique ids.
+    pub mitre: &'static [&'static str],
+    /// Security Hub control ids.
+    pub controls: &'static [&'static str],
+    /// Failed-call policy.
+    pub on_failure: OnFailure,
+}
+
+/// What a detector found in one event.
+#[derive(Debug, Clone, Default)]
+pub struct Hit {
+    /// Severity for this hit when it differs from the rule default.
+    pub severity: Option<Severity>,
+    /// One sentence naming who did what to which resource (cleaned when the finding is built).
+    pub summary: String,
+    /// Resources.
+    pub resources: Vec<Resource>,
+    /// Rule-specific evidence; strings must already be cleaned (use [`Hit::detail_text`]).
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Hit {
+    /// A hit with a summary.
+    pub fn new(summary: String) -> Hit {
+        Hit {
+            summary,
+            ..Hit::default()
+        }
+    }
+
+    /// Sets this hit's severity.
+    pub fn severity(mut self, severity: Severity) -> Hit {
+        self.severity = Some(severity);
+        self
+    }
+
+    /// Adds a resource (the id is cleaned).
+    pub fn resource(mut self, kind: &'static str, id: &str) -> Hit {
+        self.resources.push(Resource {
+            kind,
+            id: clean(id),
+        });
+        self
+    }
+
+    /// Adds a detail value built by the detector from trusted parts (numbers, fixed words).
+    pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Hit {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Adds a detail string taken from the event (cleaned).
+    pub fn detail_text(self, key: &str, value: &str) -> Hit {
+        let value = clean(value);
+        self.detail(key, value)
+    }
+}
+
+/// A per-event detector.
+pub trait Detector: Send + Sync {
+    /// The rule it implements.
+    fn info(&self) -> &'static RuleInfo;
+    /// The `eventName`s it needs to see.
+    fn event_names(&self) -> &'static [&'static str];
+    /// Looks at one event.
+    fn inspect(&self, event: &Event<'_>, settings: &Settings) -> Option<Hit>;
+}
+
+/// Per-rule overrides from configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSettings {
+    /// Severity replacing the rule's (and the hit's) own.
+    pub severity: Option<Severity>,
+    /// Principals (ARN, access key id or user name) this rule never reports.
+    pub allow_principals: Vec<String>,
+}
+
+/// Detection settings: the defaults of SPEC §2 unless configured.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Ports whose exposure is remote administration.
+    pub remote_admin_ports: Vec<u16>,
+    /// Ports allowed from the world without an `open_world` finding.
+    pub public_ports: Vec<u16>,
+    /// Source ranges whose ingress is not reported. Empty by default.
+    pub trusted_cidrs: Vec<Cidr>,
+    /// Principals (ARN, key id, user name) or bucket names that legitimately use SSE-C.
+    pub ssec_allowlist: Vec<String>,
+    /// Lifecycle expirations at or under this many days are short.
+    pub lifecycle_max_days: i64,
+    /// Rules switched off.
+    pub disabled_rules: HashSet<String>,
+    /// Per-rule overrides.
+    pub rules: HashMap<String, RuleSettings>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            remote_admin_ports: vec![22, 3389],
+            public_ports: vec![80, 443],
+            trusted_cidrs: Vec::new(),
+            ssec_allowlist: Vec::new(),
+            lifecycle_max_days: 7,
+            disabled_rules: HashSet::new(),
+            rules: HashMap::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// True when a source range is entirely inside a trusted range.
+    pub fn is_trusted(&self, cidr: &Cidr) -> bool {
+        self.trusted_cidrs.iter().any(|t| t.contains(cidr))
+    }
+}
+
+/// Where an event came from: the object and the record's index in it.
+#[derive(Debug, Clone, Copy)]
+pub struct EventOrigin<'a> {
+    /// File path or `s3://bucket/key`.
+    pub object: &'a str,
+    /// Index of the record in the object.
+    pub index: u64,
+}
+
+/// Runs every enabled per-event detector over events.
+pub struct Engine {
+    detectors: Vec<Box<dyn Detector>>,
+    by_event_name: HashMap<&'static str, Vec<usize>>,
+    every_event: Vec<usize>,
+    settings: Settings,
+    mode: Mode,
+}
+
+impl Engine {
+    /// An engine over the whole catalogue with these settings.
+    pub fn new(settings: Settings, mode: Mode) -> Engine {
+        let detectors: Vec<Box<dyn Detector>> = rules::all()
+            .into_iter()
+            .filter(|d| !settings.disabled_rules.contains(d.info().id))
+            .collect();
+        let mut by_event_name: HashMap<&'static str, Vec<usize>> = HashMap::new();
+        let mut every_event = Vec::new();
+        for (index, detector) in detectors.iter().enumerate() {
+            if detector.event_names().is_empty() {
+                every_event.push(index);
+            }
+            for name in detector.event_names() {
+                by_event_name.entry(name).or_default().push(index);
+            }
+        }
+        Engine {
+            detectors,
+            by_event_name,
+            every_event,
+            settings,
+            mode,
+        }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Inspects one event, appending findings to `out`.
+    pub fn inspect(&self, event: &Event<'_>, origin: EventOrigin<'_>, out: &mut Vec<Finding>) {
+        let named = self
+            .by_event_name
+            .get(event.event_name)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for &index in named.iter().chain(&self.every_event) {
+            let detector = &self.detectors[index];
+            let info = detector.info();
+            if event.failed() && info.on_failure == OnFailure::Ignore {
+                continue;
+            }
+            let rule_settings = self.settings.rules.get(info.id);
+            if rule_settings.is_some_and(|r| is_allowlisted(event, &r.allow_principals)) {
+                continue;
+            }
+            if let Some(hit) = detector.inspect(event, &self.settings) {
+                let configured = rule_settings.and_then(|r| r.severity);
+                out.push(build_finding(
+                    info, hit, event, origin, configured, self.mode,
+                ));
+            }
+        }
+    }
+}
+
+/// True when the event's principal (ARN, key id or user name) is in `list`.
+pub fn is_allowlisted(event: &Event<'_>, list: &[String]) -> bool {
+    let id = &event.identity;
+    [
+        id.arn,
+        id.access_key_id,
+        id.user_name,
+        id.session_issuer_name,
+    ]
+    .into_iter()
+    .flatten()
+    .any(|value| list.iter().any(|allowed| allowed == value))
+}
+
+fn build_finding(
+    info: &'static RuleInfo,
+    hit: Hit,
+    event: &Event<'_>,
+    origin: EventOrigin<'_>,
+    configured: Option<Severity>,
+    mode: Mode,
+) -> Finding {
+    let failed = event.failed();
+    let base = configured.or(hit.severity).unwrap_or(info.severity);
+    let severity = if failed { base.lowered() } else { base };
+    let fallback_key = format!("{}#{}", origin.object, origin.index);
+    let event_ids: Vec<String> = event.event_id.map(clean).into_iter().collect();
+    let id_key = event.event_id.unwrap_or(&fallback_key);
+    let time = event.event_time.map(format_rfc3339);
+    let mut details = hit.details;
+    if let Some(code) = event.error_code {
+        details.insert("error_code".into(), clean(code).into());
+    }
+    Finding {
+        schema: finding::SCHEMA,
+        id: finding_id(info.id, &[id_key]),
+        rule: info.id,
+        family: info.family,
+        severity,
+        title: info.title,
+        summary: clean(&hit.summary),
+        outcome: if failed {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        },
+        first_seen: time.clone(),
+        last_seen: time,
+        account: clean_opt(event.account()),
+        region: clean_opt(event.region),
+        principal: Principal {
+            kind: clean_opt(event.identity.kind),
+            arn: clean_opt(event.identity.arn),
+            access_key_id: clean_opt(event.identity.access_key_id),
+            key_kind: Some(event.key_kind()),
+            user_name: clean_opt(event.identity.user_name),
+        },
+        source_ip: clean_opt(event.source_ip),
+        user_agent: clean_opt(event.user_agent),
+        resources: hit.resources,
+        evidence: finding::Evidence {
+            event_ids,
+            count: 1,
+            details,
+        },
+        controls: info.controls,
+        mitre: info.mitre,
+        remediation: info.remediation,
+        origin: clean(origin.object),
+        mode,
+        sort_time: event.event_time.unwrap_or(i64::MIN),
+    }
+}
+
+/// A short, human name for who made the call, for summaries.
+pub fn who(event: &Event<'_>) -> String {
+    let id = &event.identity;
+    let name = match id.kind {
+        Some("Root") => Some("the root user".to_owned()),
+        Some("AssumedRole") => id.arn.and_then(|arn| {
+            arn.rsplit_once(":assumed-role/")
+                .map(|(_, rest)| format!("role session {rest}"))
+        }),
+        _ => None,
+    };
+    name.or_else(|| id.user_name.map(|u| format!("user {u}")))
+        .or_else(|| id.arn.map(str::to_owned))
+        .or_else(|| id.access_key_id.map(|k| format!("key {k}")))
+        .unwrap_or_else(|| "an unknown principal".to_owned())
+}
+
+/// Whether the key that signed the event is long-term and used by a person (not a service).
+pub fn is_long_term_key_use(event: &Event<'_>) -> bool {
+    event.key_kind() == KeyKind::LongTerm && !event.is_service_call()
+}

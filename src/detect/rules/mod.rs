@@ -1,0 +1,83 @@
+//! The per-event rule catalogue: one file per rule (SPEC §2), plus shared helpers.
+//!
+//! Stateful rules (SSE-C burst aggregation, `s3.ransomware_chain`, per-key baselines, dormancy,
+//! error bursts) are not here: they need events in time order and a state store.
+
+mod access_key_created;
+mod admin_policy_attached;
+mod ecs_cluster_no_container_insights;
+mod ecs_common;
+mod ecs_execute_command;
+mod ecs_fargate_old_platform;
+mod ecs_service_public_ip;
+mod ecs_task_host_network_root;
+mod ecs_task_host_pid;
+mod ecs_task_no_logging;
+mod ecs_task_privileged;
+mod ecs_task_secrets_in_env;
+mod ecs_task_writable_root;
+mod imdsv1_enabled;
+mod instance_connect_ssh;
+mod instance_connect_tunnel;
+mod lifecycle_short_expiration;
+mod long_term_key_sensitive_api;
+mod public_ip_assigned;
+mod rdp_password_retrieved;
+mod remote_admin_port_open;
+mod root_access_key_used;
+mod s3_common;
+mod security_group_open_world;
+mod serial_console_enabled;
+mod ssec_copy_overwrite;
+mod ssec_unblocked;
+mod ssec_write;
+mod ssm_port_forward_remote_admin;
+mod trail_tampering;
+mod unreadable_log_file;
+mod versioning_suspended;
+
+pub use unreadable_log_file::{unreadable_log_file, UNREADABLE_LOG_FILE};
+
+use super::{Detector, RuleInfo};
+
+/// Every rule's description, per-event rules first, then pipeline-raised ones.
+pub fn catalogue() -> Vec<&'static RuleInfo> {
+    let mut infos: Vec<&'static RuleInfo> = all().iter().map(|d| d.info()).collect();
+    infos.push(&UNREADABLE_LOG_FILE);
+    infos
+}
+
+/// Every per-event detector, in catalogue order (SPEC §2.1 → §2.4).
+pub fn all() -> Vec<Box<dyn Detector>> {
+    vec![
+        Box::new(ssec_copy_overwrite::SsecCopyOverwrite),
+        Box::new(ssec_write::SsecWrite),
+        Box::new(ssec_unblocked::SsecUnblocked),
+        Box::new(lifecycle_short_expiration::LifecycleShortExpiration),
+        Box::new(versioning_suspended::VersioningSuspended),
+        Box::new(trail_tampering::TrailTampering),
+        Box::new(instance_connect_ssh::InstanceConnectSsh),
+        Box::new(instance_connect_tunnel::InstanceConnectTunnel),
+        Box::new(serial_console_enabled::SerialConsoleEnabled),
+        Box::new(remote_admin_port_open::RemoteAdminPortOpen),
+        Box::new(rdp_password_retrieved::RdpPasswordRetrieved),
+        Box::new(ssm_port_forward_remote_admin::SsmPortForwardRemoteAdmin),
+        Box::new(ecs_execute_command::EcsExecuteCommand),
+        Box::new(root_access_key_used::RootAccessKeyUsed),
+        Box::new(long_term_key_sensitive_api::LongTermKeySensitiveApi),
+        Box::new(access_key_created::AccessKeyCreated),
+        Box::new(imdsv1_enabled::Imdsv1Enabled),
+        Box::new(public_ip_assigned::PublicIpAssigned),
+        Box::new(security_group_open_world::SecurityGroupOpenWorld),
+        Box::new(admin_policy_attached::AdminPolicyAttached),
+        Box::new(ecs_task_host_network_root::EcsTaskHostNetworkRoot),
+        Box::new(ecs_service_public_ip::EcsServicePublicIp),
+        Box::new(ecs_task_host_pid::EcsTaskHostPid),
+        Box::new(ecs_task_privileged::EcsTaskPrivileged),
+        Box::new(ecs_task_writable_root::EcsTaskWritableRoot),
+        Box::new(ecs_task_secrets_in_env::EcsTaskSecretsInEnv),
+        Box::new(ecs_task_no_logging::EcsTaskNoLogging),
+        Box::new(ecs_fargate_old_platform::EcsFargateOldPlatform),
+        Box::new(ecs_cluster_no_container_insights::EcsClusterNoContainerInsights),
+    ]
+}

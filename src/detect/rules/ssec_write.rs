@@ -1,0 +1,77 @@
+//! `s3.ssec_write` — any other write with a customer-provided key (SSE-C).
+//!
+//! **What it catches.** `PutObject`, `CopyObject` to another key, `CreateMultipartUpload` and
+//! `UploadPartCopy` carrying the SSE-C algorithm header (or `SSEApplied: SSE_C`). Few workloads
+//! use SSE-C; an attacker staging encrypted copies, or a ransomware tool writing new objects,
+//! does. In-place copies are the stronger `s3.ssec_copy_overwrite` and are not repeated here.
+//!
+//! **False positives.** Applications that really use SSE-C: list their principals (ARN, key id,
+//! user name) or buckets in `[ssec] allowlist`. `x-amz-server-side-encryption: AES256` is SSE-S3
+//! and never matches.
+//!
+//! **References.** S3 docs "Using server-side encryption with customer-provided keys"; AWS
+//! guidance to block SSE-C where unused; MITRE ATT&CK T1486.
+
+use super::s3_common::{bucket, copy_source, is_in_place, key, uses_sse_c};
+use crate::detect::{
+    is_allowlisted, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity,
+};
+use crate::event::Event;
+
+static INFO: RuleInfo = RuleInfo {
+    id: "s3.ssec_write",
+    family: Family::S3Ransomware,
+    severity: Severity::High,
+    title: "S3 write with a customer-provided key (SSE-C)",
+    description: "PutObject, CopyObject to another key, CreateMultipartUpload or UploadPartCopy with SSE-C by a principal or bucket not allowlisted",
+    remediation: "Confirm the principal is a known SSE-C user. If SSE-C is not used in this account, \
+        block it on the bucket (BlockedEncryptionTypes SSE-C) or deny requests carrying the \
+        x-amz-server-side-encryption-customer-algorithm header with a bucket policy or SCP.",
+    mitre: &["T1486"],
+    controls: &[],
+    on_failure: OnFailure::Lower,
+};
+
+/// See the module documentation.
+pub struct SsecWrite;
+
+impl Detector for SsecWrite {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn event_names(&self) -> &'static [&'static str] {
+        &[
+            "PutObject",
+            "CopyObject",
+            "CreateMultipartUpload",
+            "UploadPartCopy",
+        ]
+    }
+
+    fn inspect(&self, event: &Event<'_>, settings: &Settings) -> Option<Hit> {
+        if event.service() != "s3" || !uses_sse_c(event) {
+            return None;
+        }
+        if copy_source(event).is_some_and(|source| is_in_place(event, &source)) {
+            return None;
+        }
+        let bucket = bucket(event).unwrap_or("?");
+        if is_allowlisted(event, &settings.ssec_allowlist)
+            || settings.ssec_allowlist.iter().any(|b| b == bucket)
+        {
+            return None;
+        }
+        let key = key(event).unwrap_or("?");
+        Some(
+            Hit::new(format!(
+                "{} wrote s3://{bucket}/{key} with SSE-C ({})",
+                who(event),
+                event.event_name
+            ))
+            .resource("AWS::S3::Bucket", &format!("arn:aws:s3:::{bucket}"))
+            .detail_text("bucket", bucket)
+            .detail_text("key", key),
+        )
+    }
+}

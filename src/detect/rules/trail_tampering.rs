@@ -1,0 +1,125 @@
+//! `trail.tampering` — CloudTrail stopped, deleted, redirected, or no longer recording S3 data.
+//!
+//! **What it catches.** `StopLogging`, `DeleteTrail`, `UpdateTrail`, and `PutEventSelectors` /
+//! `PutAdvancedEventSelectors` whose new selectors record no S3 object writes (or drop management
+//! events). SSE-C ransomware is only visible in S3 data events, so an attacker who turns them
+//! off first blinds this tool; the change itself must alert.
+//!
+//! **How selectors are judged.** Basic selectors keep S3 writes when some selector has
+//! `readWriteType` `All`/`WriteOnly` and a data resource of type `AWS::S3::Object` with at least
+//! one value. Advanced selectors keep them when a selector matches `eventCategory = Data` and
+//! `resources.type = AWS::S3::Object` without restricting to `readOnly = true`.
+//!
+//! Family `log-integrity` (with `trail.unreadable_log_file`): it protects every other family's
+//! visibility, not only the S3 one.
+//!
+//! **False positives.** Planned trail changes, and trails that never recorded S3 data events
+//! (their selector updates report each time).
+//!
+//! **References.** CloudTrail docs "Logging data events"; Stratus Red Team
+//! `aws.defense-evasion.cloudtrail-stop`, `-delete`, `-event-selectors`; MITRE ATT&CK T1562.008.
+
+use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::event::shape::{boolean, elements, get_any, strings, text, Json};
+use crate::event::Event;
+
+static INFO: RuleInfo = RuleInfo {
+    id: "trail.tampering",
+    family: Family::LogIntegrity,
+    severity: Severity::High,
+    title: "CloudTrail logging stopped, deleted or reduced",
+    description:
+        "StopLogging, DeleteTrail, UpdateTrail, or event selectors that drop S3 data events",
+    remediation: "Restart logging or restore the trail and its event selectors, restrict \
+        cloudtrail:StopLogging/DeleteTrail/Update*/Put*EventSelectors with an SCP, and review \
+        everything the principal did while logging was reduced.",
+    mitre: &["T1562.008"],
+    controls: &["CloudTrail.1"],
+    on_failure: OnFailure::Lower,
+};
+
+/// See the module documentation.
+pub struct TrailTampering;
+
+impl Detector for TrailTampering {
+    fn info(&self) -> &'static RuleInfo {
+        &INFO
+    }
+
+    fn event_names(&self) -> &'static [&'static str] {
+        &[
+            "StopLogging",
+            "DeleteTrail",
+            "UpdateTrail",
+            "PutEventSelectors",
+            "PutAdvancedEventSelectors",
+        ]
+    }
+
+    fn inspect(&self, event: &Event<'_>, _: &Settings) -> Option<Hit> {
+        if event.service() != "cloudtrail" {
+            return None;
+        }
+        let request = event.request;
+        let trail = request
+            .and_then(|r| text(get_any(r, &["name", "trailName", "Name", "TrailName"])))
+            .unwrap_or("?");
+        let action = match event.event_name {
+            "StopLogging" => "stopped logging on".to_owned(),
+            "DeleteTrail" => "deleted".to_owned(),
+            "UpdateTrail" => "updated".to_owned(),
+            "PutEventSelectors" => basic_selectors_problem(get_any(request?, &["eventSelectors"]))?,
+            _ => advanced_selectors_problem(get_any(request?, &["advancedEventSelectors"]))?,
+        };
+        Some(
+            Hit::new(format!("{} {action} trail {trail}", who(event)))
+                .resource("AWS::CloudTrail::Trail", trail)
+                .detail_text("trail", trail)
+                .detail("action", event.event_name),
+        )
+    }
+}
+
+fn basic_selectors_problem(selectors: Option<Json<'_>>) -> Option<String> {
+    let selectors = elements(selectors);
+    let keeps_writes = |s: &Json<'_>| {
+        text(get_any(*s, &["readWriteType"]))
+            .is_none_or(|rw| rw.eq_ignore_ascii_case("All") || rw.eq_ignore_ascii_case("WriteOnly"))
+    };
+    let records_s3_writes = selectors.iter().any(|s| {
+        keeps_writes(s)
+            && elements(get_any(*s, &["dataResources"])).iter().any(|d| {
+                text(get_any(*d, &["type"])) == Some("AWS::S3::Object")
+                    && !strings(get_any(*d, &["values"])).is_empty()
+            })
+    });
+    let drops_management = selectors
+        .iter()
+        .any(|s| boolean(get_any(*s, &["includeManagementEvents"])) == Some(false));
+    match (records_s3_writes, drops_management) {
+        (true, false) => None,
+        (false, false) => Some("set event selectors that record no S3 data writes on".to_owned()),
+        (_, true) => Some(
+            "set event selectors that drop management events (and S3 data writes) on".to_owned(),
+        ),
+    }
+}
+
+fn advanced_selectors_problem(selectors: Option<Json<'_>>) -> Option<String> {
+    let records_s3_writes = elements(selectors).iter().any(|selector| {
+        let fields = elements(get_any(*selector, &["fieldSelectors"]));
+        let equals = |field: &str, value: &str| {
+            fields.iter().any(|f| {
+                text(get_any(*f, &["field"])) == Some(field)
+                    && strings(get_any(*f, &["equals"]))
+                        .iter()
+                        .any(|v| v.eq_ignore_ascii_case(value))
+            })
+        };
+        equals("eventCategory", "Data")
+            && equals("resources.type", "AWS::S3::Object")
+            && !equals("readOnly", "true")
+    });
+    (!records_s3_writes)
+        .then(|| "set advanced event selectors that record no S3 data writes on".to_owned())
+}

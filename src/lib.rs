@@ -1,0 +1,29 @@
+//! trailhound: a CloudTrail log stream analyzer.
+//!
+//! It catches S3 ransomware that re-encrypts objects in place with SSE-C, interactive access that
+//! bypasses Systems Manager, unusual use of long-term access keys, and the exposure changes that
+//! Security Hub flags — from CloudTrail log files, in seconds.
+//!
+//! # Layout
+//! Data flows one way: source → decode → detect → sink.
+//! - [`event`]: the borrowed CloudTrail event view, shape-tolerant body access, event time.
+//! - [`decode`]: bytes of a log object → events (capped gzip, envelope sniffing, per-record
+//!   isolation). Pure CPU.
+//! - [`detect`]: the rule catalogue, one file per rule, the engine, and the finding schema.
+//!   Pure CPU: no clock, no environment, no I/O.
+//! - [`scan`]: the parallel pipeline over local files (rayon, per-thread buffers) and the run
+//!   summary.
+//! - [`output`]: findings as JSON lines or a terminal table.
+//! - [`synth`]: the seeded synthetic corpus generator used by benches and tests.
+//! - [`config`]: CLI flags and the TOML file validated into one configuration before any work.
+//! - [`cli`] and [`app`]: argument definitions and one function per subcommand.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod detect;
+pub mod event;
+pub mod output;
+pub mod scan;
+pub mod synth;

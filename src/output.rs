@@ -1,0 +1,97 @@
+//! Sinks for findings: JSON lines (one finding per line, the stable schema) and a readable
+//! terminal table, plus the listing of rules.
+//!
+//! Every string in a finding was cleaned when the finding was built (see
+//! [`crate::detect::clean`]), so neither format can carry terminal control sequences. The table
+//! trims long cells to keep one finding per line.
+
+use std::io::{self, Write};
+
+use crate::detect::{Finding, RuleInfo};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON object per line for machines.
+    Jsonl,
+}
+
+/// Writes findings in `format`.
+pub fn write_findings(out: &mut dyn Write, findings: &[Finding], format: Format) -> io::Result<()> {
+    match format {
+        Format::Jsonl => {
+            for finding in findings {
+                serde_json::to_writer(&mut *out, finding)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Format::Table => write_table(out, findings)?,
+    }
+    out.flush()
+}
+
+fn write_table(out: &mut dyn Write, findings: &[Finding]) -> io::Result<()> {
+    if findings.is_empty() {
+        return writeln!(out, "No findings.");
+    }
+    writeln!(
+        out,
+        "{:<20}  {:<8}  {:<34}  SUMMARY",
+        "TIME", "SEVERITY", "RULE"
+    )?;
+    for f in findings {
+        let time = f.first_seen.as_deref().unwrap_or("-");
+        let time = time.get(..19).unwrap_or(time);
+        writeln!(
+            out,
+            "{:<20}  {:<8}  {:<34}  {}",
+            time,
+            f.severity.as_str(),
+            f.rule,
+            truncate(&f.summary, 140)
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes the rule catalogue.
+pub fn write_rules(out: &mut dyn Write, rules: &[&RuleInfo], format: Format) -> io::Result<()> {
+    for rule in rules {
+        match format {
+            Format::Jsonl => {
+                let line = serde_json::json!({
+                    "rule": rule.id,
+                    "family": rule.family,
+                    "severity": rule.severity,
+                    "title": rule.title,
+                    "description": rule.description,
+                    "controls": rule.controls,
+                    "mitre": rule.mitre,
+                });
+                writeln!(out, "{line}")?;
+            }
+            Format::Table => writeln!(
+                out,
+                "{:<36}  {:<8}  {:<18}  {}",
+                rule.id,
+                rule.severity.as_str(),
+                rule.family.as_str(),
+                rule.description
+            )?,
+        }
+    }
+    out.flush()
+}
+
+/// Cuts `text` to `max` characters with an ellipsis.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}

@@ -1,0 +1,349 @@
+//! The local-file pipeline behind `scan`: find files, decode and detect them in parallel on a
+//! rayon pool with per-thread buffers, and merge the results into findings and a run summary.
+//!
+//! Files are read whole into a reused buffer (a CloudTrail object is at most a few tens of MB and
+//! decoding needs it contiguous), so memory is bounded by threads × the largest object, not by
+//! the number of files. Findings are de-duplicated by id, so the same eventID in two files is one
+//! finding. A file that cannot be read is reported and the run goes on.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::decode::{Decoder, Limits, ObjectReport};
+use crate::detect::rules::unreadable_log_file;
+use crate::detect::{Engine, EventOrigin, Finding, Mode};
+use crate::event::time::Millis;
+
+/// What to scan and how.
+#[derive(Debug, Clone)]
+pub struct ScanPlan {
+    /// Files or folders (searched recursively).
+    pub paths: Vec<PathBuf>,
+    /// Only events at or after this time (ms).
+    pub since: Option<Millis>,
+    /// Only events before this time (ms).
+    pub until: Option<Millis>,
+    /// Decode limits.
+    pub limits: Limits,
+}
+
+/// Per-file problems that are not quarantines: the file could not be opened or is not a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// The path.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The outcome of a scan.
+#[derive(Debug, Default)]
+pub struct ScanResult {
+    /// Findings, de-duplicated by id and ordered by time, then rule, then id.
+    pub findings: Vec<Finding>,
+    /// Totals for the summary.
+    pub totals: Totals,
+    /// Files that could not be read at all.
+    pub input_errors: Vec<InputError>,
+    /// Quarantined objects with their reason.
+    pub quarantined: Vec<(String, String)>,
+    /// Files with rejected records: path, count, first reason.
+    pub rejected_records: Vec<(String, u64, String)>,
+}
+
+/// Counters over the whole run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Totals {
+    /// Files decoded (quarantined ones included).
+    pub files: u64,
+    /// Bytes as stored.
+    pub stored_bytes: u64,
+    /// Bytes of JSON after decompression.
+    pub json_bytes: u64,
+    /// Events decoded.
+    pub events: u64,
+    /// Events inside the time window (all when there is none).
+    pub events_in_window: u64,
+    /// Events whose time could not be placed in the window.
+    pub events_without_time: u64,
+    /// S3 data events seen.
+    pub s3_data_events: u64,
+    /// Records rejected.
+    pub rejected_records: u64,
+    /// Digest and Insight files skipped.
+    pub skipped_files: u64,
+    /// Findings per rule (after de-duplication by id).
+    pub findings_per_rule: BTreeMap<&'static str, u64>,
+}
+
+impl Totals {
+    fn add(&mut self, other: &Totals) {
+        self.files += other.files;
+        self.stored_bytes += other.stored_bytes;
+        self.json_bytes += other.json_bytes;
+        self.events += other.events;
+        self.events_in_window += other.events_in_window;
+        self.events_without_time += other.events_without_time;
+        self.s3_data_events += other.s3_data_events;
+        self.rejected_records += other.rejected_records;
+        self.skipped_files += other.skipped_files;
+    }
+
+    /// True when management events were seen but no S3 data events: SSE-C is invisible.
+    pub fn lacks_s3_data_events(&self) -> bool {
+        self.events > 0 && self.s3_data_events == 0
+    }
+}
+
+/// Expands folders (recursively, sorted, not following symlinked folders) into files. Paths
+/// that do not exist or are not regular files become input errors; digest and Insight files are
+/// counted and skipped.
+pub fn collect_files(
+    paths: &[PathBuf],
+    errors: &mut Vec<InputError>,
+    skipped: &mut u64,
+) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for path in paths {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => walk(path, path, &mut files, errors),
+            Ok(meta) if meta.is_file() => files.push(path.clone()),
+            Ok(_) => errors.push(input_error(path, "not a regular file or folder")),
+            Err(error) => errors.push(input_error(path, &error.to_string())),
+        }
+    }
+    let before = files.len();
+    files.retain(|f| !is_digest_or_insight(f));
+    *skipped += (before - files.len()) as u64;
+    files
+}
+
+fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
+    let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+        Err(error) => return errors.push(input_error(dir, &error.to_string())),
+    };
+    entries.sort();
+    for path in entries {
+        let Ok(link_meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let file_type = link_meta.file_type();
+        if file_type.is_dir() {
+            walk(root, &path, files, errors);
+        } else if file_type.is_file() {
+            if has_log_extension(&path) {
+                files.push(path);
+            }
+        } else if file_type.is_symlink() {
+            match symlink_target_inside(root, &path) {
+                Ok(true) if has_log_extension(&path) => files.push(path),
+                Ok(true) => {}
+                Ok(false) => errors.push(input_error(
+                    &path,
+                    "symlink points outside the scanned folder or is not a file",
+                )),
+                Err(error) => errors.push(input_error(&path, &error)),
+            }
+        } else {
+            errors.push(input_error(
+                &path,
+                "not a regular file (FIFO, socket or device)",
+            ));
+        }
+    }
+}
+
+/// Names a folder walk picks up; other files (READMEs, scripts) in a log folder are ignored.
+/// Files named on the command line are always read, whatever their name: content is sniffed.
+fn has_log_extension(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".gz"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+fn symlink_target_inside(root: &Path, link: &Path) -> Result<bool, String> {
+    let target = std::fs::canonicalize(link).map_err(|e| format!("broken symlink: {e}"))?;
+    let root = std::fs::canonicalize(root).map_err(|e| e.to_string())?;
+    Ok(target.starts_with(root) && target.is_file())
+}
+
+fn is_digest_or_insight(path: &Path) -> bool {
+    path.components().any(|c| {
+        matches!(
+            c.as_os_str().to_str(),
+            Some("CloudTrail-Digest" | "CloudTrail-Insight")
+        )
+    })
+}
+
+fn input_error(path: &Path, reason: &str) -> InputError {
+    InputError {
+        path: path.display().to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// What one file produced.
+struct FileOutcome {
+    path: String,
+    report: Option<ObjectReport>,
+    read_error: Option<String>,
+    findings: Vec<Finding>,
+    totals: Totals,
+}
+
+/// Per-thread scratch: the decoder's buffers and the file buffer.
+struct Scratch {
+    decoder: Decoder,
+    file: Vec<u8>,
+}
+
+/// Scans files on the current rayon pool.
+pub fn scan(plan: &ScanPlan, engine: &Engine, mode: Mode) -> ScanResult {
+    let mut result = ScanResult::default();
+    let files = collect_files(
+        &plan.paths,
+        &mut result.input_errors,
+        &mut result.totals.skipped_files,
+    );
+    let outcomes: Vec<FileOutcome> = files
+        .par_iter()
+        .map_init(
+            || Scratch {
+                decoder: Decoder::new(plan.limits),
+                file: Vec::new(),
+            },
+            |scratch, path| scan_file(path, plan, engine, mode, scratch),
+        )
+        .collect();
+    merge(outcomes, &mut result);
+    result
+}
+
+fn scan_file(
+    path: &Path,
+    plan: &ScanPlan,
+    engine: &Engine,
+    mode: Mode,
+    scratch: &mut Scratch,
+) -> FileOutcome {
+    let name = path.display().to_string();
+    let mut outcome = FileOutcome {
+        path: name.clone(),
+        report: None,
+        read_error: None,
+        findings: Vec::new(),
+        totals: Totals::default(),
+    };
+    if let Err(error) = read_capped(path, plan.limits.max_object_bytes, &mut scratch.file) {
+        outcome.read_error = Some(error);
+        return outcome;
+    }
+    let totals = &mut outcome.totals;
+    let findings = &mut outcome.findings;
+    let report = scratch.decoder.decode(&scratch.file, &mut |index, event| {
+        if event.is_s3_data_event() {
+            totals.s3_data_events += 1;
+        }
+        if plan.since.is_some() || plan.until.is_some() {
+            let Some(time) = event.event_time else {
+                totals.events_without_time += 1;
+                return;
+            };
+            if plan.since.is_some_and(|s| time < s) || plan.until.is_some_and(|u| time >= u) {
+                return;
+            }
+        }
+        totals.events_in_window += 1;
+        engine.inspect(
+            event,
+            EventOrigin {
+                object: &name,
+                index,
+            },
+            findings,
+        );
+    });
+    totals.files = 1;
+    totals.stored_bytes = report.stored_bytes;
+    totals.json_bytes = report.json_bytes;
+    totals.events = report.events;
+    totals.rejected_records = report.rejected;
+    if let Some(damage) = &report.damage {
+        findings.push(unreadable_log_file(
+            &name,
+            &damage.to_string(),
+            report.events,
+            mode,
+        ));
+    }
+    outcome.report = Some(report);
+    outcome
+}
+
+/// Reads a file into `buf`, refusing files over the cap without reading them.
+fn read_capped(path: &Path, cap: u64, buf: &mut Vec<u8>) -> Result<(), String> {
+    buf.clear();
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > cap {
+        return Err(format!(
+            "file of {} bytes exceeds the size cap of {cap} bytes",
+            meta.len()
+        ));
+    }
+    file.take(cap + 1)
+        .read_to_end(buf)
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult) {
+    let mut seen = HashSet::new();
+    for outcome in outcomes {
+        if let Some(error) = outcome.read_error {
+            result.input_errors.push(InputError {
+                path: outcome.path,
+                reason: error,
+            });
+            continue;
+        }
+        result.totals.add(&outcome.totals);
+        if let Some(report) = &outcome.report {
+            if let Some(damage) = &report.damage {
+                result
+                    .quarantined
+                    .push((outcome.path.clone(), damage.to_string()));
+            }
+            if let Some((_, first)) = report.rejects.first() {
+                result.rejected_records.push((
+                    outcome.path.clone(),
+                    report.rejected,
+                    first.to_string(),
+                ));
+            }
+        }
+        for finding in outcome.findings {
+            if seen.insert(finding.id.clone()) {
+                *result
+                    .totals
+                    .findings_per_rule
+                    .entry(finding.rule)
+                    .or_default() += 1;
+                result.findings.push(finding);
+            }
+        }
+    }
+    result
+        .findings
+        .sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
+}
