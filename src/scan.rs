@@ -234,29 +234,78 @@ fn scan_file(
     scratch: &mut Scratch,
 ) -> FileOutcome {
     let name = path.display().to_string();
-    let mut outcome = FileOutcome {
-        path: name.clone(),
-        report: None,
-        read_error: None,
-        findings: Vec::new(),
-        totals: Totals::default(),
-    };
     if let Err(error) = read_capped(path, plan.limits.max_object_bytes, &mut scratch.file) {
-        outcome.read_error = Some(error);
-        return outcome;
+        return FileOutcome {
+            path: name,
+            report: None,
+            read_error: Some(error),
+            findings: Vec::new(),
+            totals: Totals::default(),
+        };
     }
-    let totals = &mut outcome.totals;
-    let findings = &mut outcome.findings;
-    let report = scratch.decoder.decode(&scratch.file, &mut |index, event| {
+    let window = Window {
+        since: plan.since,
+        until: plan.until,
+    };
+    let inspected = inspect_object(
+        &mut scratch.decoder,
+        &scratch.file,
+        &name,
+        engine,
+        window,
+        mode,
+    );
+    FileOutcome {
+        path: name,
+        report: Some(inspected.report),
+        read_error: None,
+        findings: inspected.findings,
+        totals: inspected.totals,
+    }
+}
+
+/// An event-time window; `None` bounds are open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    /// Inclusive start (ms).
+    pub since: Option<Millis>,
+    /// Exclusive end (ms).
+    pub until: Option<Millis>,
+}
+
+/// What inspecting one object produced.
+#[derive(Debug)]
+pub struct Inspected {
+    /// The decoder's report.
+    pub report: ObjectReport,
+    /// Findings, including `trail.unreadable_log_file` when the object was quarantined.
+    pub findings: Vec<Finding>,
+    /// Counters for this object.
+    pub totals: Totals,
+}
+
+/// Decodes one object and runs the engine over the events inside `window`: the unit of work
+/// shared by every source (local files now, S3 objects later).
+pub fn inspect_object(
+    decoder: &mut Decoder,
+    object: &[u8],
+    origin: &str,
+    engine: &Engine,
+    window: Window,
+    mode: Mode,
+) -> Inspected {
+    let mut totals = Totals::default();
+    let mut findings = Vec::new();
+    let report = decoder.decode(object, &mut |index, event| {
         if event.is_s3_data_event() {
             totals.s3_data_events += 1;
         }
-        if plan.since.is_some() || plan.until.is_some() {
+        if window.since.is_some() || window.until.is_some() {
             let Some(time) = event.event_time else {
                 totals.events_without_time += 1;
                 return;
             };
-            if plan.since.is_some_and(|s| time < s) || plan.until.is_some_and(|u| time >= u) {
+            if window.since.is_some_and(|s| time < s) || window.until.is_some_and(|u| time >= u) {
                 return;
             }
         }
@@ -264,10 +313,10 @@ fn scan_file(
         engine.inspect(
             event,
             EventOrigin {
-                object: &name,
+                object: origin,
                 index,
             },
-            findings,
+            &mut findings,
         );
     });
     totals.files = 1;
@@ -277,14 +326,17 @@ fn scan_file(
     totals.rejected_records = report.rejected;
     if let Some(damage) = &report.damage {
         findings.push(unreadable_log_file(
-            &name,
+            origin,
             &damage.to_string(),
             report.events,
             mode,
         ));
     }
-    outcome.report = Some(report);
-    outcome
+    Inspected {
+        report,
+        findings,
+        totals,
+    }
 }
 
 /// Reads a file into `buf`, refusing files over the cap without reading them.
