@@ -28,10 +28,7 @@ pub fn run(cli: Cli) -> Result<u8> {
 }
 
 fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn run_scan(args: &ScanArgs) -> Result<u8> {
@@ -42,21 +39,13 @@ fn run_scan(args: &ScanArgs) -> Result<u8> {
     }
     let pool = builder.build().context("cannot start the worker threads")?;
     let engine = Engine::new(config.settings.clone(), Mode::Scan);
-    let plan = ScanPlan {
-        paths: config.paths.clone(),
-        since: config.since,
-        until: config.until,
-        limits: config.limits,
-    };
+    let plan =
+        ScanPlan { paths: config.paths.clone(), since: config.since, until: config.until, limits: config.limits };
     let started = Instant::now();
     let result = pool.install(|| scan::scan(&plan, &engine, Mode::Scan));
     let elapsed = started.elapsed().as_secs_f64();
-    let shown: Vec<Finding> = result
-        .findings
-        .iter()
-        .filter(|f| f.severity >= config.output.min_severity)
-        .cloned()
-        .collect();
+    let shown: Vec<Finding> =
+        result.findings.iter().filter(|f| f.severity >= config.output.min_severity).cloned().collect();
     write_output(&config.output, &shown)?;
     print_summary(&result, elapsed, pool.current_num_threads());
     Ok(exit_status(&result.findings, config.output.fail_on))
@@ -73,8 +62,7 @@ pub fn exit_status(findings: &[Finding], fail_on: Option<Severity>) -> u8 {
 fn write_output(config: &OutputConfig, findings: &[Finding]) -> Result<()> {
     let result = match &config.path {
         Some(path) => {
-            let file = File::create(path)
-                .with_context(|| format!("cannot create output file `{}`", path.display()))?;
+            let file = File::create(path).with_context(|| format!("cannot create output file `{}`", path.display()))?;
             output::write_findings(&mut BufWriter::new(file), findings, config.format)
                 .with_context(|| format!("cannot write output file `{}`", path.display()))
         }
@@ -98,11 +86,7 @@ fn ignore_broken_pipe(result: io::Result<()>) -> Result<()> {
 fn run_rules(args: &RulesArgs) -> Result<u8> {
     let format = config::choose_format(args.format, io::stdout().is_terminal());
     let catalogue = rules::catalogue();
-    ignore_broken_pipe(output::write_rules(
-        &mut BufWriter::new(io::stdout().lock()),
-        &catalogue,
-        format,
-    ))?;
+    ignore_broken_pipe(output::write_rules(&mut BufWriter::new(io::stdout().lock()), &catalogue, format))?;
     Ok(EXIT_OK)
 }
 
@@ -113,12 +97,7 @@ fn print_summary(result: &ScanResult, elapsed: f64, threads: usize) {
 }
 
 /// Writes the run summary (files, bytes, throughput, findings per rule, problems, coverage).
-pub fn write_summary(
-    out: &mut dyn Write,
-    result: &ScanResult,
-    elapsed: f64,
-    threads: usize,
-) -> io::Result<()> {
+pub fn write_summary(out: &mut dyn Write, result: &ScanResult, elapsed: f64, threads: usize) -> io::Result<()> {
     let t = &result.totals;
     let secs = elapsed.max(1e-9);
     writeln!(

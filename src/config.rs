@@ -69,11 +69,7 @@ pub enum ConfigError {
 }
 
 fn bad(key: &str, value: impl ToString, reason: &str) -> ConfigError {
-    ConfigError::Value {
-        key: key.to_owned(),
-        value: value.to_string(),
-        reason: reason.to_owned(),
-    }
+    ConfigError::Value { key: key.to_owned(), value: value.to_string(), reason: reason.to_owned() }
 }
 
 /// The configuration file's shape.
@@ -155,23 +151,11 @@ pub fn scan_config(args: &ScanArgs, now: Millis) -> Result<ScanConfig, ConfigErr
         Some(path) => load_file(path)?,
         None => FileConfig::default(),
     };
-    let since = args
-        .since
-        .as_deref()
-        .map(|v| parse_time("--since", v, now))
-        .transpose()?;
-    let until = args
-        .until
-        .as_deref()
-        .map(|v| parse_time("--until", v, now))
-        .transpose()?;
+    let since = args.since.as_deref().map(|v| parse_time("--since", v, now)).transpose()?;
+    let until = args.until.as_deref().map(|v| parse_time("--until", v, now)).transpose()?;
     if let (Some(s), Some(u)) = (since, until) {
         if s >= u {
-            return Err(bad(
-                "--until",
-                args.until.as_deref().unwrap_or(""),
-                "must be later than --since",
-            ));
+            return Err(bad("--until", args.until.as_deref().unwrap_or(""), "must be later than --since"));
         }
     }
     if args.threads == Some(0) {
@@ -221,14 +205,8 @@ pub fn severity(arg: SeverityArg) -> Severity {
 
 /// Reads and parses the TOML file.
 pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_owned(),
-        message: e.message().to_owned(),
-    })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.message().to_owned() })
 }
 
 /// Detection settings from the file, over the SPEC defaults.
@@ -263,21 +241,13 @@ pub fn settings(file: &FileConfig) -> Result<Settings, ConfigError> {
         }
         let severity = match &section.severity {
             Some(text) => Some(Severity::parse(text).ok_or_else(|| {
-                bad(
-                    &format!("rules.\"{id}\".severity"),
-                    text,
-                    "expected info, low, medium, high or critical",
-                )
+                bad(&format!("rules.\"{id}\".severity"), text, "expected info, low, medium, high or critical")
             })?),
             None => None,
         };
-        settings.rules.insert(
-            id.clone(),
-            RuleSettings {
-                severity,
-                allow_principals: section.allow_principals.clone(),
-            },
-        );
+        settings
+            .rules
+            .insert(id.clone(), RuleSettings { severity, allow_principals: section.allow_principals.clone() });
     }
     Ok(settings)
 }
@@ -295,11 +265,7 @@ fn limits(file: &FileConfig) -> Result<Limits, ConfigError> {
         limits.max_depth = v;
     }
     if limits.max_object_bytes == 0 || limits.max_record_bytes == 0 || limits.max_depth < 2 {
-        return Err(bad(
-            "limits",
-            format!("{limits:?}"),
-            "limits must be positive (max_depth at least 2)",
-        ));
+        return Err(bad("limits", format!("{limits:?}"), "limits must be positive (max_depth at least 2)"));
     }
     Ok(limits)
 }
@@ -311,21 +277,11 @@ pub fn parse_time(flag: &str, value: &str, now: Millis) -> Result<Millis, Config
     if let Some(millis) = parse_relative(value) {
         return Ok(now - millis);
     }
-    let candidates = [
-        value.to_owned(),
-        insert_seconds(value),
-        format!("{value}T00:00:00Z"),
-    ];
+    let candidates = [value.to_owned(), insert_seconds(value), format!("{value}T00:00:00Z")];
     candidates
         .iter()
         .find_map(|c| parse_rfc3339(c))
-        .ok_or_else(|| {
-            bad(
-                flag,
-                value,
-                "expected RFC 3339 (2026-11-01T10:00:00Z) or a duration like 2h or 7d",
-            )
-        })
+        .ok_or_else(|| bad(flag, value, "expected RFC 3339 (2026-11-01T10:00:00Z) or a duration like 2h or 7d"))
 }
 
 fn parse_relative(value: &str) -> Option<Millis> {
@@ -345,10 +301,7 @@ fn parse_relative(value: &str) -> Option<Millis> {
 
 /// `2026-11-01T10:00Z` → `2026-11-01T10:00:00Z`.
 fn insert_seconds(value: &str) -> String {
-    if value.len() >= 16
-        && value.as_bytes().get(13) == Some(&b':')
-        && value.as_bytes().get(16) != Some(&b':')
-    {
+    if value.len() >= 16 && value.as_bytes().get(13) == Some(&b':') && value.as_bytes().get(16) != Some(&b':') {
         format!("{}:00{}", &value[..16], &value[16..])
     } else {
         value.to_owned()
@@ -363,18 +316,9 @@ mod tests {
     fn times_absolute_and_relative() {
         let now = parse_rfc3339("2026-11-23T00:00:00Z").expect("valid");
         assert_eq!(parse_time("--since", "2h", now).ok(), Some(now - 7_200_000));
-        assert_eq!(
-            parse_time("--since", "7d", now).ok(),
-            Some(now - 7 * 86_400_000)
-        );
-        assert_eq!(
-            parse_time("--since", "2026-11-01T10:00Z", now).ok(),
-            parse_rfc3339("2026-11-01T10:00:00Z")
-        );
-        assert_eq!(
-            parse_time("--since", "2026-11-01", now).ok(),
-            parse_rfc3339("2026-11-01T00:00:00Z")
-        );
+        assert_eq!(parse_time("--since", "7d", now).ok(), Some(now - 7 * 86_400_000));
+        assert_eq!(parse_time("--since", "2026-11-01T10:00Z", now).ok(), parse_rfc3339("2026-11-01T10:00:00Z"));
+        assert_eq!(parse_time("--since", "2026-11-01", now).ok(), parse_rfc3339("2026-11-01T00:00:00Z"));
         let error = parse_time("--since", "yesterday", now).expect_err("invalid");
         assert!(error.to_string().contains("`--since`"), "{error}");
     }
@@ -383,8 +327,7 @@ mod tests {
     fn file_rejects_unknown_keys_and_rules() {
         let unknown: Result<FileConfig, _> = toml::from_str("trusted_cidr = []");
         assert!(unknown.is_err());
-        let file: FileConfig =
-            toml::from_str("[rules.\"no.such_rule\"]\nenabled = false").expect("parses");
+        let file: FileConfig = toml::from_str("[rules.\"no.such_rule\"]\nenabled = false").expect("parses");
         let error = settings(&file).expect_err("unknown rule");
         assert!(error.to_string().contains("no.such_rule"), "{error}");
         let file: FileConfig = toml::from_str("trusted_cidrs = [\"10.0.0.0/33\"]").expect("parses");

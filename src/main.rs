@@ -10,11 +10,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return ExitCode::from(if error.use_stderr() {
-                trailhound::app::EXIT_ERROR
-            } else {
-                0
-            });
+            return ExitCode::from(if error.use_stderr() { trailhound::app::EXIT_ERROR } else { 0 });
         }
     };
     match trailhound::app::run(cli) {

@@ -36,22 +36,11 @@ fn write_table(out: &mut dyn Write, findings: &[Finding]) -> io::Result<()> {
     if findings.is_empty() {
         return writeln!(out, "No findings.");
     }
-    writeln!(
-        out,
-        "{:<20}  {:<8}  {:<34}  SUMMARY",
-        "TIME", "SEVERITY", "RULE"
-    )?;
+    writeln!(out, "{:<20}  {:<8}  {:<34}  SUMMARY", "TIME", "SEVERITY", "RULE")?;
     for f in findings {
         let time = f.first_seen.as_deref().unwrap_or("-");
         let time = time.get(..19).unwrap_or(time);
-        writeln!(
-            out,
-            "{:<20}  {:<8}  {:<34}  {}",
-            time,
-            f.severity.as_str(),
-            f.rule,
-            truncate(&f.summary, 140)
-        )?;
+        writeln!(out, "{:<20}  {:<8}  {:<34}  {}", time, f.severity.as_str(), f.rule, truncate(&f.summary, 140))?;
     }
     Ok(())
 }

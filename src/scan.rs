@@ -102,11 +102,7 @@ impl Totals {
 /// Expands folders (recursively, sorted, not following symlinked folders) into files. Paths
 /// that do not exist or are not regular files become input errors; digest and Insight files are
 /// counted and skipped.
-pub fn collect_files(
-    paths: &[PathBuf],
-    errors: &mut Vec<InputError>,
-    skipped: &mut u64,
-) -> Vec<PathBuf> {
+pub fn collect_files(paths: &[PathBuf], errors: &mut Vec<InputError>, skipped: &mut u64) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for path in paths {
         match std::fs::metadata(path) {
@@ -143,17 +139,13 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<Inpu
             match symlink_target_inside(root, &path) {
                 Ok(true) if has_log_extension(&path) => files.push(path),
                 Ok(true) => {}
-                Ok(false) => errors.push(input_error(
-                    &path,
-                    "symlink points outside the scanned folder or is not a file",
-                )),
+                Ok(false) => {
+                    errors.push(input_error(&path, "symlink points outside the scanned folder or is not a file"))
+                }
                 Err(error) => errors.push(input_error(&path, &error)),
             }
         } else {
-            errors.push(input_error(
-                &path,
-                "not a regular file (FIFO, socket or device)",
-            ));
+            errors.push(input_error(&path, "not a regular file (FIFO, socket or device)"));
         }
     }
 }
@@ -162,9 +154,7 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<Inpu
 /// Files named on the command line are always read, whatever their name: content is sniffed.
 fn has_log_extension(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".gz"]
-        .iter()
-        .any(|ext| name.ends_with(ext))
+    [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".gz"].iter().any(|ext| name.ends_with(ext))
 }
 
 fn symlink_target_inside(root: &Path, link: &Path) -> Result<bool, String> {
@@ -174,19 +164,11 @@ fn symlink_target_inside(root: &Path, link: &Path) -> Result<bool, String> {
 }
 
 fn is_digest_or_insight(path: &Path) -> bool {
-    path.components().any(|c| {
-        matches!(
-            c.as_os_str().to_str(),
-            Some("CloudTrail-Digest" | "CloudTrail-Insight")
-        )
-    })
+    path.components().any(|c| matches!(c.as_os_str().to_str(), Some("CloudTrail-Digest" | "CloudTrail-Insight")))
 }
 
 fn input_error(path: &Path, reason: &str) -> InputError {
-    InputError {
-        path: path.display().to_string(),
-        reason: reason.to_owned(),
-    }
+    InputError { path: path.display().to_string(), reason: reason.to_owned() }
 }
 
 /// What one file produced.
@@ -207,18 +189,11 @@ struct Scratch {
 /// Scans files on the current rayon pool.
 pub fn scan(plan: &ScanPlan, engine: &Engine, mode: Mode) -> ScanResult {
     let mut result = ScanResult::default();
-    let files = collect_files(
-        &plan.paths,
-        &mut result.input_errors,
-        &mut result.totals.skipped_files,
-    );
+    let files = collect_files(&plan.paths, &mut result.input_errors, &mut result.totals.skipped_files);
     let outcomes: Vec<FileOutcome> = files
         .par_iter()
         .map_init(
-            || Scratch {
-                decoder: Decoder::new(plan.limits),
-                file: Vec::new(),
-            },
+            || Scratch { decoder: Decoder::new(plan.limits), file: Vec::new() },
             |scratch, path| scan_file(path, plan, engine, mode, scratch),
         )
         .collect();
@@ -226,13 +201,7 @@ pub fn scan(plan: &ScanPlan, engine: &Engine, mode: Mode) -> ScanResult {
     result
 }
 
-fn scan_file(
-    path: &Path,
-    plan: &ScanPlan,
-    engine: &Engine,
-    mode: Mode,
-    scratch: &mut Scratch,
-) -> FileOutcome {
+fn scan_file(path: &Path, plan: &ScanPlan, engine: &Engine, mode: Mode, scratch: &mut Scratch) -> FileOutcome {
     let name = path.display().to_string();
     if let Err(error) = read_capped(path, plan.limits.max_object_bytes, &mut scratch.file) {
         return FileOutcome {
@@ -243,18 +212,8 @@ fn scan_file(
             totals: Totals::default(),
         };
     }
-    let window = Window {
-        since: plan.since,
-        until: plan.until,
-    };
-    let inspected = inspect_object(
-        &mut scratch.decoder,
-        &scratch.file,
-        &name,
-        engine,
-        window,
-        mode,
-    );
+    let window = Window { since: plan.since, until: plan.until };
+    let inspected = inspect_object(&mut scratch.decoder, &scratch.file, &name, engine, window, mode);
     FileOutcome {
         path: name,
         report: Some(inspected.report),
@@ -310,14 +269,7 @@ pub fn inspect_object(
             }
         }
         totals.events_in_window += 1;
-        engine.inspect(
-            event,
-            EventOrigin {
-                object: origin,
-                index,
-            },
-            &mut findings,
-        );
+        engine.inspect(event, EventOrigin { object: origin, index }, &mut findings);
     });
     totals.files = 1;
     totals.stored_bytes = report.stored_bytes;
@@ -325,18 +277,9 @@ pub fn inspect_object(
     totals.events = report.events;
     totals.rejected_records = report.rejected;
     if let Some(damage) = &report.damage {
-        findings.push(unreadable_log_file(
-            origin,
-            &damage.to_string(),
-            report.events,
-            mode,
-        ));
+        findings.push(unreadable_log_file(origin, &damage.to_string(), report.events, mode));
     }
-    Inspected {
-        report,
-        findings,
-        totals,
-    }
+    Inspected { report, findings, totals }
 }
 
 /// Reads a file into `buf`, refusing files over the cap without reading them.
@@ -348,14 +291,9 @@ fn read_capped(path: &Path, cap: u64, buf: &mut Vec<u8>) -> Result<(), String> {
         return Err("not a regular file".into());
     }
     if meta.len() > cap {
-        return Err(format!(
-            "file of {} bytes exceeds the size cap of {cap} bytes",
-            meta.len()
-        ));
+        return Err(format!("file of {} bytes exceeds the size cap of {cap} bytes", meta.len()));
     }
-    file.take(cap + 1)
-        .read_to_end(buf)
-        .map_err(|e| e.to_string())?;
+    file.take(cap + 1).read_to_end(buf).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -363,39 +301,24 @@ fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult) {
     let mut seen = HashSet::new();
     for outcome in outcomes {
         if let Some(error) = outcome.read_error {
-            result.input_errors.push(InputError {
-                path: outcome.path,
-                reason: error,
-            });
+            result.input_errors.push(InputError { path: outcome.path, reason: error });
             continue;
         }
         result.totals.add(&outcome.totals);
         if let Some(report) = &outcome.report {
             if let Some(damage) = &report.damage {
-                result
-                    .quarantined
-                    .push((outcome.path.clone(), damage.to_string()));
+                result.quarantined.push((outcome.path.clone(), damage.to_string()));
             }
             if let Some((_, first)) = report.rejects.first() {
-                result.rejected_records.push((
-                    outcome.path.clone(),
-                    report.rejected,
-                    first.to_string(),
-                ));
+                result.rejected_records.push((outcome.path.clone(), report.rejected, first.to_string()));
             }
         }
         for finding in outcome.findings {
             if seen.insert(finding.id.clone()) {
-                *result
-                    .totals
-                    .findings_per_rule
-                    .entry(finding.rule)
-                    .or_default() += 1;
+                *result.totals.findings_per_rule.entry(finding.rule).or_default() += 1;
                 result.findings.push(finding);
             }
         }
     }
-    result
-        .findings
-        .sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
+    result.findings.sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
 }

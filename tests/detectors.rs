@@ -26,30 +26,10 @@ fn run(engine: &Engine, file: &Path, rule: &str) -> (u64, Vec<Severity>) {
     let bytes = std::fs::read(file).expect("fixture is readable");
     let mut decoder = Decoder::new(Limits::default());
     let origin = file.display().to_string();
-    let inspected = inspect_object(
-        &mut decoder,
-        &bytes,
-        &origin,
-        engine,
-        Window::default(),
-        Mode::Scan,
-    );
-    assert!(
-        inspected.report.damage.is_none(),
-        "{origin}: {:?}",
-        inspected.report.damage
-    );
-    assert_eq!(
-        inspected.report.rejected, 0,
-        "{origin}: {:?}",
-        inspected.report.rejects
-    );
-    let severities = inspected
-        .findings
-        .iter()
-        .filter(|f| f.rule == rule)
-        .map(|f| f.severity)
-        .collect();
+    let inspected = inspect_object(&mut decoder, &bytes, &origin, engine, Window::default(), Mode::Scan);
+    assert!(inspected.report.damage.is_none(), "{origin}: {:?}", inspected.report.damage);
+    assert_eq!(inspected.report.rejected, 0, "{origin}: {:?}", inspected.report.rejects);
+    let severities = inspected.findings.iter().filter(|f| f.rule == rule).map(|f| f.severity).collect();
     (inspected.report.events, severities)
 }
 
@@ -66,66 +46,37 @@ fn every_rule_fires_on_its_positives_and_stays_silent_on_its_negatives() {
         let positives = json_files(&dir.join("positive"));
         let negatives = json_files(&dir.join("negative"));
         if positives.is_empty() || negatives.is_empty() {
-            failures.push(format!(
-                "{}: needs positive and negative fixtures in {}",
-                rule.id,
-                dir.display()
-            ));
+            failures.push(format!("{}: needs positive and negative fixtures in {}", rule.id, dir.display()));
         }
         for file in positives {
             checked += 1;
-            let name = file
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
+            let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let want = name.split('_').next().and_then(Severity::parse);
             let Some(want) = want else {
-                failures.push(format!(
-                    "{}: positive fixture name must start with a severity",
-                    file.display()
-                ));
+                failures.push(format!("{}: positive fixture name must start with a severity", file.display()));
                 continue;
             };
             let (events, got) = run(&engine, &file, rule.id);
             if got.len() as u64 != events || got.iter().any(|s| *s != want) || events == 0 {
-                failures.push(format!(
-                    "{}: expected {events} {want} finding(s), got {got:?}",
-                    file.display()
-                ));
+                failures.push(format!("{}: expected {events} {want} finding(s), got {got:?}", file.display()));
             }
         }
         for file in negatives {
             checked += 1;
             let (_, got) = run(&engine, &file, rule.id);
             if !got.is_empty() {
-                failures.push(format!(
-                    "{}: expected no {} finding, got {got:?}",
-                    file.display(),
-                    rule.id
-                ));
+                failures.push(format!("{}: expected no {} finding, got {got:?}", file.display(), rule.id));
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {checked} fixtures failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {checked} fixtures failed:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
 fn fixture_folders_name_real_rules() {
     let known: Vec<&str> = rules::catalogue().iter().map(|r| r.id).collect();
     for entry in std::fs::read_dir(fixture_root()).expect("testdata/events exists") {
-        let name = entry
-            .expect("entry")
-            .file_name()
-            .to_string_lossy()
-            .into_owned();
-        assert!(
-            known.contains(&name.as_str()),
-            "testdata/events/{name} is not a rule id"
-        );
+        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+        assert!(known.contains(&name.as_str()), "testdata/events/{name} is not a rule id");
     }
 }

@@ -53,9 +53,7 @@ pub fn inflate_capped(compressed: &[u8], cap: u64, out: &mut Vec<u8>) -> Result<
         let step = CHUNK.min(cap + 1 - before as u64);
         let read = (&mut decoder).take(step).read_to_end(out);
         if let Some(offset) = memchr::memchr(0, &out[before..]) {
-            return Err(GzipError::NotText {
-                offset: before + offset,
-            });
+            return Err(GzipError::NotText { offset: before + offset });
         }
         match read {
             Ok(0) => return Ok(()),
@@ -64,12 +62,7 @@ pub fn inflate_capped(compressed: &[u8], cap: u64, out: &mut Vec<u8>) -> Result<
                 return Err(GzipError::TooLarge { cap });
             }
             Ok(_) => {}
-            Err(source) => {
-                return Err(GzipError::Damaged {
-                    decoded: out.len(),
-                    source,
-                })
-            }
+            Err(source) => return Err(GzipError::Damaged { decoded: out.len(), source }),
         }
     }
 }

@@ -34,11 +34,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_object_bytes: 1 << 30,
-            max_record_bytes: 8 << 20,
-            max_depth: 64,
-        }
+        Limits { max_object_bytes: 1 << 30, max_record_bytes: 8 << 20, max_depth: 64 }
     }
 }
 
@@ -133,28 +129,18 @@ impl Decoder {
     }
 
     /// Decodes one object and calls `visit(record_index, event)` for every event, in file order.
-    pub fn decode(
-        &mut self,
-        object: &[u8],
-        visit: &mut dyn FnMut(u64, &Event<'_>),
-    ) -> ObjectReport {
-        let mut report = ObjectReport {
-            stored_bytes: object.len() as u64,
-            ..ObjectReport::default()
-        };
+    pub fn decode(&mut self, object: &[u8], visit: &mut dyn FnMut(u64, &Event<'_>)) -> ObjectReport {
+        let mut report = ObjectReport { stored_bytes: object.len() as u64, ..ObjectReport::default() };
         let mut loaded = self.load_text(object, &mut report);
-        if loaded.is_ok() && self.text.len() <= self.limits.max_record_bytes {
+        if loaded.is_ok() && self.text.len() <= self.limits.max_record_bytes && !has_surrogate_escape(&self.text) {
             if self.try_fast_path(&mut report, visit) {
                 return report;
             }
             // simd-json unescapes strings in place, so the scanner needs the text afresh.
             loaded = self.load_text(object, &mut report);
         }
-        let envelope = if self.text.is_empty() && loaded.is_err() {
-            Ok(())
-        } else {
-            self.slow_path(&mut report, visit)
-        };
+        let envelope =
+            if self.text.is_empty() && loaded.is_err() { Ok(()) } else { self.slow_path(&mut report, visit) };
         report.damage = loaded.err().or(envelope.err().map(ObjectError::from));
         report
     }
@@ -167,12 +153,9 @@ impl Decoder {
         }
         let result = if gzip::is_gzip(object) {
             report.gzip = true;
-            gzip::inflate_capped(object, self.limits.max_object_bytes, &mut self.text)
-                .map_err(ObjectError::from)
+            gzip::inflate_capped(object, self.limits.max_object_bytes, &mut self.text).map_err(ObjectError::from)
         } else if object.len() as u64 > self.limits.max_object_bytes {
-            return Err(ObjectError::TooLarge {
-                cap: self.limits.max_object_bytes,
-            });
+            return Err(ObjectError::TooLarge { cap: self.limits.max_object_bytes });
         } else {
             self.text.extend_from_slice(object);
             Ok(())
@@ -186,18 +169,32 @@ impl Decoder {
 
     /// Parses the whole document at once; false (having visited nothing) when the slow path
     /// must decide.
-    fn try_fast_path(
-        &mut self,
-        report: &mut ObjectReport,
-        visit: &mut dyn FnMut(u64, &Event<'_>),
-    ) -> bool {
+    fn try_fast_path(&mut self, report: &mut ObjectReport, visit: &mut dyn FnMut(u64, &Event<'_>)) -> bool {
         let mut tape = std::mem::replace(&mut self.tape, Tape::null()).reset();
-        let handled = simd_json::fill_tape(&mut self.text, &mut self.json_buffers, &mut tape)
-            .is_ok()
+        let handled = simd_json::fill_tape(&mut self.text, &mut self.json_buffers, &mut tape).is_ok()
             && tape_depth(&tape.0) <= self.limits.max_depth
             && visit_document(tape.as_value(), report, visit);
         self.tape = tape.reset();
         handled
+    }
+
+    /// Checks that need the record's bytes before parsing: size, depth, lone surrogates.
+    fn record_problem(&self, span: &split::RecordSpan) -> Option<RecordReject> {
+        let (bytes, cap) = (span.range.len(), self.limits.max_record_bytes);
+        if bytes > cap {
+            return Some(RecordReject::TooLarge { bytes, cap });
+        }
+        let limit = self.limits.max_depth;
+        if span.depth > limit {
+            return Some(RecordReject::TooDeep { depth: span.depth, limit });
+        }
+        let record = &self.text[span.range.clone()];
+        if has_surrogate_escape(record) {
+            if let Err(error) = serde_json::from_slice::<serde_json::Value>(record) {
+                return Some(RecordReject::Syntax(error.to_string()));
+            }
+        }
+        None
     }
 
     /// Finds record boundaries with the scanner and parses each record alone.
@@ -211,35 +208,12 @@ impl Decoder {
         let envelope = split::scan_records(&self.text, |span| spans.push(span));
         for (index, span) in self.spans.iter().enumerate() {
             let index = index as u64;
-            let bytes = span.range.len();
-            if bytes > self.limits.max_record_bytes {
-                reject(
-                    report,
-                    index,
-                    RecordReject::TooLarge {
-                        bytes,
-                        cap: self.limits.max_record_bytes,
-                    },
-                );
-                continue;
-            }
-            if span.depth > self.limits.max_depth {
-                reject(
-                    report,
-                    index,
-                    RecordReject::TooDeep {
-                        depth: span.depth,
-                        limit: self.limits.max_depth,
-                    },
-                );
+            if let Some(problem) = self.record_problem(span) {
+                reject(report, index, problem);
                 continue;
             }
             let mut tape = std::mem::replace(&mut self.tape, Tape::null()).reset();
-            match simd_json::fill_tape(
-                &mut self.text[span.range.clone()],
-                &mut self.json_buffers,
-                &mut tape,
-            ) {
+            match simd_json::fill_tape(&mut self.text[span.range.clone()], &mut self.json_buffers, &mut tape) {
                 Ok(()) => visit_record(index, tape.as_value(), report, visit),
                 Err(error) => reject(report, index, RecordReject::Syntax(error.to_string())),
             }
@@ -250,11 +224,7 @@ impl Decoder {
 }
 
 /// Walks a fully parsed document; false when its shape needs the scanner's judgement.
-fn visit_document(
-    root: Json<'_>,
-    report: &mut ObjectReport,
-    visit: &mut dyn FnMut(u64, &Event<'_>),
-) -> bool {
+fn visit_document(root: Json<'_>, report: &mut ObjectReport, visit: &mut dyn FnMut(u64, &Event<'_>)) -> bool {
     let records = if let Some(object) = root.as_object() {
         match object.get("Records") {
             Some(records) => match records.as_array() {
@@ -282,12 +252,7 @@ fn visit_document(
 }
 
 /// Turns one parsed record into an event (unwrapping an EventBridge `detail`) and visits it.
-fn visit_record(
-    index: u64,
-    record: Json<'_>,
-    report: &mut ObjectReport,
-    visit: &mut dyn FnMut(u64, &Event<'_>),
-) {
+fn visit_record(index: u64, record: Json<'_>, report: &mut ObjectReport, visit: &mut dyn FnMut(u64, &Event<'_>)) {
     let record = match record.get("detail") {
         Some(detail) if record.get("eventName").is_none() && detail.is_object() => detail,
         _ => record,
@@ -306,6 +271,14 @@ fn reject(report: &mut ObjectReport, index: u64, reason: RecordReject) {
     if report.rejects.len() < KEPT_REJECTS {
         report.rejects.push((index, reason));
     }
+}
+
+/// True when the text has a `\uD800`–`\uDFFF` escape. simd-json turns a lone surrogate into
+/// a wrong character instead of an error, so such records are checked by serde_json first; real
+/// CloudTrail carries non-ASCII text as UTF-8, so this path is rare.
+fn has_surrogate_escape(text: &[u8]) -> bool {
+    let finder = |needle: &'static [u8]| memchr::memmem::find(text, needle).is_some();
+    finder(b"\\ud") || finder(b"\\uD")
 }
 
 /// Maximum container nesting of a tape, in one pass.

@@ -55,10 +55,7 @@ pub struct RecordSpan {
 /// A lone top-level object that is neither an event nor an envelope (a digest file, a config
 /// file) is [`EnvelopeError::NoRecords`]; among several top-level values (JSON lines) such an
 /// object is passed on as a record, to be rejected on its own.
-pub fn scan_records(
-    buf: &[u8],
-    mut on_record: impl FnMut(RecordSpan),
-) -> Result<(), EnvelopeError> {
+pub fn scan_records(buf: &[u8], mut on_record: impl FnMut(RecordSpan)) -> Result<(), EnvelopeError> {
     let mut pos = skip_ws(buf, 0);
     let mut values = 0usize;
     let mut pending_non_event: Option<RecordSpan> = None;
@@ -148,10 +145,7 @@ fn scan_top_object(
         }
     }
     let end = pos + 1;
-    let span = RecordSpan {
-        range: start..end,
-        depth,
-    };
+    let span = RecordSpan { range: start..end, depth };
     if saw_records {
         return Ok(TopObject::Done(end));
     }
@@ -186,10 +180,7 @@ fn scan_array_of_records(
             Some(_) => {}
         }
         let (end, depth) = value_end(buf, pos)?;
-        on_record(RecordSpan {
-            range: pos..end,
-            depth,
-        });
+        on_record(RecordSpan { range: pos..end, depth });
         pos = skip_ws(buf, end);
         match buf.get(pos) {
             Some(b',') => pos = skip_ws(buf, pos + 1),
@@ -278,18 +269,9 @@ mod tests {
     #[test]
     fn splits_every_envelope_shape() {
         let cases: [(&str, &[&str]); 5] = [
-            (
-                r#"{"Records":[{"eventName":"A"},{"eventName":"B"}]}"#,
-                &[r#"{"eventName":"A"}"#, r#"{"eventName":"B"}"#],
-            ),
-            (
-                r#"[{"eventName":"A"}, 5 ,{"eventName":"B"}]"#,
-                &[r#"{"eventName":"A"}"#, "5", r#"{"eventName":"B"}"#],
-            ),
-            (
-                "{\"eventName\":\"A\"}\n{\"eventName\":\"B\"}\n",
-                &[r#"{"eventName":"A"}"#, r#"{"eventName":"B"}"#],
-            ),
+            (r#"{"Records":[{"eventName":"A"},{"eventName":"B"}]}"#, &[r#"{"eventName":"A"}"#, r#"{"eventName":"B"}"#]),
+            (r#"[{"eventName":"A"}, 5 ,{"eventName":"B"}]"#, &[r#"{"eventName":"A"}"#, "5", r#"{"eventName":"B"}"#]),
+            ("{\"eventName\":\"A\"}\n{\"eventName\":\"B\"}\n", &[r#"{"eventName":"A"}"#, r#"{"eventName":"B"}"#]),
             (r#"{"x":{"Records":1},"Records":[]}"#, &[]),
             (
                 r#"[{"eventName":"}]},{\"eventName\":\"CopyObject\""}]"#,
@@ -312,18 +294,9 @@ mod tests {
 
     #[test]
     fn refuses_non_envelopes() {
-        assert_eq!(
-            spans(r#"{"Records":null}"#).1,
-            Err(EnvelopeError::RecordsNotArray)
-        );
+        assert_eq!(spans(r#"{"Records":null}"#).1, Err(EnvelopeError::RecordsNotArray));
         assert_eq!(spans(r#"{"foo":1}"#).1, Err(EnvelopeError::NoRecords));
-        assert!(matches!(
-            spans("[[[[1]]]]").1,
-            Err(EnvelopeError::NestedArrays { .. })
-        ));
-        assert!(matches!(
-            spans("\"x\"").1,
-            Err(EnvelopeError::Unexpected { .. })
-        ));
+        assert!(matches!(spans("[[[[1]]]]").1, Err(EnvelopeError::NestedArrays { .. })));
+        assert!(matches!(spans("\"x\"").1, Err(EnvelopeError::Unexpected { .. })));
     }
 }

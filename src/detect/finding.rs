@@ -20,9 +20,7 @@ pub const SCHEMA: &str = "trailhound.finding/v1";
 pub const MAX_FIELD_CHARS: usize = 512;
 
 /// Severity, ordered from `info` to `critical`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Context only.
@@ -39,13 +37,8 @@ pub enum Severity {
 
 impl Severity {
     /// All severities, lowest first.
-    pub const ALL: [Severity; 5] = [
-        Severity::Info,
-        Severity::Low,
-        Severity::Medium,
-        Severity::High,
-        Severity::Critical,
-    ];
+    pub const ALL: [Severity; 5] =
+        [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
 
     /// One level lower (`info` stays `info`): the rule for failed calls.
     pub fn lowered(self) -> Severity {
@@ -70,9 +63,7 @@ impl Severity {
 
     /// Parses a lowercase (or any-case) name.
     pub fn parse(text: &str) -> Option<Severity> {
-        Severity::ALL
-            .into_iter()
-            .find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
+        Severity::ALL.into_iter().find(|s| s.as_str().eq_ignore_ascii_case(text.trim()))
     }
 }
 

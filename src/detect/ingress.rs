@@ -18,8 +18,7 @@ use crate::event::Event;
 use super::net::{Cidr, PortRange};
 
 /// Security-group ingress events.
-pub const SECURITY_GROUP_EVENTS: &[&str] =
-    &["AuthorizeSecurityGroupIngress", "ModifySecurityGroupRules"];
+pub const SECURITY_GROUP_EVENTS: &[&str] = &["AuthorizeSecurityGroupIngress", "ModifySecurityGroupRules"];
 /// Network-ACL entry events.
 pub const NETWORK_ACL_EVENTS: &[&str] = &["CreateNetworkAclEntry", "ReplaceNetworkAclEntry"];
 
@@ -107,27 +106,13 @@ pub fn permissions(event: &Event<'_>) -> Vec<Permission> {
     unique
 }
 
-fn push(
-    out: &mut Vec<Permission>,
-    protocol: Option<&str>,
-    from: Option<i64>,
-    to: Option<i64>,
-    cidr: Option<&str>,
-) {
+fn push(out: &mut Vec<Permission>, protocol: Option<&str>, from: Option<i64>, to: Option<i64>, cidr: Option<&str>) {
     let Some(source) = cidr.and_then(Cidr::parse) else {
         return;
     };
     let protocol = Protocol::parse(protocol.unwrap_or("-1"));
-    let ports = if protocol == Protocol::All {
-        PortRange::ALL
-    } else {
-        PortRange::from_bounds(from, to)
-    };
-    out.push(Permission {
-        protocol,
-        ports,
-        source,
-    });
+    let ports = if protocol == Protocol::All { PortRange::ALL } else { PortRange::from_bounds(from, to) };
+    out.push(Permission { protocol, ports, source });
 }
 
 fn authorize_request(request: Json<'_>, out: &mut Vec<Permission>) {
@@ -144,22 +129,10 @@ fn authorize_request(request: Json<'_>, out: &mut Vec<Permission>) {
         let from = number(get_any(permission, &["fromPort", "FromPort"]));
         let to = number(get_any(permission, &["toPort", "ToPort"]));
         for range in elements(get_any(permission, &["ipRanges", "IpRanges"])) {
-            push(
-                out,
-                protocol,
-                from,
-                to,
-                text(get_any(range, &["cidrIp", "CidrIp"])),
-            );
+            push(out, protocol, from, to, text(get_any(range, &["cidrIp", "CidrIp"])));
         }
         for range in elements(get_any(permission, &["ipv6Ranges", "Ipv6Ranges"])) {
-            push(
-                out,
-                protocol,
-                from,
-                to,
-                text(get_any(range, &["cidrIpv6", "CidrIpv6"])),
-            );
+            push(out, protocol, from, to, text(get_any(range, &["cidrIpv6", "CidrIpv6"])));
         }
     }
 }
@@ -180,10 +153,7 @@ fn rule_set_response(response: Json<'_>, out: &mut Vec<Permission>) {
 
 fn modify_rules_request(request: Json<'_>, out: &mut Vec<Permission>) {
     let wrapper = get_any(request, &["ModifySecurityGroupRulesRequest"]).unwrap_or(request);
-    for entry in elements(get_any(
-        wrapper,
-        &["SecurityGroupRule", "SecurityGroupRules"],
-    )) {
+    for entry in elements(get_any(wrapper, &["SecurityGroupRule", "SecurityGroupRules"])) {
         // Each entry is `{SecurityGroupRuleId, SecurityGroupRule: {IpProtocol, FromPort, …}}`.
         let rule = get_any(entry, &["SecurityGroupRule"]).unwrap_or(entry);
         let protocol = text(get_any(rule, &["IpProtocol", "ipProtocol"]));
@@ -196,8 +166,7 @@ fn modify_rules_request(request: Json<'_>, out: &mut Vec<Permission>) {
 }
 
 fn network_acl_entry(request: Json<'_>, out: &mut Vec<Permission>) {
-    let allow = text_at(request, &["ruleAction", "RuleAction"])
-        .is_some_and(|a| a.eq_ignore_ascii_case("allow"));
+    let allow = text_at(request, &["ruleAction", "RuleAction"]).is_some_and(|a| a.eq_ignore_ascii_case("allow"));
     let egress = boolean(get_any(request, &["egress", "Egress"])).unwrap_or(false);
     if !allow || egress {
         return;

@@ -20,9 +20,7 @@ pub mod rules;
 use std::collections::{HashMap, HashSet};
 
 use crate::event::{time::format_rfc3339, Event, KeyKind};
-pub use finding::{
-    clean, clean_opt, finding_id, Family, Finding, Mode, Outcome, Principal, Resource, Severity,
-};
+pub use finding::{clean, clean_opt, finding_id, Family, Finding, Mode, Outcome, Principal, Resource, Severity};
 use net::Cidr;
 
 /// What happens when the call behind a matching event failed.
@@ -74,10 +72,7 @@ pub struct Hit {
 impl Hit {
     /// A hit with a summary.
     pub fn new(summary: String) -> Hit {
-        Hit {
-            summary,
-            ..Hit::default()
-        }
+        Hit { summary, ..Hit::default() }
     }
 
     /// Sets this hit's severity.
@@ -88,10 +83,7 @@ impl Hit {
 
     /// Adds a resource (the id is cleaned).
     pub fn resource(mut self, kind: &'static str, id: &str) -> Hit {
-        self.resources.push(Resource {
-            kind,
-            id: clean(id),
-        });
+        self.resources.push(Resource { kind, id: clean(id) });
         self
     }
 
@@ -188,10 +180,8 @@ pub struct Engine {
 impl Engine {
     /// An engine over the whole catalogue with these settings.
     pub fn new(settings: Settings, mode: Mode) -> Engine {
-        let detectors: Vec<Box<dyn Detector>> = rules::all()
-            .into_iter()
-            .filter(|d| !settings.disabled_rules.contains(d.info().id))
-            .collect();
+        let detectors: Vec<Box<dyn Detector>> =
+            rules::all().into_iter().filter(|d| !settings.disabled_rules.contains(d.info().id)).collect();
         let mut by_event_name: HashMap<&'static str, Vec<usize>> = HashMap::new();
         let mut every_event = Vec::new();
         for (index, detector) in detectors.iter().enumerate() {
@@ -202,13 +192,7 @@ impl Engine {
                 by_event_name.entry(name).or_default().push(index);
             }
         }
-        Engine {
-            detectors,
-            by_event_name,
-            every_event,
-            settings,
-            mode,
-        }
+        Engine { detectors, by_event_name, every_event, settings, mode }
     }
 
     /// The settings in force.
@@ -218,11 +202,7 @@ impl Engine {
 
     /// Inspects one event, appending findings to `out`.
     pub fn inspect(&self, event: &Event<'_>, origin: EventOrigin<'_>, out: &mut Vec<Finding>) {
-        let named = self
-            .by_event_name
-            .get(event.event_name)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let named = self.by_event_name.get(event.event_name).map(Vec::as_slice).unwrap_or_default();
         for &index in named.iter().chain(&self.every_event) {
             let detector = &self.detectors[index];
             let info = detector.info();
@@ -235,9 +215,7 @@ impl Engine {
             }
             if let Some(hit) = detector.inspect(event, &self.settings) {
                 let configured = rule_settings.and_then(|r| r.severity);
-                out.push(build_finding(
-                    info, hit, event, origin, configured, self.mode,
-                ));
+                out.push(build_finding(info, hit, event, origin, configured, self.mode));
             }
         }
     }
@@ -246,15 +224,10 @@ impl Engine {
 /// True when the event's principal (ARN, key id or user name) is in `list`.
 pub fn is_allowlisted(event: &Event<'_>, list: &[String]) -> bool {
     let id = &event.identity;
-    [
-        id.arn,
-        id.access_key_id,
-        id.user_name,
-        id.session_issuer_name,
-    ]
-    .into_iter()
-    .flatten()
-    .any(|value| list.iter().any(|allowed| allowed == value))
+    [id.arn, id.access_key_id, id.user_name, id.session_issuer_name]
+        .into_iter()
+        .flatten()
+        .any(|value| list.iter().any(|allowed| allowed == value))
 }
 
 fn build_finding(
@@ -284,11 +257,7 @@ fn build_finding(
         severity,
         title: info.title,
         summary: clean(&hit.summary),
-        outcome: if failed {
-            Outcome::Failure
-        } else {
-            Outcome::Success
-        },
+        outcome: if failed { Outcome::Failure } else { Outcome::Success },
         first_seen: time.clone(),
         last_seen: time,
         account: clean_opt(event.account()),
@@ -303,11 +272,7 @@ fn build_finding(
         source_ip: clean_opt(event.source_ip),
         user_agent: clean_opt(event.user_agent),
         resources: hit.resources,
-        evidence: finding::Evidence {
-            event_ids,
-            count: 1,
-            details,
-        },
+        evidence: finding::Evidence { event_ids, count: 1, details },
         controls: info.controls,
         mitre: info.mitre,
         remediation: info.remediation,
@@ -322,10 +287,9 @@ pub fn who(event: &Event<'_>) -> String {
     let id = &event.identity;
     let name = match id.kind {
         Some("Root") => Some("the root user".to_owned()),
-        Some("AssumedRole") => id.arn.and_then(|arn| {
-            arn.rsplit_once(":assumed-role/")
-                .map(|(_, rest)| format!("role session {rest}"))
-        }),
+        Some("AssumedRole") => {
+            id.arn.and_then(|arn| arn.rsplit_once(":assumed-role/").map(|(_, rest)| format!("role session {rest}")))
+        }
         _ => None,
     };
     name.or_else(|| id.user_name.map(|u| format!("user {u}")))

@@ -18,10 +18,7 @@ impl Cidr {
     pub fn parse(text: &str) -> Option<Cidr> {
         let text = text.trim();
         let (addr, prefix) = match text.split_once('/') {
-            Some((addr, prefix)) => (
-                addr.parse::<IpAddr>().ok()?,
-                Some(prefix.parse::<u8>().ok()?),
-            ),
+            Some((addr, prefix)) => (addr.parse::<IpAddr>().ok()?, Some(prefix.parse::<u8>().ok()?)),
             None => (text.parse::<IpAddr>().ok()?, None),
         };
         let max = if addr.is_ipv4() { 32 } else { 128 };
@@ -41,15 +38,11 @@ impl Cidr {
         }
         match (self.addr, other.addr) {
             (IpAddr::V4(a), IpAddr::V4(b)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
                 u32::from(a) & mask == u32::from(b) & mask
             }
             (IpAddr::V6(a), IpAddr::V6(b)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
                 u128::from(a) & mask == u128::from(b) & mask
             }
             _ => false,
@@ -74,25 +67,16 @@ pub struct PortRange {
 
 impl PortRange {
     /// Every port.
-    pub const ALL: PortRange = PortRange {
-        from: 0,
-        to: u16::MAX,
-    };
+    pub const ALL: PortRange = PortRange { from: 0, to: u16::MAX };
 
     /// From the numbers in a request; negative or missing bounds (`-1`) mean all ports.
     pub fn from_bounds(from: Option<i64>, to: Option<i64>) -> PortRange {
         match (from, to) {
             (Some(f), Some(t)) if f >= 0 && t >= 0 => {
                 let (f, t) = (f.min(65_535) as u16, t.min(65_535) as u16);
-                PortRange {
-                    from: f.min(t),
-                    to: f.max(t),
-                }
+                PortRange { from: f.min(t), to: f.max(t) }
             }
-            (Some(f), None) if f >= 0 => PortRange {
-                from: f.min(65_535) as u16,
-                to: f.min(65_535) as u16,
-            },
+            (Some(f), None) if f >= 0 => PortRange { from: f.min(65_535) as u16, to: f.min(65_535) as u16 },
             _ => PortRange::ALL,
         }
     }

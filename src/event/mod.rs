@@ -130,22 +130,14 @@ impl<'a> Event<'a> {
                 "awsRegion" => event.region = event.region.or(s()),
                 "sourceIPAddress" => event.source_ip = event.source_ip.or(s()),
                 "userAgent" => event.user_agent = event.user_agent.or(s()),
-                "errorCode" => {
-                    event.error_code = event.error_code.or(s()).filter(|c| !c.is_empty())
-                }
+                "errorCode" => event.error_code = event.error_code.or(s()).filter(|c| !c.is_empty()),
                 "recipientAccountId" => event.recipient_account = event.recipient_account.or(s()),
                 "userIdentity" if value.is_object() && event.identity.kind.is_none() => {
                     event.identity = identity(value)
                 }
-                "requestParameters" if value.is_object() => {
-                    event.request = event.request.or(Some(value))
-                }
-                "responseElements" if value.is_object() => {
-                    event.response = event.response.or(Some(value))
-                }
-                "additionalEventData" if value.is_object() => {
-                    event.additional = event.additional.or(Some(value))
-                }
+                "requestParameters" if value.is_object() => event.request = event.request.or(Some(value)),
+                "responseElements" if value.is_object() => event.response = event.response.or(Some(value)),
+                "additionalEventData" if value.is_object() => event.additional = event.additional.or(Some(value)),
                 _ => {}
             }
         }
@@ -168,9 +160,7 @@ impl<'a> Event<'a> {
     /// Long-term, temporary or no key, by prefix together with the identity type.
     pub fn key_kind(&self) -> KeyKind {
         match self.identity.access_key_id {
-            Some(k) if k.starts_with("AKIA") && self.identity.kind != Some("AssumedRole") => {
-                KeyKind::LongTerm
-            }
+            Some(k) if k.starts_with("AKIA") && self.identity.kind != Some("AssumedRole") => KeyKind::LongTerm,
             Some(k) if k.starts_with("ASIA") => KeyKind::Temporary,
             _ => KeyKind::None,
         }
@@ -202,10 +192,7 @@ impl<'a> Event<'a> {
 
     /// The principal as one string: the ARN, else the key id, else the user name.
     pub fn principal(&self) -> Option<&'a str> {
-        self.identity
-            .arn
-            .or(self.identity.access_key_id)
-            .or(self.identity.user_name)
+        self.identity.arn.or(self.identity.access_key_id).or(self.identity.user_name)
     }
 }
 
@@ -239,9 +226,6 @@ fn identity(value: Json<'_>) -> UserIdentity<'_> {
         user_name: s("userName"),
         account_id: s("accountId"),
         invoked_by: s("invokedBy"),
-        session_issuer_name: shape::text(shape::path(
-            value,
-            &[&["sessionContext"], &["sessionIssuer"], &["userName"]],
-        )),
+        session_issuer_name: shape::text(shape::path(value, &[&["sessionContext"], &["sessionIssuer"], &["userName"]])),
     }
 }

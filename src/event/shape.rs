@@ -19,9 +19,7 @@ pub fn get_any<'a>(value: Json<'a>, keys: &[&str]) -> Option<Json<'a>> {
 
 /// Follows a path of keys from `value`; each step may be spelled several ways.
 pub fn path<'a>(value: Json<'a>, steps: &[&[&str]]) -> Option<Json<'a>> {
-    steps
-        .iter()
-        .try_fold(value, |current, keys| get_any(current, keys))
+    steps.iter().try_fold(value, |current, keys| get_any(current, keys))
 }
 
 /// A string value, or `None` for any other type.

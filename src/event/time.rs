@@ -76,9 +76,7 @@ pub fn format_rfc3339(millis: Millis) -> String {
 }
 
 fn digits(bytes: &[u8]) -> Option<i64> {
-    bytes.iter().try_fold(0i64, |acc, &c| {
-        c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-    })
+    bytes.iter().try_fold(0i64, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0')))
 }
 
 fn is_leap(year: i64) -> bool {
@@ -143,11 +141,7 @@ mod tests {
 
     #[test]
     fn formatting_round_trips() {
-        for text in [
-            "1970-01-01T00:00:00Z",
-            "2024-02-29T23:59:59.001Z",
-            "9999-12-31T23:59:59Z",
-        ] {
+        for text in ["1970-01-01T00:00:00Z", "2024-02-29T23:59:59.001Z", "9999-12-31T23:59:59Z"] {
             let millis = parse_rfc3339(text).expect("valid");
             assert_eq!(format_rfc3339(millis), text);
         }

@@ -21,8 +21,7 @@ static INFO: RuleInfo = RuleInfo {
     severity: Severity::Low,
     title: "Access key created",
     description: "CreateAccessKey (low for one's own key, high for another user's or by root)",
-    remediation:
-        "Confirm the key is needed and owned. A key created for another user, or by root, \
+    remediation: "Confirm the key is needed and owned. A key created for another user, or by root, \
         is a persistence technique: deactivate it and investigate the creator. Prefer IAM roles \
         and IAM Identity Center over long-term keys.",
     mitre: &["T1098.001"],
@@ -48,21 +47,16 @@ impl Detector for AccessKeyCreated {
         }
         let target = event.request.and_then(|r| text_at(r, &["userName"]));
         let caller = event.identity.user_name;
-        let for_other =
-            target.is_some_and(|t| Some(t) != caller || event.identity.kind != Some("IAMUser"));
+        let for_other = target.is_some_and(|t| Some(t) != caller || event.identity.kind != Some("IAMUser"));
         let by_root = event.identity.kind == Some("Root");
         let new_key = event.response.and_then(|r| {
-            text(path(r, &[&["accessKey"], &["accessKeyId"]]))
-                .or_else(|| text(get_any(r, &["accessKeyId"])))
+            text(path(r, &[&["accessKey"], &["accessKeyId"]])).or_else(|| text(get_any(r, &["accessKeyId"])))
         });
         let owner = target.or(caller).unwrap_or("?");
-        let mut hit = Hit::new(format!(
-            "{} created an access key for user {owner}",
-            who(event)
-        ))
-        .resource("AWS::IAM::User", owner)
-        .detail_text("target_user", owner)
-        .detail("for_another_user", for_other);
+        let mut hit = Hit::new(format!("{} created an access key for user {owner}", who(event)))
+            .resource("AWS::IAM::User", owner)
+            .detail_text("target_user", owner)
+            .detail("for_another_user", for_other);
         if for_other || by_root {
             hit = hit.severity(Severity::High);
         }

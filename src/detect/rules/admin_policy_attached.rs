@@ -24,7 +24,8 @@ static INFO: RuleInfo = RuleInfo {
     family: Family::Exposure,
     severity: Severity::High,
     title: "Administrator policy attached to a role",
-    description: "AttachRolePolicy with AdministratorAccess/IAMFullAccess/*FullAccess, or PutRolePolicy allowing * on *",
+    description:
+        "AttachRolePolicy with AdministratorAccess/IAMFullAccess/*FullAccess, or PutRolePolicy allowing * on *",
     remediation: "Replace the policy with least-privilege permissions for what the role's workload \
         does (IAM Access Analyzer can generate one from CloudTrail activity), especially on roles \
         used by EC2 instance profiles or ECS tasks.",
@@ -70,10 +71,7 @@ impl Detector for AdminPolicyAttached {
 
 /// AWS-managed administrator policies: `AdministratorAccess`, `IAMFullAccess`, `*FullAccess`.
 fn is_admin_managed_policy(arn: &str) -> bool {
-    let Some(name) = arn
-        .strip_prefix("arn:")
-        .and_then(|rest| rest.split_once(":iam::aws:policy/"))
-        .map(|(_, n)| n)
+    let Some(name) = arn.strip_prefix("arn:").and_then(|rest| rest.split_once(":iam::aws:policy/")).map(|(_, n)| n)
     else {
         return false;
     };
@@ -114,30 +112,18 @@ mod tests {
 
     #[test]
     fn recognises_admin_policies() {
-        assert!(is_admin_managed_policy(
-            "arn:aws:iam::aws:policy/AdministratorAccess"
-        ));
-        assert!(is_admin_managed_policy(
-            "arn:aws-us-gov:iam::aws:policy/AmazonS3FullAccess"
-        ));
-        assert!(is_admin_managed_policy(
-            "arn:aws:iam::aws:policy/IAMFullAccess"
-        ));
-        assert!(!is_admin_managed_policy(
-            "arn:aws:iam::aws:policy/ReadOnlyAccess"
-        ));
-        assert!(!is_admin_managed_policy(
-            "arn:aws:iam::123456789012:policy/MyFullAccess"
-        ));
+        assert!(is_admin_managed_policy("arn:aws:iam::aws:policy/AdministratorAccess"));
+        assert!(is_admin_managed_policy("arn:aws-us-gov:iam::aws:policy/AmazonS3FullAccess"));
+        assert!(is_admin_managed_policy("arn:aws:iam::aws:policy/IAMFullAccess"));
+        assert!(!is_admin_managed_policy("arn:aws:iam::aws:policy/ReadOnlyAccess"));
+        assert!(!is_admin_managed_policy("arn:aws:iam::123456789012:policy/MyFullAccess"));
     }
 
     #[test]
     fn reads_url_encoded_documents() {
         let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22*%22%2C%22Resource%22%3A%22*%22%7D%7D";
         assert!(allows_everything(encoded));
-        assert!(!allows_everything(
-            r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#
-        ));
+        assert!(!allows_everything(r#"{"Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#));
         assert!(!allows_everything("not json"));
     }
 }

@@ -20,8 +20,7 @@ static INFO: RuleInfo = RuleInfo {
     severity: Severity::Low,
     title: "ECS cluster without Container Insights",
     description: "CreateCluster/UpdateClusterSettings leaving containerInsights off [ECS.12]",
-    remediation:
-        "Turn on Container Insights for the cluster (settings containerInsights=enabled or \
+    remediation: "Turn on Container Insights for the cluster (settings containerInsights=enabled or \
         enhanced), or as the account default with PutAccountSettingDefault.",
     mitre: &[],
     controls: &["ECS.12"],
@@ -59,16 +58,11 @@ impl Detector for EcsClusterNoContainerInsights {
         if !off {
             return None;
         }
-        let cluster = request
-            .and_then(|r| text_at(r, &["clusterName", "cluster"]))
-            .unwrap_or("default");
+        let cluster = request.and_then(|r| text_at(r, &["clusterName", "cluster"])).unwrap_or("default");
         Some(
-            Hit::new(format!(
-                "{} left Container Insights off on cluster {cluster}",
-                who(event)
-            ))
-            .resource("AWS::ECS::Cluster", cluster)
-            .detail_text("cluster", cluster),
+            Hit::new(format!("{} left Container Insights off on cluster {cluster}", who(event)))
+                .resource("AWS::ECS::Cluster", cluster)
+                .detail_text("cluster", cluster),
         )
     }
 }

@@ -30,24 +30,18 @@ impl<'a> Container<'a> {
 
     /// `logConfiguration.logDriver` is set.
     pub fn has_log_driver(&self) -> bool {
-        get_any(self.json, &["logConfiguration"])
-            .and_then(|l| text_at(l, &["logDriver"]))
-            .is_some()
+        get_any(self.json, &["logConfiguration"]).and_then(|l| text_at(l, &["logDriver"])).is_some()
     }
 
     /// Names of `environment` entries (values are never read).
     pub fn environment_names(&self) -> Vec<&'a str> {
-        elements(get_any(self.json, &["environment"]))
-            .iter()
-            .filter_map(|e| text(get_any(*e, &["name"])))
-            .collect()
+        elements(get_any(self.json, &["environment"])).iter().filter_map(|e| text(get_any(*e, &["name"]))).collect()
     }
 }
 
 /// The task definition request of an ECS `RegisterTaskDefinition` event.
 pub fn task_definition<'a>(event: &Event<'a>) -> Option<Json<'a>> {
-    (event.service() == "ecs" && event.event_name == "RegisterTaskDefinition")
-        .then_some(event.request?)
+    (event.service() == "ecs" && event.event_name == "RegisterTaskDefinition").then_some(event.request?)
 }
 
 /// The task definition family (for summaries and resources).
@@ -59,10 +53,7 @@ pub fn family<'a>(request: Json<'a>) -> &'a str {
 pub fn containers(request: Json<'_>) -> Vec<Container<'_>> {
     elements(get_any(request, &["containerDefinitions"]))
         .into_iter()
-        .map(|json| Container {
-            json,
-            name: text(get_any(json, &["name"])).unwrap_or("?"),
-        })
+        .map(|json| Container { json, name: text(get_any(json, &["name"])).unwrap_or("?") })
         .collect()
 }
 
@@ -72,12 +63,7 @@ pub fn setting<'a>(request: Json<'a>, key: &str) -> Option<&'a str> {
 }
 
 /// The hit for a task-definition rule: `None` when no container is flagged.
-pub fn report(
-    event: &Event<'_>,
-    request: Json<'_>,
-    flagged: Vec<&str>,
-    what: &str,
-) -> Option<crate::detect::Hit> {
+pub fn report(event: &Event<'_>, request: Json<'_>, flagged: Vec<&str>, what: &str) -> Option<crate::detect::Hit> {
     if flagged.is_empty() {
         return None;
     }

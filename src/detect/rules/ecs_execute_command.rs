@@ -18,8 +18,7 @@ static INFO: RuleInfo = RuleInfo {
     severity: Severity::Medium,
     title: "Interactive ECS Exec session",
     description: "ExecuteCommand with interactive true",
-    remediation:
-        "Confirm the session was expected. Limit ecs:ExecuteCommand to break-glass roles, \
+    remediation: "Confirm the session was expected. Limit ecs:ExecuteCommand to break-glass roles, \
         enable ECS Exec logging to CloudWatch Logs or S3, and disable enableExecuteCommand on \
         services that do not need it.",
     mitre: &["T1609"],
@@ -51,14 +50,11 @@ impl Detector for EcsExecuteCommand {
         let task = text_at(request, &["task"]).unwrap_or("?");
         let container = text_at(request, &["container"]).unwrap_or("?");
         Some(
-            Hit::new(format!(
-                "{} opened an interactive shell in container {container} of task {task}",
-                who(event)
-            ))
-            .resource("AWS::ECS::Task", task)
-            .detail_text("cluster", cluster)
-            .detail_text("task", task)
-            .detail_text("container", container),
+            Hit::new(format!("{} opened an interactive shell in container {container} of task {task}", who(event)))
+                .resource("AWS::ECS::Task", task)
+                .detail_text("cluster", cluster)
+                .detail_text("task", task)
+                .detail_text("container", container),
         )
     }
 }

@@ -20,10 +20,8 @@ static INFO: RuleInfo = RuleInfo {
     family: Family::Exposure,
     severity: Severity::Low,
     title: "Fargate service pinned below the latest platform version",
-    description:
-        "CreateService/UpdateService on Fargate with platformVersion below 1.4.0 (Linux) [ECS.10]",
-    remediation:
-        "Use platformVersion LATEST (or 1.4.0 on Linux) so that tasks get current security patches.",
+    description: "CreateService/UpdateService on Fargate with platformVersion below 1.4.0 (Linux) [ECS.10]",
+    remediation: "Use platformVersion LATEST (or 1.4.0 on Linux) so that tasks get current security patches.",
     mitre: &[],
     controls: &["ECS.10"],
     on_failure: OnFailure::Lower,
@@ -48,13 +46,10 @@ impl Detector for EcsFargateOldPlatform {
             return None;
         }
         let request = event.request?;
-        let fargate_launch =
-            text_at(request, &["launchType"]).is_some_and(|l| l.eq_ignore_ascii_case("FARGATE"));
+        let fargate_launch = text_at(request, &["launchType"]).is_some_and(|l| l.eq_ignore_ascii_case("FARGATE"));
         let fargate_provider = elements(get_any(request, &["capacityProviderStrategy"]))
             .iter()
-            .any(|p| {
-                text(get_any(*p, &["capacityProvider"])).is_some_and(|c| c.starts_with("FARGATE"))
-            });
+            .any(|p| text(get_any(*p, &["capacityProvider"])).is_some_and(|c| c.starts_with("FARGATE")));
         if !fargate_launch && !fargate_provider {
             return None;
         }
@@ -64,13 +59,10 @@ impl Detector for EcsFargateOldPlatform {
         }
         let service = service_name(request);
         Some(
-            Hit::new(format!(
-                "{} pinned Fargate service {service} to platform version {version}",
-                who(event)
-            ))
-            .resource("AWS::ECS::Service", service)
-            .detail_text("service", service)
-            .detail_text("platform_version", version),
+            Hit::new(format!("{} pinned Fargate service {service} to platform version {version}", who(event)))
+                .resource("AWS::ECS::Service", service)
+                .detail_text("service", service)
+                .detail_text("platform_version", version),
         )
     }
 }

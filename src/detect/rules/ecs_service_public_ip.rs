@@ -18,8 +18,7 @@ static INFO: RuleInfo = RuleInfo {
     family: Family::Exposure,
     severity: Severity::Medium,
     title: "ECS service assigns public IP addresses",
-    description:
-        "CreateService/UpdateService with awsvpcConfiguration.assignPublicIp ENABLED [ECS.2]",
+    description: "CreateService/UpdateService with awsvpcConfiguration.assignPublicIp ENABLED [ECS.2]",
     remediation: "Set assignPublicIp to DISABLED and run tasks in private subnets behind a load \
         balancer; use a NAT gateway or VPC endpoints for outbound access.",
     mitre: &["T1133"],
@@ -44,25 +43,15 @@ impl Detector for EcsServicePublicIp {
             return None;
         }
         let request = event.request?;
-        let assign = text(path(
-            request,
-            &[
-                &["networkConfiguration"],
-                &["awsvpcConfiguration"],
-                &["assignPublicIp"],
-            ],
-        ))?;
+        let assign = text(path(request, &[&["networkConfiguration"], &["awsvpcConfiguration"], &["assignPublicIp"]]))?;
         if !assign.eq_ignore_ascii_case("ENABLED") {
             return None;
         }
         let service = service_name(request);
         Some(
-            Hit::new(format!(
-                "{} set service {service} to assign public IPs to its tasks",
-                who(event)
-            ))
-            .resource("AWS::ECS::Service", service)
-            .detail_text("service", service),
+            Hit::new(format!("{} set service {service} to assign public IPs to its tasks", who(event)))
+                .resource("AWS::ECS::Service", service)
+                .detail_text("service", service),
         )
     }
 }

@@ -45,23 +45,11 @@ impl Detector for EcsTaskHostNetworkRoot {
         }
         let root = |user: Option<&str>| {
             user.is_none_or(|u| {
-                u.is_empty()
-                    || u == "root"
-                    || u == "0"
-                    || u.starts_with("0:")
-                    || u.starts_with("root:")
+                u.is_empty() || u == "root" || u == "0" || u.starts_with("0:") || u.starts_with("root:")
             })
         };
-        let flagged: Vec<&str> = containers(request)
-            .iter()
-            .filter(|c| !c.privileged() && root(c.user()))
-            .map(|c| c.name)
-            .collect();
-        report(
-            event,
-            request,
-            flagged,
-            "uses host networking with root container(s)",
-        )
+        let flagged: Vec<&str> =
+            containers(request).iter().filter(|c| !c.privileged() && root(c.user())).map(|c| c.name).collect();
+        report(event, request, flagged, "uses host networking with root container(s)")
     }
 }

@@ -41,11 +41,6 @@ impl Detector for EcsTaskHostPid {
             return None;
         }
         let all: Vec<&str> = containers(request).iter().map(|c| c.name).collect();
-        report(
-            event,
-            request,
-            all,
-            "shares the host process namespace (pidMode host)",
-        )
+        report(event, request, all, "shares the host process namespace (pidMode host)")
     }
 }

@@ -37,16 +37,7 @@ impl Detector for EcsTaskNoLogging {
 
     fn inspect(&self, event: &Event<'_>, _: &Settings) -> Option<Hit> {
         let request = task_definition(event)?;
-        let flagged: Vec<&str> = containers(request)
-            .iter()
-            .filter(|c| !c.has_log_driver())
-            .map(|c| c.name)
-            .collect();
-        report(
-            event,
-            request,
-            flagged,
-            "has container(s) without a log driver",
-        )
+        let flagged: Vec<&str> = containers(request).iter().filter(|c| !c.has_log_driver()).map(|c| c.name).collect();
+        report(event, request, flagged, "has container(s) without a log driver")
     }
 }

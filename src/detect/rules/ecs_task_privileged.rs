@@ -17,7 +17,8 @@ static INFO: RuleInfo = RuleInfo {
     severity: Severity::High,
     title: "ECS container runs privileged",
     description: "RegisterTaskDefinition with a container privileged true [ECS.4]",
-    remediation: "Remove privileged: true; grant only the Linux capabilities the container needs (linuxParameters.capabilities).",
+    remediation:
+        "Remove privileged: true; grant only the Linux capabilities the container needs (linuxParameters.capabilities).",
     mitre: &["T1611"],
     controls: &["ECS.4"],
     on_failure: OnFailure::Lower,
@@ -37,11 +38,7 @@ impl Detector for EcsTaskPrivileged {
 
     fn inspect(&self, event: &Event<'_>, _: &Settings) -> Option<Hit> {
         let request = task_definition(event)?;
-        let flagged: Vec<&str> = containers(request)
-            .iter()
-            .filter(|c| c.privileged())
-            .map(|c| c.name)
-            .collect();
+        let flagged: Vec<&str> = containers(request).iter().filter(|c| c.privileged()).map(|c| c.name).collect();
         report(event, request, flagged, "runs privileged container(s)")
     }
 }

@@ -29,11 +29,7 @@ static INFO: RuleInfo = RuleInfo {
 };
 
 /// Environment variable names that hold AWS credentials.
-const SECRET_NAMES: &[&str] = &[
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "ECS_ENGINE_AUTH_DATA",
-];
+const SECRET_NAMES: &[&str] = &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ECS_ENGINE_AUTH_DATA"];
 
 /// See the module documentation.
 pub struct EcsTaskSecretsInEnv;
@@ -59,11 +55,6 @@ impl Detector for EcsTaskSecretsInEnv {
             })
             .collect();
         let flagged: Vec<&str> = flagged.iter().map(String::as_str).collect();
-        report(
-            event,
-            request,
-            flagged,
-            "puts AWS credentials in container environment variables",
-        )
+        report(event, request, flagged, "puts AWS credentials in container environment variables")
     }
 }

@@ -38,16 +38,7 @@ impl Detector for EcsTaskWritableRoot {
 
     fn inspect(&self, event: &Event<'_>, _: &Settings) -> Option<Hit> {
         let request = task_definition(event)?;
-        let flagged: Vec<&str> = containers(request)
-            .iter()
-            .filter(|c| !c.read_only_root())
-            .map(|c| c.name)
-            .collect();
-        report(
-            event,
-            request,
-            flagged,
-            "has container(s) with a writable root filesystem",
-        )
+        let flagged: Vec<&str> = containers(request).iter().filter(|c| !c.read_only_root()).map(|c| c.name).collect();
+        report(event, request, flagged, "has container(s) with a writable root filesystem")
     }
 }

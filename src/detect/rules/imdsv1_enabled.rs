@@ -21,7 +21,8 @@ static INFO: RuleInfo = RuleInfo {
     family: Family::Exposure,
     severity: Severity::Medium,
     title: "IMDSv1 enabled (HttpTokens optional)",
-    description: "ModifyInstanceMetadataOptions, RunInstances or ModifyInstanceMetadataDefaults with HttpTokens optional",
+    description:
+        "ModifyInstanceMetadataOptions, RunInstances or ModifyInstanceMetadataDefaults with HttpTokens optional",
     remediation: "Require IMDSv2 (HttpTokens required) on the instance and as the account default, and \
         enforce it with the ec2:MetadataHttpTokens condition key in an SCP.",
     mitre: &["T1552.005"],
@@ -40,11 +41,7 @@ impl Detector for Imdsv1Enabled {
     }
 
     fn event_names(&self) -> &'static [&'static str] {
-        &[
-            "ModifyInstanceMetadataOptions",
-            "RunInstances",
-            "ModifyInstanceMetadataDefaults",
-        ]
+        &["ModifyInstanceMetadataOptions", "RunInstances", "ModifyInstanceMetadataDefaults"]
     }
 
     fn inspect(&self, event: &Event<'_>, _: &Settings) -> Option<Hit> {
@@ -63,19 +60,15 @@ impl Detector for Imdsv1Enabled {
         if !tokens.eq_ignore_ascii_case("optional") {
             return None;
         }
-        let target =
-            text_at(options, &["InstanceId", "instanceId"]).unwrap_or(match event.event_name {
-                "RunInstances" => "new instances",
-                "ModifyInstanceMetadataDefaults" => "the account default",
-                _ => "?",
-            });
+        let target = text_at(options, &["InstanceId", "instanceId"]).unwrap_or(match event.event_name {
+            "RunInstances" => "new instances",
+            "ModifyInstanceMetadataDefaults" => "the account default",
+            _ => "?",
+        });
         Some(
-            Hit::new(format!(
-                "{} set HttpTokens optional (IMDSv1) on {target}",
-                who(event)
-            ))
-            .resource("AWS::EC2::Instance", target)
-            .detail_text("target", target),
+            Hit::new(format!("{} set HttpTokens optional (IMDSv1) on {target}", who(event)))
+                .resource("AWS::EC2::Instance", target)
+                .detail_text("target", target),
         )
     }
 }

@@ -49,23 +49,14 @@ impl Detector for InstanceConnectSsh {
             return None;
         }
         let request = event.request;
-        let instance = request
-            .and_then(|r| text_at(r, &["instanceId"]))
-            .unwrap_or("?");
+        let instance = request.and_then(|r| text_at(r, &["instanceId"])).unwrap_or("?");
         let os_user = request.and_then(|r| text_at(r, &["instanceOSUser"]));
         let serial = event.event_name == "SendSerialConsoleSSHPublicKey";
-        let target = if serial {
-            "the serial console of instance"
-        } else {
-            "instance"
-        };
-        let mut hit = Hit::new(format!(
-            "{} pushed an SSH public key to {target} {instance}",
-            who(event)
-        ))
-        .resource("AWS::EC2::Instance", instance)
-        .detail_text("instance_id", instance)
-        .detail("serial_console", serial);
+        let target = if serial { "the serial console of instance" } else { "instance" };
+        let mut hit = Hit::new(format!("{} pushed an SSH public key to {target} {instance}", who(event)))
+            .resource("AWS::EC2::Instance", instance)
+            .detail_text("instance_id", instance)
+            .detail("serial_console", serial);
         if serial {
             hit = hit.severity(Severity::High);
         }

@@ -21,8 +21,7 @@ static INFO: RuleInfo = RuleInfo {
     severity: Severity::Medium,
     title: "EC2 Instance Connect Endpoint tunnel to a remote-admin port",
     description: "OpenTunnel to a remote-admin port",
-    remediation:
-        "Prefer Session Manager. Restrict ec2-instance-connect:OpenTunnel (condition keys \
+    remediation: "Prefer Session Manager. Restrict ec2-instance-connect:OpenTunnel (condition keys \
         ec2-instance-connect:remotePort and privateIpAddress) to the people and ports that need it.",
     mitre: &["T1021"],
     controls: &[],
@@ -47,20 +46,15 @@ impl Detector for InstanceConnectTunnel {
         }
         let request = event.request?;
         let port = number(get_any(request, &["remotePort", "RemotePort"]))?;
-        let port = u16::try_from(port)
-            .ok()
-            .filter(|p| settings.remote_admin_ports.contains(p))?;
+        let port = u16::try_from(port).ok().filter(|p| settings.remote_admin_ports.contains(p))?;
         let endpoint = text_at(request, &["instanceConnectEndpointId"]).unwrap_or("?");
         let target = text_at(request, &["privateIpAddress"]).unwrap_or("?");
         Some(
-            Hit::new(format!(
-                "{} opened a tunnel through {endpoint} to {target} port {port}",
-                who(event)
-            ))
-            .resource("AWS::EC2::InstanceConnectEndpoint", endpoint)
-            .detail_text("endpoint_id", endpoint)
-            .detail_text("private_ip", target)
-            .detail("port", port),
+            Hit::new(format!("{} opened a tunnel through {endpoint} to {target} port {port}", who(event)))
+                .resource("AWS::EC2::InstanceConnectEndpoint", endpoint)
+                .detail_text("endpoint_id", endpoint)
+                .detail_text("private_ip", target)
+                .detail("port", port),
         )
     }
 }

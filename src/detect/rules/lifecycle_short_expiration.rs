@@ -49,15 +49,13 @@ impl Detector for LifecycleShortExpiration {
         let config = get_any(event.request?, &["LifecycleConfiguration"])?;
         let mut shortest: Option<i64> = None;
         for rule in elements(get_any(config, &["Rule", "Rules"])) {
-            let enabled =
-                text(get_any(rule, &["Status"])).is_some_and(|s| s.eq_ignore_ascii_case("Enabled"));
+            let enabled = text(get_any(rule, &["Status"])).is_some_and(|s| s.eq_ignore_ascii_case("Enabled"));
             if !enabled {
                 continue;
             }
-            let current =
-                get_any(rule, &["Expiration"]).and_then(|e| number(get_any(e, &["Days"])));
-            let noncurrent = get_any(rule, &["NoncurrentVersionExpiration"])
-                .and_then(|e| number(get_any(e, &["NoncurrentDays"])));
+            let current = get_any(rule, &["Expiration"]).and_then(|e| number(get_any(e, &["Days"])));
+            let noncurrent =
+                get_any(rule, &["NoncurrentVersionExpiration"]).and_then(|e| number(get_any(e, &["NoncurrentDays"])));
             for days in [current, noncurrent].into_iter().flatten() {
                 if days <= settings.lifecycle_max_days {
                     shortest = Some(shortest.map_or(days, |s| s.min(days)));
@@ -67,10 +65,13 @@ impl Detector for LifecycleShortExpiration {
         let days = shortest?;
         let bucket = bucket(event).unwrap_or("?");
         Some(
-            Hit::new(format!("{} set a lifecycle rule on bucket {bucket} that expires versions after {days} days", who(event)))
-                .resource("AWS::S3::Bucket", &format!("arn:aws:s3:::{bucket}"))
-                .detail_text("bucket", bucket)
-                .detail("expiration_days", days),
+            Hit::new(format!(
+                "{} set a lifecycle rule on bucket {bucket} that expires versions after {days} days",
+                who(event)
+            ))
+            .resource("AWS::S3::Bucket", &format!("arn:aws:s3:::{bucket}"))
+            .detail_text("bucket", bucket)
+            .detail("expiration_days", days),
         )
     }
 }

@@ -13,9 +13,7 @@
 //! and Datadog research on leaked key abuse (`GetFederationToken` persistence); MITRE ATT&CK
 //! T1098, T1078.004, T1562.
 
-use crate::detect::{
-    is_long_term_key_use, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity,
-};
+use crate::detect::{is_long_term_key_use, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
 use crate::event::Event;
 
 static INFO: RuleInfo = RuleInfo {
@@ -105,9 +103,7 @@ impl Detector for LongTermKeySensitiveApi {
     }
 
     fn inspect(&self, event: &Event<'_>, _: &Settings) -> Option<Hit> {
-        if !is_long_term_key_use(event)
-            || !SENSITIVE_APIS.contains(&(event.service(), event.event_name))
-        {
+        if !is_long_term_key_use(event) || !SENSITIVE_APIS.contains(&(event.service(), event.event_name)) {
             return None;
         }
         let key = event.identity.access_key_id.unwrap_or("?");

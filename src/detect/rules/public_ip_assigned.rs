@@ -19,7 +19,8 @@ static INFO: RuleInfo = RuleInfo {
     family: Family::Exposure,
     severity: Severity::Low,
     title: "Public IP address assigned on launch",
-    description: "RunInstances with associatePublicIpAddress true, or ModifySubnetAttribute enabling mapPublicIpOnLaunch",
+    description:
+        "RunInstances with associatePublicIpAddress true, or ModifySubnetAttribute enabling mapPublicIpOnLaunch",
     remediation: "Launch instances in private subnets and reach them through Session Manager, a load \
         balancer or an Instance Connect Endpoint; turn off auto-assign public IPv4 on subnets.",
     mitre: &["T1133"],
@@ -45,46 +46,28 @@ impl Detector for PublicIpAssigned {
         }
         let request = event.request?;
         if event.event_name == "ModifySubnetAttribute" {
-            let on = boolean(path(
-                request,
-                &[
-                    &["mapPublicIpOnLaunch", "MapPublicIpOnLaunch"],
-                    &["value", "Value"],
-                ],
-            ))
-            .or_else(|| boolean(get_any(request, &["mapPublicIpOnLaunch"])));
+            let on = boolean(path(request, &[&["mapPublicIpOnLaunch", "MapPublicIpOnLaunch"], &["value", "Value"]]))
+                .or_else(|| boolean(get_any(request, &["mapPublicIpOnLaunch"])));
             if on != Some(true) {
                 return None;
             }
             let subnet = text_at(request, &["subnetId", "SubnetId"]).unwrap_or("?");
             return Some(
-                Hit::new(format!(
-                    "{} made subnet {subnet} assign public IPs on launch",
-                    who(event)
-                ))
-                .resource("AWS::EC2::Subnet", subnet),
+                Hit::new(format!("{} made subnet {subnet} assign public IPs on launch", who(event)))
+                    .resource("AWS::EC2::Subnet", subnet),
             );
         }
-        let interfaces = elements(get_any(
-            request,
-            &["networkInterfaceSet", "NetworkInterfaces"],
-        ));
-        let public = interfaces.iter().any(|i| {
-            boolean(get_any(
-                *i,
-                &["associatePublicIpAddress", "AssociatePublicIpAddress"],
-            )) == Some(true)
-        });
+        let interfaces = elements(get_any(request, &["networkInterfaceSet", "NetworkInterfaces"]));
+        let public = interfaces
+            .iter()
+            .any(|i| boolean(get_any(*i, &["associatePublicIpAddress", "AssociatePublicIpAddress"])) == Some(true));
         if !public {
             return None;
         }
         let image = text_at(request, &["imageId"]).unwrap_or("?");
         Some(
-            Hit::new(format!(
-                "{} launched instances from {image} with a public IP address",
-                who(event)
-            ))
-            .detail_text("image_id", image),
+            Hit::new(format!("{} launched instances from {image} with a public IP address", who(event)))
+                .detail_text("image_id", image),
         )
     }
 }

@@ -44,17 +44,11 @@ impl Detector for RdpPasswordRetrieved {
         if event.service() != "ec2" {
             return None;
         }
-        let instance = event
-            .request
-            .and_then(|r| text_at(r, &["instanceId"]))
-            .unwrap_or("?");
+        let instance = event.request.and_then(|r| text_at(r, &["instanceId"])).unwrap_or("?");
         Some(
-            Hit::new(format!(
-                "{} retrieved the Windows administrator password of instance {instance}",
-                who(event)
-            ))
-            .resource("AWS::EC2::Instance", instance)
-            .detail_text("instance_id", instance),
+            Hit::new(format!("{} retrieved the Windows administrator password of instance {instance}", who(event)))
+                .resource("AWS::EC2::Instance", instance)
+                .detail_text("instance_id", instance),
         )
     }
 }

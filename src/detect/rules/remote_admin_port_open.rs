@@ -37,12 +37,8 @@ static INFO: RuleInfo = RuleInfo {
 pub struct RemoteAdminPortOpen;
 
 /// The events both ingress rules watch.
-pub const INGRESS_EVENTS: &[&str] = &[
-    SECURITY_GROUP_EVENTS[0],
-    SECURITY_GROUP_EVENTS[1],
-    NETWORK_ACL_EVENTS[0],
-    NETWORK_ACL_EVENTS[1],
-];
+pub const INGRESS_EVENTS: &[&str] =
+    &[SECURITY_GROUP_EVENTS[0], SECURITY_GROUP_EVENTS[1], NETWORK_ACL_EVENTS[0], NETWORK_ACL_EVENTS[1]];
 
 impl Detector for RemoteAdminPortOpen {
     fn info(&self) -> &'static RuleInfo {
@@ -77,26 +73,14 @@ impl Detector for RemoteAdminPortOpen {
         ports.dedup();
         let sources: Vec<String> = dedup_strings(exposed.iter().map(|(p, _)| p.source.to_string()));
         let target = target_id(event);
-        let port_list = ports
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
+        let port_list = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
         Some(
-            Hit::new(format!(
-                "{} allowed port {port_list} from {} on {target}",
-                who(event),
-                sources.join(", ")
-            ))
-            .severity(if world {
-                Severity::High
-            } else {
-                Severity::Medium
-            })
-            .resource(resource_kind(event), target)
-            .detail("ports", ports)
-            .detail("sources", sources)
-            .detail("world", world),
+            Hit::new(format!("{} allowed port {port_list} from {} on {target}", who(event), sources.join(", ")))
+                .severity(if world { Severity::High } else { Severity::Medium })
+                .resource(resource_kind(event), target)
+                .detail("ports", ports)
+                .detail("sources", sources)
+                .detail("world", world),
         )
     }
 }
@@ -104,21 +88,9 @@ impl Detector for RemoteAdminPortOpen {
 /// Security group or network ACL id from the request (either spelling).
 pub fn target_id<'a>(event: &Event<'a>) -> &'a str {
     let request = event.request;
-    let nested =
-        request.and_then(|r| crate::event::shape::get_any(r, &["ModifySecurityGroupRulesRequest"]));
+    let nested = request.and_then(|r| crate::event::shape::get_any(r, &["ModifySecurityGroupRulesRequest"]));
     request
-        .and_then(|r| {
-            text_at(
-                r,
-                &[
-                    "groupId",
-                    "GroupId",
-                    "networkAclId",
-                    "NetworkAclId",
-                    "groupName",
-                ],
-            )
-        })
+        .and_then(|r| text_at(r, &["groupId", "GroupId", "networkAclId", "NetworkAclId", "groupName"]))
         .or_else(|| nested.and_then(|n| text_at(n, &["GroupId"])))
         .unwrap_or("?")
 }

@@ -20,8 +20,7 @@ static INFO: RuleInfo = RuleInfo {
     severity: Severity::Critical,
     title: "Root user access key used",
     description: "userIdentity.type Root with an AKIA key",
-    remediation:
-        "Find the caller of this key, move the workload to an IAM role, then deactivate and \
+    remediation: "Find the caller of this key, move the workload to an IAM role, then deactivate and \
         delete the root access key. Turn on MFA for the root user and monitor it.",
     mitre: &["T1078.004"],
     controls: &["IAM.4"],
@@ -41,21 +40,14 @@ impl Detector for RootAccessKeyUsed {
     }
 
     fn inspect(&self, event: &Event<'_>, _: &Settings) -> Option<Hit> {
-        if event.identity.kind != Some("Root")
-            || event.key_kind() != KeyKind::LongTerm
-            || event.is_service_call()
-        {
+        if event.identity.kind != Some("Root") || event.key_kind() != KeyKind::LongTerm || event.is_service_call() {
             return None;
         }
         let key = event.identity.access_key_id.unwrap_or("?");
         Some(
-            Hit::new(format!(
-                "{} called {} with long-term access key {key}",
-                who(event),
-                event.event_name
-            ))
-            .resource("AWS::IAM::AccessKey", key)
-            .detail_text("event_name", event.event_name),
+            Hit::new(format!("{} called {} with long-term access key {key}", who(event), event.event_name))
+                .resource("AWS::IAM::AccessKey", key)
+                .detail_text("event_name", event.event_name),
         )
     }
 }

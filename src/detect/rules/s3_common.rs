@@ -12,14 +12,8 @@ pub const SSE_C_ALGORITHM: &str = "x-amz-server-side-encryption-customer-algorit
 /// or `additionalEventData.SSEApplied` says `SSE_C`. (`x-amz-server-side-encryption: AES256` in
 /// the response is SSE-S3, not SSE-C.)
 pub fn uses_sse_c(event: &Event<'_>) -> bool {
-    let header = event
-        .request
-        .and_then(|r| text_at(r, &[SSE_C_ALGORITHM]))
-        .is_some_and(|v| !v.trim().is_empty());
-    let applied = event
-        .additional
-        .and_then(|a| text(get_any(a, &["SSEApplied"])))
-        == Some("SSE_C");
+    let header = event.request.and_then(|r| text_at(r, &[SSE_C_ALGORITHM])).is_some_and(|v| !v.trim().is_empty());
+    let applied = event.additional.and_then(|a| text(get_any(a, &["SSEApplied"]))) == Some("SSE_C");
     header || applied
 }
 
@@ -45,9 +39,7 @@ pub struct CopySource {
 /// Parses `x-amz-copy-source`: percent-decoded, leading `/` removed, `?versionId=…` split off.
 /// `None` when the header is absent or does not decode to UTF-8.
 pub fn copy_source(event: &Event<'_>) -> Option<CopySource> {
-    let raw = event
-        .request
-        .and_then(|r| text_at(r, &["x-amz-copy-source"]))?;
+    let raw = event.request.and_then(|r| text_at(r, &["x-amz-copy-source"]))?;
     let (path, query) = match raw.split_once('?') {
         Some((path, query)) => (path, Some(query)),
         None => (raw, None),
@@ -56,17 +48,9 @@ pub fn copy_source(event: &Event<'_>) -> Option<CopySource> {
     let version_id = query.and_then(|q| {
         q.split('&')
             .find_map(|pair| pair.strip_prefix("versionId="))
-            .map(|v| {
-                percent_decode_str(v)
-                    .decode_utf8()
-                    .map(|s| s.into_owned())
-                    .unwrap_or_else(|_| v.to_owned())
-            })
+            .map(|v| percent_decode_str(v).decode_utf8().map(|s| s.into_owned()).unwrap_or_else(|_| v.to_owned()))
     });
-    Some(CopySource {
-        path: path.trim_start_matches('/').to_owned(),
-        version_id,
-    })
+    Some(CopySource { path: path.trim_start_matches('/').to_owned(), version_id })
 }
 
 /// True when the copy writes onto its own source (`bucket/key` equal).

@@ -46,36 +46,20 @@ impl Detector for SecurityGroupOpenWorld {
         if event.service() != "ec2" {
             return None;
         }
-        let known: Vec<u16> = settings
-            .public_ports
-            .iter()
-            .chain(&settings.remote_admin_ports)
-            .copied()
-            .collect();
+        let known: Vec<u16> = settings.public_ports.iter().chain(&settings.remote_admin_ports).copied().collect();
         let open: Vec<_> = permissions(event)
             .into_iter()
-            .filter(|p| {
-                p.protocol != Protocol::Other
-                    && p.source.is_world()
-                    && p.ports.has_port_outside(&known)
-            })
+            .filter(|p| p.protocol != Protocol::Other && p.source.is_world() && p.ports.has_port_outside(&known))
             .collect();
         if open.is_empty() {
             return None;
         }
-        let ranges = dedup_strings(
-            open.iter()
-                .map(|p| format!("{}/{}", p.protocol.as_str(), p.ports)),
-        );
+        let ranges = dedup_strings(open.iter().map(|p| format!("{}/{}", p.protocol.as_str(), p.ports)));
         let target = target_id(event);
         Some(
-            Hit::new(format!(
-                "{} opened {} to the world on {target}",
-                who(event),
-                ranges.join(", ")
-            ))
-            .resource("AWS::EC2::SecurityGroup", target)
-            .detail("ports", ranges),
+            Hit::new(format!("{} opened {} to the world on {target}", who(event), ranges.join(", ")))
+                .resource("AWS::EC2::SecurityGroup", target)
+                .detail("ports", ranges),
         )
     }
 }

@@ -18,8 +18,7 @@ static INFO: RuleInfo = RuleInfo {
     severity: Severity::Medium,
     title: "EC2 serial console access enabled",
     description: "EnableSerialConsoleAccess",
-    remediation:
-        "Disable serial console access (DisableSerialConsoleAccess) unless it is being used for \
+    remediation: "Disable serial console access (DisableSerialConsoleAccess) unless it is being used for \
         break-glass troubleshooting, and restrict ec2:EnableSerialConsoleAccess with an SCP.",
     mitre: &["T1021"],
     controls: &[],
@@ -44,11 +43,8 @@ impl Detector for SerialConsoleEnabled {
         }
         let region = event.region.unwrap_or("?");
         Some(
-            Hit::new(format!(
-                "{} enabled EC2 serial console access in {region}",
-                who(event)
-            ))
-            .detail_text("region", region),
+            Hit::new(format!("{} enabled EC2 serial console access in {region}", who(event)))
+                .detail_text("region", region),
         )
     }
 }

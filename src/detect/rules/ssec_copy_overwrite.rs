@@ -59,18 +59,12 @@ impl Detector for SsecCopyOverwrite {
             return None;
         }
         let (bucket, key) = (bucket(event)?, key(event)?);
-        let mut hit = Hit::new(format!(
-            "{} re-encrypted s3://{bucket}/{key} in place with SSE-C",
-            who(event)
-        ))
-        .resource("AWS::S3::Object", &object_arn(bucket, key))
-        .detail_text("bucket", bucket)
-        .detail_text("key", key);
+        let mut hit = Hit::new(format!("{} re-encrypted s3://{bucket}/{key} in place with SSE-C", who(event)))
+            .resource("AWS::S3::Object", &object_arn(bucket, key))
+            .detail_text("bucket", bucket)
+            .detail_text("key", key);
         let response_text = |name: &str| event.response.and_then(|r| text_at(r, &[name]));
-        let overwritten = source
-            .version_id
-            .as_deref()
-            .or(response_text("x-amz-copy-source-version-id"));
+        let overwritten = source.version_id.as_deref().or(response_text("x-amz-copy-source-version-id"));
         if let Some(version) = overwritten {
             hit = hit.detail_text("overwritten_version_id", version);
         }

@@ -13,9 +13,7 @@
 //! guidance to block SSE-C where unused; MITRE ATT&CK T1486.
 
 use super::s3_common::{bucket, copy_source, is_in_place, key, uses_sse_c};
-use crate::detect::{
-    is_allowlisted, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity,
-};
+use crate::detect::{is_allowlisted, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
 use crate::event::Event;
 
 static INFO: RuleInfo = RuleInfo {
@@ -41,12 +39,7 @@ impl Detector for SsecWrite {
     }
 
     fn event_names(&self) -> &'static [&'static str] {
-        &[
-            "PutObject",
-            "CopyObject",
-            "CreateMultipartUpload",
-            "UploadPartCopy",
-        ]
+        &["PutObject", "CopyObject", "CreateMultipartUpload", "UploadPartCopy"]
     }
 
     fn inspect(&self, event: &Event<'_>, settings: &Settings) -> Option<Hit> {
@@ -57,21 +50,15 @@ impl Detector for SsecWrite {
             return None;
         }
         let bucket = bucket(event).unwrap_or("?");
-        if is_allowlisted(event, &settings.ssec_allowlist)
-            || settings.ssec_allowlist.iter().any(|b| b == bucket)
-        {
+        if is_allowlisted(event, &settings.ssec_allowlist) || settings.ssec_allowlist.iter().any(|b| b == bucket) {
             return None;
         }
         let key = key(event).unwrap_or("?");
         Some(
-            Hit::new(format!(
-                "{} wrote s3://{bucket}/{key} with SSE-C ({})",
-                who(event),
-                event.event_name
-            ))
-            .resource("AWS::S3::Bucket", &format!("arn:aws:s3:::{bucket}"))
-            .detail_text("bucket", bucket)
-            .detail_text("key", key),
+            Hit::new(format!("{} wrote s3://{bucket}/{key} with SSE-C ({})", who(event), event.event_name))
+                .resource("AWS::S3::Bucket", &format!("arn:aws:s3:::{bucket}"))
+                .detail_text("bucket", bucket)
+                .detail_text("key", key),
         )
     }
 }

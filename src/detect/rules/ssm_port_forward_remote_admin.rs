@@ -28,10 +28,8 @@ static INFO: RuleInfo = RuleInfo {
     on_failure: OnFailure::Lower,
 };
 
-const PORT_FORWARD_DOCUMENTS: &[&str] = &[
-    "AWS-StartPortForwardingSession",
-    "AWS-StartPortForwardingSessionToRemoteHost",
-];
+const PORT_FORWARD_DOCUMENTS: &[&str] =
+    &["AWS-StartPortForwardingSession", "AWS-StartPortForwardingSessionToRemoteHost"];
 
 /// See the module documentation.
 pub struct SsmPortForwardRemoteAdmin;
@@ -65,14 +63,11 @@ impl Detector for SsmPortForwardRemoteAdmin {
             return None;
         };
         Some(
-            Hit::new(format!(
-                "{} started a {document} session to {target} port {port}",
-                who(event)
-            ))
-            .resource("AWS::EC2::Instance", target)
-            .detail_text("document", document)
-            .detail_text("target", target)
-            .detail("port", port),
+            Hit::new(format!("{} started a {document} session to {target} port {port}", who(event)))
+                .resource("AWS::EC2::Instance", target)
+                .detail_text("document", document)
+                .detail_text("target", target)
+                .detail("port", port),
         )
     }
 }

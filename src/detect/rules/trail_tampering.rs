@@ -28,8 +28,7 @@ static INFO: RuleInfo = RuleInfo {
     family: Family::LogIntegrity,
     severity: Severity::High,
     title: "CloudTrail logging stopped, deleted or reduced",
-    description:
-        "StopLogging, DeleteTrail, UpdateTrail, or event selectors that drop S3 data events",
+    description: "StopLogging, DeleteTrail, UpdateTrail, or event selectors that drop S3 data events",
     remediation: "Restart logging or restore the trail and its event selectors, restrict \
         cloudtrail:StopLogging/DeleteTrail/Update*/Put*EventSelectors with an SCP, and review \
         everything the principal did while logging was reduced.",
@@ -47,13 +46,7 @@ impl Detector for TrailTampering {
     }
 
     fn event_names(&self) -> &'static [&'static str] {
-        &[
-            "StopLogging",
-            "DeleteTrail",
-            "UpdateTrail",
-            "PutEventSelectors",
-            "PutAdvancedEventSelectors",
-        ]
+        &["StopLogging", "DeleteTrail", "UpdateTrail", "PutEventSelectors", "PutAdvancedEventSelectors"]
     }
 
     fn inspect(&self, event: &Event<'_>, _: &Settings) -> Option<Hit> {
@@ -61,9 +54,7 @@ impl Detector for TrailTampering {
             return None;
         }
         let request = event.request;
-        let trail = request
-            .and_then(|r| text(get_any(r, &["name", "trailName", "Name", "TrailName"])))
-            .unwrap_or("?");
+        let trail = request.and_then(|r| text(get_any(r, &["name", "trailName", "Name", "TrailName"]))).unwrap_or("?");
         let action = match event.event_name {
             "StopLogging" => "stopped logging on".to_owned(),
             "DeleteTrail" => "deleted".to_owned(),
@@ -89,19 +80,14 @@ fn basic_selectors_problem(selectors: Option<Json<'_>>) -> Option<String> {
     let records_s3_writes = selectors.iter().any(|s| {
         keeps_writes(s)
             && elements(get_any(*s, &["dataResources"])).iter().any(|d| {
-                text(get_any(*d, &["type"])) == Some("AWS::S3::Object")
-                    && !strings(get_any(*d, &["values"])).is_empty()
+                text(get_any(*d, &["type"])) == Some("AWS::S3::Object") && !strings(get_any(*d, &["values"])).is_empty()
             })
     });
-    let drops_management = selectors
-        .iter()
-        .any(|s| boolean(get_any(*s, &["includeManagementEvents"])) == Some(false));
+    let drops_management = selectors.iter().any(|s| boolean(get_any(*s, &["includeManagementEvents"])) == Some(false));
     match (records_s3_writes, drops_management) {
         (true, false) => None,
         (false, false) => Some("set event selectors that record no S3 data writes on".to_owned()),
-        (_, true) => Some(
-            "set event selectors that drop management events (and S3 data writes) on".to_owned(),
-        ),
+        (_, true) => Some("set event selectors that drop management events (and S3 data writes) on".to_owned()),
     }
 }
 
@@ -111,15 +97,10 @@ fn advanced_selectors_problem(selectors: Option<Json<'_>>) -> Option<String> {
         let equals = |field: &str, value: &str| {
             fields.iter().any(|f| {
                 text(get_any(*f, &["field"])) == Some(field)
-                    && strings(get_any(*f, &["equals"]))
-                        .iter()
-                        .any(|v| v.eq_ignore_ascii_case(value))
+                    && strings(get_any(*f, &["equals"])).iter().any(|v| v.eq_ignore_ascii_case(value))
             })
         };
-        equals("eventCategory", "Data")
-            && equals("resources.type", "AWS::S3::Object")
-            && !equals("readOnly", "true")
+        equals("eventCategory", "Data") && equals("resources.type", "AWS::S3::Object") && !equals("readOnly", "true")
     });
-    (!records_s3_writes)
-        .then(|| "set advanced event selectors that record no S3 data writes on".to_owned())
+    (!records_s3_writes).then(|| "set advanced event selectors that record no S3 data writes on".to_owned())
 }

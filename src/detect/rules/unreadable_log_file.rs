@@ -13,8 +13,7 @@
 //! MITRE ATT&CK T1565.001, T1070.
 
 use crate::detect::{
-    clean, finding, finding_id, Family, Finding, Mode, OnFailure, Outcome, Principal, Resource,
-    RuleInfo, Severity,
+    clean, finding, finding_id, Family, Finding, Mode, OnFailure, Outcome, Principal, Resource, RuleInfo, Severity,
 };
 
 /// The rule.
@@ -23,7 +22,8 @@ pub static UNREADABLE_LOG_FILE: RuleInfo = RuleInfo {
     family: Family::LogIntegrity,
     severity: Severity::Medium,
     title: "Unreadable CloudTrail log object",
-    description: "A log object is empty, corrupt, truncated, over the size cap or not a CloudTrail envelope (quarantined)",
+    description:
+        "A log object is empty, corrupt, truncated, over the size cap or not a CloudTrail envelope (quarantined)",
     remediation: "Check the object in S3 (size, content type, who wrote it; S3 server access logs or \
         data events). Run CloudTrail log file integrity validation for the period, and restrict \
         write access to the trail bucket to CloudTrail.",
@@ -54,15 +54,8 @@ pub fn unreadable_log_file(object: &str, reason: &str, events_read: u64, mode: M
         principal: Principal::default(),
         source_ip: None,
         user_agent: None,
-        resources: vec![Resource {
-            kind: "AWS::S3::Object",
-            id: clean(object),
-        }],
-        evidence: finding::Evidence {
-            event_ids: Vec::new(),
-            count: 0,
-            details,
-        },
+        resources: vec![Resource { kind: "AWS::S3::Object", id: clean(object) }],
+        evidence: finding::Evidence { event_ids: Vec::new(), count: 0, details },
         controls: info.controls,
         mitre: info.mitre,
         remediation: info.remediation,

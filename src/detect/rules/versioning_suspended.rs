@@ -20,8 +20,7 @@ static INFO: RuleInfo = RuleInfo {
     severity: Severity::Medium,
     title: "Bucket versioning suspended",
     description: "PutBucketVersioning with status Suspended",
-    remediation:
-        "Re-enable versioning unless the change was planned, consider MFA delete or Object Lock \
+    remediation: "Re-enable versioning unless the change was planned, consider MFA delete or Object Lock \
         for critical buckets, and review other changes by the same principal.",
     mitre: &["T1490"],
     controls: &[],
@@ -51,12 +50,9 @@ impl Detector for VersioningSuspended {
         }
         let bucket = bucket(event).unwrap_or("?");
         Some(
-            Hit::new(format!(
-                "{} suspended versioning on bucket {bucket}",
-                who(event)
-            ))
-            .resource("AWS::S3::Bucket", &format!("arn:aws:s3:::{bucket}"))
-            .detail_text("bucket", bucket),
+            Hit::new(format!("{} suspended versioning on bucket {bucket}", who(event)))
+                .resource("AWS::S3::Bucket", &format!("arn:aws:s3:::{bucket}"))
+                .detail_text("bucket", bucket),
         )
     }
 }
