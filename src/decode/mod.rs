@@ -251,13 +251,17 @@ fn visit_document(root: Json<'_>, report: &mut ObjectReport, visit: &mut dyn FnM
     true
 }
 
-/// Turns one parsed record into an event (unwrapping an EventBridge `detail`) and visits it.
+/// Turns one parsed record into an event (unwrapping an EventBridge `detail` when the record
+/// itself has no `eventName`) and visits it.
 fn visit_record(index: u64, record: Json<'_>, report: &mut ObjectReport, visit: &mut dyn FnMut(u64, &Event<'_>)) {
-    let record = match record.get("detail") {
-        Some(detail) if record.get("eventName").is_none() && detail.is_object() => detail,
-        _ => record,
+    let event = match Event::from_json(record) {
+        Err(RecordError::MissingEventName) => match record.get("detail") {
+            Some(detail) if detail.is_object() => Event::from_json(detail),
+            _ => Err(RecordError::MissingEventName),
+        },
+        other => other,
     };
-    match Event::from_json(record) {
+    match event {
         Ok(event) => {
             report.events += 1;
             visit(index, &event);
@@ -277,8 +281,10 @@ fn reject(report: &mut ObjectReport, index: u64, reason: RecordReject) {
 /// a wrong character instead of an error, so such records are checked by serde_json first; real
 /// CloudTrail carries non-ASCII text as UTF-8, so this path is rare.
 fn has_surrogate_escape(text: &[u8]) -> bool {
-    let finder = |needle: &'static [u8]| memchr::memmem::find(text, needle).is_some();
-    finder(b"\\ud") || finder(b"\\uD")
+    memchr::memmem::find_iter(text, b"\\u").any(|at| {
+        let hex = &text[at + 2..text.len().min(at + 4)];
+        hex.len() == 2 && hex[0].eq_ignore_ascii_case(&b'd') && matches!(hex[1].to_ascii_lowercase(), b'8'..=b'9' | b'a'..=b'f')
+    })
 }
 
 /// Maximum container nesting of a tape, in one pass.

@@ -218,14 +218,23 @@ const S3_OBJECT_APIS: &[&str] = &[
 ];
 
 fn identity(value: Json<'_>) -> UserIdentity<'_> {
-    let s = |key: &str| value.get(key).and_then(|v| v.into_string());
-    UserIdentity {
-        kind: s("type"),
-        arn: s("arn"),
-        access_key_id: s("accessKeyId").filter(|k| !k.is_empty()),
-        user_name: s("userName"),
-        account_id: s("accountId"),
-        invoked_by: s("invokedBy"),
-        session_issuer_name: shape::text(shape::path(value, &[&["sessionContext"], &["sessionIssuer"], &["userName"]])),
+    let mut identity = UserIdentity::default();
+    let Some(object) = value.as_object() else { return identity };
+    for (key, field) in object.iter() {
+        let text = || field.into_string();
+        match key {
+            "type" => identity.kind = identity.kind.or(text()),
+            "arn" => identity.arn = identity.arn.or(text()),
+            "accessKeyId" => identity.access_key_id = identity.access_key_id.or(text().filter(|k| !k.is_empty())),
+            "userName" => identity.user_name = identity.user_name.or(text()),
+            "accountId" => identity.account_id = identity.account_id.or(text()),
+            "invokedBy" => identity.invoked_by = identity.invoked_by.or(text()),
+            "sessionContext" => {
+                let issuer = shape::path(field, &[&["sessionIssuer"], &["userName"]]);
+                identity.session_issuer_name = identity.session_issuer_name.or(shape::text(issuer));
+            }
+            _ => {}
+        }
     }
+    identity
 }

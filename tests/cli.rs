@@ -1,0 +1,221 @@
+//! End-to-end tests of the `trailhound` binary: golden outputs over `testdata/`, exit codes,
+//! escaping of attacker-controlled strings, secrets, de-duplication, bad local inputs, and
+//! a closed pipe. Set `UPDATE_GOLDEN=1` to rewrite the golden files after an intended change.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn trailhound(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trailhound"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("TRAILHOUND_CONFIG")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("stdout is UTF-8")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn assert_golden(name: &str, actual: &str) {
+    let path = root().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("golden dir");
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("missing golden file {}", path.display()));
+    assert!(expected == actual, "output differs from {} (UPDATE_GOLDEN=1 to accept):\n{actual}", path.display());
+}
+
+#[test]
+fn golden_jsonl_over_the_detector_fixtures() {
+    let output = trailhound(&["scan", "--format", "jsonl", "testdata/events"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_golden("scan_events.jsonl", &stdout(&output));
+}
+
+#[test]
+fn golden_jsonl_over_the_bundled_delivered_sample() {
+    // testdata/sample: two gzip objects in the CloudTrail key layout, from `examples/gen_corpus`
+    // (seed 2026, 250 events per object), with one planted SSE-C overwrite and one look-alike.
+    let output = trailhound(&["scan", "--format", "jsonl", "testdata/sample"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_golden("scan_sample.jsonl", &stdout(&output));
+    assert!(stderr(&output).contains("scanned 2 files"), "{}", stderr(&output));
+}
+
+#[test]
+fn golden_table_of_high_and_critical_findings() {
+    let output = trailhound(&["scan", "--format", "table", "--min-severity", "high", "testdata/events"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_golden("scan_events_high.table.txt", &stdout(&output));
+}
+
+#[test]
+fn golden_rules_listing() {
+    let output = trailhound(&["rules", "--format", "table"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_golden("rules.table.txt", &stdout(&output));
+    let jsonl = trailhound(&["rules", "--format", "jsonl"]);
+    assert_eq!(stdout(&jsonl).lines().count(), stdout(&output).lines().count());
+}
+
+#[test]
+fn exit_codes() {
+    let critical = trailhound(&["scan", "--format", "jsonl", "--fail-on", "critical", "testdata/events"]);
+    assert_eq!(critical.status.code(), Some(1));
+    let clean = trailhound(&["scan", "--format", "jsonl", "--fail-on", "low", "testdata/duplicates"]);
+    assert_eq!(clean.status.code(), Some(1), "a medium finding is at or above low");
+    let quiet = trailhound(&["scan", "--format", "jsonl", "--fail-on", "high", "testdata/duplicates"]);
+    assert_eq!(quiet.status.code(), Some(0));
+    let bad_flag = trailhound(&["scan", "--min-severity", "extreme", "testdata"]);
+    assert_eq!(bad_flag.status.code(), Some(2));
+    let bad_time = trailhound(&["scan", "--since", "yesterday", "testdata"]);
+    assert_eq!(bad_time.status.code(), Some(2));
+    assert!(stderr(&bad_time).contains("`--since`"), "{}", stderr(&bad_time));
+    let no_paths = trailhound(&["scan"]);
+    assert_eq!(no_paths.status.code(), Some(2));
+}
+
+#[test]
+fn configuration_file_is_validated_and_applied() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "trusted_cidr = [\"10.0.0.0/8\"]\n").expect("write");
+    let output = trailhound(&["scan", "--config", bad.to_str().expect("utf-8"), "testdata"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("trusted_cidr"), "{}", stderr(&output));
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "trusted_cidrs = [\"10.0.0.0/8\"]\n[rules.\"ec2.serial_console_enabled\"]\nseverity = \"critical\"\n[rules.\"ecs.task_writable_root\"]\nenabled = false\n",
+    )
+    .expect("write");
+    let output = trailhound(&["scan", "--format", "jsonl", "--config", good.to_str().expect("utf-8"), "testdata/events"]);
+    let text = stdout(&output);
+    assert!(!text.contains("\"rule\":\"ecs.task_writable_root\""));
+    assert!(!text.contains("medium_private_range_is_still_reported"), "10.0.0.0/8 is trusted now");
+    let serial: Vec<&str> = text.lines().filter(|l| l.contains("\"rule\":\"ec2.serial_console_enabled\"")).collect();
+    assert!(!serial.is_empty() && serial.iter().all(|l| l.contains("\"severity\":\"critical\"")));
+}
+
+#[test]
+fn attacker_controlled_strings_are_escaped_in_every_format() {
+    for format in ["jsonl", "table"] {
+        let output = trailhound(&["scan", "--format", format, "testdata/hostile"]);
+        let text = stdout(&output);
+        assert!(text.contains("ec2.remote_admin_port_open"), "{text}");
+        for forbidden in ['\u{1b}', '\r', '\u{7}', '\u{202e}', '\u{200b}', '\u{2066}'] {
+            assert!(!text.contains(forbidden), "{format}: raw {forbidden:?} in output");
+        }
+        assert_eq!(text.lines().count(), if format == "table" { 2 } else { 1 }, "{format}: one line per finding");
+    }
+    let jsonl = stdout(&trailhound(&["scan", "--format", "jsonl", "testdata/hostile"]));
+    assert!(jsonl.contains("…[truncated"), "long user agent is truncated: {jsonl}");
+}
+
+#[test]
+fn secrets_never_reach_the_output() {
+    let output = trailhound(&["scan", "--format", "jsonl", "testdata"]);
+    let all = format!("{}{}", stdout(&output), stderr(&output));
+    for secret in ["FIXTURESECRETMARKER", "AKIAFIXTURESECRETKEY1", "PUBLICKEYMARKER"] {
+        assert!(!all.contains(secret), "{secret} leaked");
+    }
+    assert!(all.contains("ecs.task_secrets_in_env"));
+}
+
+#[test]
+fn the_same_event_in_two_files_is_one_finding() {
+    let output = trailhound(&["scan", "--format", "jsonl", "testdata/duplicates"]);
+    assert_eq!(stdout(&output).lines().count(), 1, "{}", stdout(&output));
+    assert!(stderr(&output).contains("scanned 2 files"), "{}", stderr(&output));
+}
+
+#[test]
+fn time_window_filters_events() {
+    let inside = trailhound(&["scan", "--format", "jsonl", "--since", "2026-11-03T00:00Z", "testdata"]);
+    assert_eq!(stdout(&inside).lines().count(), 1, "only the 2026-11-03 duplicate event");
+    let outside = trailhound(&["scan", "--format", "jsonl", "--until", "2020-01-01", "testdata"]);
+    assert_eq!(stdout(&outside).lines().count(), 0);
+}
+
+#[test]
+fn output_file_and_summary() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("findings.jsonl");
+    let output = trailhound(&["scan", "--output", out.to_str().expect("utf-8"), "testdata/events"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stdout.is_empty());
+    let written = std::fs::read_to_string(&out).expect("output written");
+    assert_golden("scan_events.jsonl", &written);
+    let summary = stderr(&output);
+    for part in ["scanned 158 files", "MB/s", "events/s", "findings: ", "S3 data events: "] {
+        assert!(summary.contains(part), "summary lacks {part:?}: {summary}");
+    }
+}
+
+#[test]
+fn coverage_warning_without_s3_data_events() {
+    let output = trailhound(&["scan", "--format", "jsonl", "testdata/duplicates"]);
+    assert!(stderr(&output).contains("no S3 data events"), "{}", stderr(&output));
+    let output = trailhound(&["scan", "--format", "jsonl", "testdata/events/s3.ssec_copy_overwrite"]);
+    assert!(!stderr(&output).contains("no S3 data events"));
+}
+
+#[cfg(unix)]
+#[test]
+fn bad_local_inputs_are_reported_and_the_run_continues() {
+    let outside = tempfile::tempdir().expect("temp dir");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let secret = outside.path().join("elsewhere.json");
+    std::fs::copy(root().join("testdata/duplicates/delivered_once.json"), &secret).expect("copy");
+    std::fs::copy(root().join("testdata/duplicates/delivered_once.json"), dir.path().join("good.json")).expect("copy");
+    std::fs::write(dir.path().join("empty.json"), b"").expect("write");
+    std::os::unix::fs::symlink(&secret, dir.path().join("escape.json")).expect("symlink");
+    let fifo = dir.path().join("pipe.json");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success());
+    let missing = dir.path().join("missing.json");
+    let output = trailhound(&[
+        "scan",
+        "--format",
+        "jsonl",
+        dir.path().to_str().expect("utf-8"),
+        missing.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let summary = stderr(&output);
+    assert!(summary.contains("escape.json: symlink points outside"), "{summary}");
+    assert!(summary.contains("pipe.json: not a regular file"), "{summary}");
+    assert!(summary.contains("empty.json: object is empty"), "{summary}");
+    assert!(summary.contains("missing.json"), "{summary}");
+    let findings = stdout(&output);
+    assert!(findings.contains("ec2.serial_console_enabled"), "the good file is still scanned");
+    assert!(findings.contains("trail.unreadable_log_file"), "the empty file is quarantined");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trailhound"))
+        .args(["scan", "--format", "jsonl", "testdata/events"])
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+}
