@@ -29,7 +29,8 @@ fn main() -> Result<()> {
         gz += object.gzip.len();
         events += object.events;
         let path = out.join(&object.key);
-        let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, &object.gzip));
+        let written =
+            path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, &object.gzip));
         if let Err(e) = written {
             error.get_or_insert(e);
         }

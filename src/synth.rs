@@ -125,7 +125,8 @@ impl Rng {
 /// Generates the corpus, calling `sink` for each object in order; returns the ground truth.
 pub fn generate(spec: &SynthSpec, mut sink: impl FnMut(SynthObject)) -> GroundTruth {
     let mut rng = Rng::new(spec.seed);
-    let accounts: Vec<String> = (0..spec.accounts.max(1)).map(|_| format!("{:012}", rng.next_u64() % 1_000_000_000_000)).collect();
+    let accounts: Vec<String> =
+        (0..spec.accounts.max(1)).map(|_| format!("{:012}", rng.next_u64() % 1_000_000_000_000)).collect();
     let mut truth = GroundTruth::default();
     let mut clock = spec.start;
     let mut text = String::new();
@@ -235,7 +236,8 @@ const USER_AGENTS: &[&str] = &[
 
 const DESCRIBE_CALLS: &[&str] = &["DescribeInstances", "DescribeSecurityGroups", "DescribeVolumes", "DescribeSubnets"];
 const ROLES: &[&str] = &["app-server", "batch-worker", "ci-deployer", "data-pipeline", "lambda-exec", "ecs-task-web"];
-const BUCKETS: &[&str] = &["prod-app-assets", "data-lake-raw", "ml-training-sets", "customer-uploads", "build-artifacts"];
+const BUCKETS: &[&str] =
+    &["prod-app-assets", "data-lake-raw", "ml-training-sets", "customer-uploads", "build-artifacts"];
 
 fn role_identity(rng: &mut Rng, ctx: &Ctx<'_>) -> String {
     let role = rng.pick(ROLES);
@@ -261,7 +263,15 @@ fn private_ip(rng: &mut Rng) -> String {
     format!("10.{}.{}.{}", rng.below(256), rng.below(256), 1 + rng.below(254))
 }
 
-fn s3_extra(rng: &mut Rng, ctx: &Ctx<'_>, bucket: &str, key: &str, bytes_in: usize, bytes_out: usize, sse: &str) -> String {
+fn s3_extra(
+    rng: &mut Rng,
+    ctx: &Ctx<'_>,
+    bucket: &str,
+    key: &str,
+    bytes_in: usize,
+    bytes_out: usize,
+    sse: &str,
+) -> String {
     format!(
         r#""additionalEventData":{{"SignatureVersion":"SigV4","CipherSuite":"TLS_AES_128_GCM_SHA256","bytesTransferredIn":{bytes_in},"SSEApplied":"{sse}","AuthenticationMethod":"AuthHeader","x-amz-id-2":"{}","bytesTransferredOut":{bytes_out}}},"resources":[{{"type":"AWS::S3::Object","ARN":"arn:aws:s3:::{bucket}/{key}"}},{{"accountId":"{a}","type":"AWS::S3::Bucket","ARN":"arn:aws:s3:::{bucket}"}}],"#,
         rng.token(60),

@@ -102,7 +102,8 @@ fn configuration_file_is_validated_and_applied() {
         "trusted_cidrs = [\"10.0.0.0/8\"]\n[rules.\"ec2.serial_console_enabled\"]\nseverity = \"critical\"\n[rules.\"ecs.task_writable_root\"]\nenabled = false\n",
     )
     .expect("write");
-    let output = trailhound(&["scan", "--format", "jsonl", "--config", good.to_str().expect("utf-8"), "testdata/events"]);
+    let output =
+        trailhound(&["scan", "--format", "jsonl", "--config", good.to_str().expect("utf-8"), "testdata/events"]);
     let text = stdout(&output);
     assert!(!text.contains("\"rule\":\"ecs.task_writable_root\""));
     assert!(!text.contains("medium_private_range_is_still_reported"), "10.0.0.0/8 is trusted now");

@@ -283,7 +283,9 @@ fn reject(report: &mut ObjectReport, index: u64, reason: RecordReject) {
 fn has_surrogate_escape(text: &[u8]) -> bool {
     memchr::memmem::find_iter(text, b"\\u").any(|at| {
         let hex = &text[at + 2..text.len().min(at + 4)];
-        hex.len() == 2 && hex[0].eq_ignore_ascii_case(&b'd') && matches!(hex[1].to_ascii_lowercase(), b'8'..=b'9' | b'a'..=b'f')
+        hex.len() == 2
+            && hex[0].eq_ignore_ascii_case(&b'd')
+            && matches!(hex[1].to_ascii_lowercase(), b'8'..=b'9' | b'a'..=b'f')
     })
 }
 
