@@ -8,12 +8,25 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use trailhound::decode::{Decoder, EnvelopeError, GzipError, Limits, ObjectError, ObjectReport, RecordReject};
 
-/// Decodes `bytes`; returns the eventNames seen (in order) and the report.
+/// Decodes `bytes` twice, once parsing every record completely and once through the header
+/// walker (no rule needs bodies), checks that both paths agree, and returns the eventNames seen
+/// (in order) and the report.
 fn decode_with(bytes: &[u8], limits: Limits) -> (Vec<String>, ObjectReport) {
+    let mut full_names = Vec::new();
+    let full = Decoder::new(limits).decode(bytes, &mut |_, event| full_names.push(event.event_name.to_owned()));
     let mut names = Vec::new();
-    let mut decoder = Decoder::new(limits);
-    let report = decoder.decode(bytes, &mut |_, event| names.push(event.event_name.to_owned()));
-    (names, report)
+    let walked =
+        Decoder::new(limits).decode_with(bytes, &|_| false, &mut |_, event| names.push(event.event_name.to_owned()));
+    assert_eq!(names, full_names, "both decode paths see the same events");
+    assert_eq!(
+        (walked.events, walked.rejected),
+        (full.events, full.rejected),
+        "{:?} vs {:?}",
+        walked.rejects,
+        full.rejects
+    );
+    assert_eq!(format!("{:?}", walked.damage), format!("{:?}", full.damage));
+    (names, walked)
 }
 
 fn decode(bytes: &[u8]) -> (Vec<String>, ObjectReport) {

@@ -4,18 +4,18 @@
 //! or plain text; then `{"Records":[...]}`, a bare array, a single event, an EventBridge-wrapped
 //! event, or JSON lines. A UTF-8 byte-order mark is stripped.
 //!
-//! Two paths give the same answer. The fast path parses the whole document into one simd-json
-//! tape (the normal case: a well-formed CloudTrail delivery). When that fails, or the document is
-//! larger than a record may be, or is nested too deeply, the [`split`] scanner finds each record's
-//! bytes and every record is parsed on its own: a bad record is rejected alone (REC) and damage
-//! to the file itself (truncation, bad gzip) quarantines the object (QRT) after the records read
-//! before it were still inspected. [`Decoder`] owns per-thread buffers reused across objects.
+//! The [`split`] scanner finds each record in the envelope; the [`walk`] header walker reads the
+//! fields rule dispatch needs straight from the record's bytes; and only records that a rule needs
+//! whole (their request/response bodies), or that the walker cannot read, are parsed completely
+//! with simd-json. A bad record is rejected alone (REC); damage to the object itself (truncation,
+//! bad gzip, not a CloudTrail envelope) quarantines the object (QRT) after the records read before
+//! it were inspected. [`Decoder`] owns per-thread buffers reused across objects.
 
 pub mod gzip;
 pub mod split;
+pub mod walk;
 
-use simd_json::prelude::*;
-use simd_json::tape::{Node, Tape};
+use simd_json::tape::Tape;
 
 use crate::event::{Event, Json, RecordError};
 pub use gzip::GzipError;
@@ -113,7 +113,7 @@ pub struct Decoder {
     text: Vec<u8>,
     json_buffers: simd_json::Buffers,
     tape: Tape<'static>,
-    spans: Vec<split::RecordSpan>,
+    record: Vec<u8>,
 }
 
 impl Decoder {
@@ -124,23 +124,39 @@ impl Decoder {
             text: Vec::new(),
             json_buffers: simd_json::Buffers::default(),
             tape: Tape::null(),
-            spans: Vec::new(),
+            record: Vec::new(),
         }
     }
 
-    /// Decodes one object and calls `visit(record_index, event)` for every event, in file order.
+    /// Decodes one object and calls `visit(record_index, event)` for every event, in file order,
+    /// with every event parsed completely (bodies included).
     pub fn decode(&mut self, object: &[u8], visit: &mut dyn FnMut(u64, &Event<'_>)) -> ObjectReport {
+        self.decode_with(object, &|_| true, visit)
+    }
+
+    /// Like [`Decoder::decode`], but events are first read by the header walker and parsed
+    /// completely only when `needs_bodies` says so for their header (the others are visited with
+    /// `request`, `response` and `additional` set to `None`).
+    pub fn decode_with(
+        &mut self,
+        object: &[u8],
+        needs_bodies: &dyn Fn(&Event<'_>) -> bool,
+        visit: &mut dyn FnMut(u64, &Event<'_>),
+    ) -> ObjectReport {
         let mut report = ObjectReport { stored_bytes: object.len() as u64, ..ObjectReport::default() };
-        let mut loaded = self.load_text(object, &mut report);
-        if loaded.is_ok() && self.text.len() <= self.limits.max_record_bytes && !has_surrogate_escape(&self.text) {
-            if self.try_fast_path(&mut report, visit) {
-                return report;
-            }
-            // simd-json unescapes strings in place, so the scanner needs the text afresh.
-            loaded = self.load_text(object, &mut report);
+        let loaded = self.load_text(object, &mut report);
+        if self.text.is_empty() {
+            report.damage = loaded.err();
+            return report;
         }
-        let envelope =
-            if self.text.is_empty() && loaded.is_err() { Ok(()) } else { self.slow_path(&mut report, visit) };
+        let Decoder { limits, text, json_buffers, tape, record, .. } = self;
+        let mut parser = RecordParser { limits: *limits, json_buffers, tape, record, report: &mut report, visit };
+        let mut index = 0u64;
+        let envelope = split::scan_records(text, |start| {
+            let end = parser.read(text, start, index, needs_bodies);
+            index += 1;
+            end
+        });
         report.damage = loaded.err().or(envelope.err().map(ObjectError::from));
         report
     }
@@ -166,89 +182,80 @@ impl Decoder {
         report.json_bytes = self.text.len() as u64;
         result
     }
+}
 
-    /// Parses the whole document at once; false (having visited nothing) when the slow path
-    /// must decide.
-    fn try_fast_path(&mut self, report: &mut ObjectReport, visit: &mut dyn FnMut(u64, &Event<'_>)) -> bool {
-        let mut tape = std::mem::replace(&mut self.tape, Tape::null()).reset();
-        let handled = simd_json::fill_tape(&mut self.text, &mut self.json_buffers, &mut tape).is_ok()
-            && tape_depth(&tape.0) <= self.limits.max_depth
-            && visit_document(tape.as_value(), report, visit);
-        self.tape = tape.reset();
-        handled
-    }
+/// Reads records for [`Decoder::decode_with`]: the header walker first, a full parse when needed.
+struct RecordParser<'d, 'v> {
+    limits: Limits,
+    json_buffers: &'d mut simd_json::Buffers,
+    tape: &'d mut Tape<'static>,
+    record: &'d mut Vec<u8>,
+    report: &'d mut ObjectReport,
+    visit: &'v mut dyn FnMut(u64, &Event<'_>),
+}
 
-    /// Checks that need the record's bytes before parsing: size, depth, lone surrogates.
-    fn record_problem(&self, span: &split::RecordSpan) -> Option<RecordReject> {
-        let (bytes, cap) = (span.range.len(), self.limits.max_record_bytes);
-        if bytes > cap {
-            return Some(RecordReject::TooLarge { bytes, cap });
-        }
-        let limit = self.limits.max_depth;
-        if span.depth > limit {
-            return Some(RecordReject::TooDeep { depth: span.depth, limit });
-        }
-        let record = &self.text[span.range.clone()];
-        if has_surrogate_escape(record) {
-            if let Err(error) = serde_json::from_slice::<serde_json::Value>(record) {
-                return Some(RecordReject::Syntax(error.to_string()));
-            }
-        }
-        None
-    }
-
-    /// Finds record boundaries with the scanner and parses each record alone.
-    fn slow_path(
+impl RecordParser<'_, '_> {
+    /// Reads the record at `start` of `text`; returns the offset past it.
+    fn read(
         &mut self,
-        report: &mut ObjectReport,
-        visit: &mut dyn FnMut(u64, &Event<'_>),
-    ) -> Result<(), EnvelopeError> {
-        self.spans.clear();
-        let spans = &mut self.spans;
-        let envelope = split::scan_records(&self.text, |span| spans.push(span));
-        for (index, span) in self.spans.iter().enumerate() {
-            let index = index as u64;
-            if let Some(problem) = self.record_problem(span) {
-                reject(report, index, problem);
-                continue;
+        text: &[u8],
+        start: usize,
+        index: u64,
+        needs_bodies: &dyn Fn(&Event<'_>) -> bool,
+    ) -> Result<usize, EnvelopeError> {
+        if text[start] == b'{' {
+            if let Ok(walked) = walk::walk_event(text, start, self.limits.max_depth) {
+                let small = walked.end - start <= self.limits.max_record_bytes;
+                if small && !walked.needs_full_parse {
+                    if let Ok(event) = walked.event.finish() {
+                        if !needs_bodies(&event) {
+                            self.report.events += 1;
+                            (self.visit)(index, &event);
+                            return Ok(walked.end);
+                        }
+                    }
+                }
+                self.parse_fully(&text[start..walked.end], 0, index);
+                return Ok(walked.end);
             }
-            let mut tape = std::mem::replace(&mut self.tape, Tape::null()).reset();
-            match simd_json::fill_tape(&mut self.text[span.range.clone()], &mut self.json_buffers, &mut tape) {
-                Ok(()) => visit_record(index, tape.as_value(), report, visit),
-                Err(error) => reject(report, index, RecordReject::Syntax(error.to_string())),
-            }
-            self.tape = tape.reset();
         }
-        envelope
+        let (end, depth) = split::value_end(text, start)?;
+        self.parse_fully(&text[start..end], depth, index);
+        Ok(end)
+    }
+
+    /// Parses one record completely (simd-json) and visits it, or rejects it.
+    fn parse_fully(&mut self, bytes: &[u8], depth: usize, index: u64) {
+        if let Some(problem) = record_problem(bytes, depth, &self.limits) {
+            return reject(self.report, index, problem);
+        }
+        // simd-json parses in place: work on a copy so the object text stays intact.
+        self.record.clear();
+        self.record.extend_from_slice(bytes);
+        let mut tape = std::mem::replace(self.tape, Tape::null()).reset();
+        match simd_json::fill_tape(self.record, self.json_buffers, &mut tape) {
+            Ok(()) => visit_record(index, tape.as_value(), self.report, self.visit),
+            Err(error) => reject(self.report, index, RecordReject::Syntax(error.to_string())),
+        }
+        *self.tape = tape.reset();
     }
 }
 
-/// Walks a fully parsed document; false when its shape needs the scanner's judgement.
-fn visit_document(root: Json<'_>, report: &mut ObjectReport, visit: &mut dyn FnMut(u64, &Event<'_>)) -> bool {
-    let records = if let Some(object) = root.as_object() {
-        match object.get("Records") {
-            Some(records) => match records.as_array() {
-                Some(array) => array,
-                None => return false,
-            },
-            None if object.get("eventName").is_some() || object.get("detail").is_some() => {
-                visit_record(0, root, report, visit);
-                return true;
-            }
-            None => return false,
+/// Checks that need the record's bytes before parsing: size, depth, lone surrogates.
+fn record_problem(bytes: &[u8], depth: usize, limits: &Limits) -> Option<RecordReject> {
+    let cap = limits.max_record_bytes;
+    if bytes.len() > cap {
+        return Some(RecordReject::TooLarge { bytes: bytes.len(), cap });
+    }
+    if depth > limits.max_depth {
+        return Some(RecordReject::TooDeep { depth, limit: limits.max_depth });
+    }
+    if has_surrogate_escape(bytes) {
+        if let Err(error) = serde_json::from_slice::<serde_json::Value>(bytes) {
+            return Some(RecordReject::Syntax(error.to_string()));
         }
-    } else if let Some(array) = root.as_array() {
-        array
-    } else {
-        return false;
-    };
-    if records.iter().any(|r| r.is_array()) {
-        return false;
     }
-    for (index, record) in records.iter().enumerate() {
-        visit_record(index as u64, record, report, visit);
-    }
-    true
+    None
 }
 
 /// Turns one parsed record into an event (unwrapping an EventBridge `detail` when the record
@@ -287,20 +294,4 @@ fn has_surrogate_escape(text: &[u8]) -> bool {
             && hex[0].eq_ignore_ascii_case(&b'd')
             && matches!(hex[1].to_ascii_lowercase(), b'8'..=b'9' | b'a'..=b'f')
     })
-}
-
-/// Maximum container nesting of a tape, in one pass.
-fn tape_depth(nodes: &[Node<'_>]) -> usize {
-    let mut open_ends: Vec<usize> = Vec::new();
-    let mut max = 0;
-    for (i, node) in nodes.iter().enumerate() {
-        while open_ends.last().is_some_and(|&end| end <= i) {
-            open_ends.pop();
-        }
-        if let Node::Object { count, .. } | Node::Array { count, .. } = node {
-            open_ends.push(i + count);
-            max = max.max(open_ends.len());
-        }
-    }
-    max
 }

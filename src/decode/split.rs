@@ -1,14 +1,12 @@
-//! The envelope scanner: finds record boundaries without parsing records.
+//! The envelope scanner: finds where each record starts, whatever the envelope.
 //!
-//! Used when a document cannot be parsed in one piece (a bad record, JSON lines, a truncated
-//! file, a document larger than the record cap): it walks the top-level values, descends into a
-//! `{"Records": [...]}` envelope, and reports each record's byte range and nesting depth so each
-//! record can be parsed (or rejected) on its own. It only tracks strings and bracket depth, so a
-//! malformed record is found by the record parser, while damage to the envelope itself (a
-//! truncated file, stray bytes between records) stops the scan with the records before it kept.
+//! It walks the top-level values (one document, JSON lines, or concatenated documents), descends
+//! into a `{"Records": [...]}` envelope, and hands each record's start to a record reader, which
+//! returns where the record ends. A malformed record is the reader's business (it is rejected
+//! alone), while damage to the envelope itself (a truncated file, stray bytes between records)
+//! stops the scan with the records before it kept. [`value_end`] finds a value's end and depth by
+//! tracking only strings and brackets, for records the reader could not read.
 //! Strings such as `"}]},{"eventName":"CopyObject"` are skipped as strings, never split.
-
-use std::ops::Range;
 
 /// Damage to the envelope: the scan stops here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,35 +39,30 @@ pub enum EnvelopeError {
     NoRecords,
 }
 
-/// One record found by the scanner.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordSpan {
-    /// Byte range of the record's JSON value.
-    pub range: Range<usize>,
-    /// Maximum bracket depth inside the record (1 for a flat object).
-    pub depth: usize,
-}
-
-/// Walks every top-level value of `buf` and calls `on_record` for each record, in order.
+/// Walks every top-level value of `buf` and calls `on_record(start)` for each record, in order;
+/// `on_record` reads the record and returns the offset just past it (see [`value_end`] for a
+/// reader that only finds the end).
 ///
 /// A lone top-level object that is neither an event nor an envelope (a digest file, a config
 /// file) is [`EnvelopeError::NoRecords`]; among several top-level values (JSON lines) such an
 /// object is passed on as a record, to be rejected on its own.
-pub fn scan_records(buf: &[u8], mut on_record: impl FnMut(RecordSpan)) -> Result<(), EnvelopeError> {
+pub fn scan_records(
+    buf: &[u8],
+    mut on_record: impl FnMut(usize) -> Result<usize, EnvelopeError>,
+) -> Result<(), EnvelopeError> {
     let mut pos = skip_ws(buf, 0);
     let mut values = 0usize;
-    let mut pending_non_event: Option<RecordSpan> = None;
+    let mut pending_non_event: Option<usize> = None;
     while pos < buf.len() {
         values += 1;
-        if let Some(span) = pending_non_event.take() {
-            on_record(span);
+        if let Some(start) = pending_non_event.take() {
+            on_record(start)?;
         }
         pos = match buf[pos] {
             b'{' => match scan_top_object(buf, pos, &mut on_record)? {
                 TopObject::Done(end) => end,
-                TopObject::NotAnEvent(span) => {
-                    let end = span.range.end;
-                    pending_non_event = Some(span);
+                TopObject::NotAnEvent { start, end } => {
+                    pending_non_event = Some(start);
                     end
                 }
             },
@@ -84,10 +77,7 @@ pub fn scan_records(buf: &[u8], mut on_record: impl FnMut(RecordSpan)) -> Result
     }
     match pending_non_event {
         Some(_) if values == 1 => Err(EnvelopeError::NoRecords),
-        Some(span) => {
-            on_record(span);
-            Ok(())
-        }
+        Some(start) => on_record(start).map(|_| ()),
         None => Ok(()),
     }
 }
@@ -97,7 +87,12 @@ enum TopObject {
     /// Its records (or itself, as an event) were reported; the offset past it.
     Done(usize),
     /// Neither an envelope nor event-like; the caller decides.
-    NotAnEvent(RecordSpan),
+    NotAnEvent {
+        /// Where it starts.
+        start: usize,
+        /// Offset past it.
+        end: usize,
+    },
 }
 
 /// A top-level object is either `{"Records": [...], ...}` or one event (possibly wrapped in an
@@ -105,12 +100,11 @@ enum TopObject {
 fn scan_top_object(
     buf: &[u8],
     start: usize,
-    on_record: &mut impl FnMut(RecordSpan),
+    on_record: &mut impl FnMut(usize) -> Result<usize, EnvelopeError>,
 ) -> Result<TopObject, EnvelopeError> {
     let mut pos = skip_ws(buf, start + 1);
     let mut saw_records = false;
     let mut looks_like_event = false;
-    let mut depth = 1;
     loop {
         match buf.get(pos) {
             Some(b'}') => break,
@@ -133,9 +127,7 @@ fn scan_top_object(
             saw_records = true;
             pos = scan_array_of_records(buf, pos, on_record)?;
         } else {
-            let (end, value_depth) = value_end(buf, pos)?;
-            depth = depth.max(value_depth + 1);
-            pos = end;
+            pos = value_end(buf, pos)?.0;
         }
         pos = skip_ws(buf, pos);
         match buf.get(pos) {
@@ -145,14 +137,13 @@ fn scan_top_object(
         }
     }
     let end = pos + 1;
-    let span = RecordSpan { range: start..end, depth };
     if saw_records {
         return Ok(TopObject::Done(end));
     }
     if !looks_like_event {
-        return Ok(TopObject::NotAnEvent(span));
+        return Ok(TopObject::NotAnEvent { start, end });
     }
-    on_record(span);
+    on_record(start)?;
     Ok(TopObject::Done(end))
 }
 
@@ -167,7 +158,7 @@ fn unexpected_or_truncated(buf: &[u8], pos: usize, start: usize) -> EnvelopeErro
 fn scan_array_of_records(
     buf: &[u8],
     start: usize,
-    on_record: &mut impl FnMut(RecordSpan),
+    on_record: &mut impl FnMut(usize) -> Result<usize, EnvelopeError>,
 ) -> Result<usize, EnvelopeError> {
     let mut pos = skip_ws(buf, start + 1);
     if buf.get(pos) == Some(&b']') {
@@ -179,8 +170,7 @@ fn scan_array_of_records(
             Some(b'[') => return Err(EnvelopeError::NestedArrays { offset: pos }),
             Some(_) => {}
         }
-        let (end, depth) = value_end(buf, pos)?;
-        on_record(RecordSpan { range: pos..end, depth });
+        let end = on_record(pos)?;
         pos = skip_ws(buf, end);
         match buf.get(pos) {
             Some(b',') => pos = skip_ws(buf, pos + 1),
@@ -262,7 +252,11 @@ mod tests {
 
     fn spans(doc: &str) -> (Vec<String>, Result<(), EnvelopeError>) {
         let mut out = Vec::new();
-        let result = scan_records(doc.as_bytes(), |span| out.push(doc[span.range].to_string()));
+        let result = scan_records(doc.as_bytes(), |start| {
+            let (end, _) = value_end(doc.as_bytes(), start)?;
+            out.push(doc[start..end].to_string());
+            Ok(end)
+        });
         (out, result)
     }
 

@@ -108,6 +108,11 @@ pub trait Detector: Send + Sync {
     fn event_names(&self) -> &'static [&'static str];
     /// Looks at one event.
     fn inspect(&self, event: &Event<'_>, settings: &Settings) -> Option<Hit>;
+    /// Whether it reads request/response bodies. Events no body-reading detector needs are
+    /// decoded from their header fields only, which is most of the decoding speed.
+    fn reads_bodies(&self) -> bool {
+        true
+    }
 }
 
 /// Per-rule overrides from configuration.
@@ -173,6 +178,7 @@ pub struct Engine {
     detectors: Vec<Box<dyn Detector>>,
     by_event_name: HashMap<&'static str, Vec<usize>>,
     every_event: Vec<usize>,
+    every_event_reads_bodies: bool,
     settings: Settings,
     mode: Mode,
 }
@@ -192,12 +198,18 @@ impl Engine {
                 by_event_name.entry(name).or_default().push(index);
             }
         }
-        Engine { detectors, by_event_name, every_event, settings, mode }
+        let every_event_reads_bodies = every_event.iter().any(|&i| detectors[i].reads_bodies());
+        Engine { detectors, by_event_name, every_event, every_event_reads_bodies, settings, mode }
     }
 
     /// The settings in force.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Whether some detector will read this event's bodies (else its header fields suffice).
+    pub fn needs_bodies(&self, event: &Event<'_>) -> bool {
+        self.every_event_reads_bodies || self.by_event_name.contains_key(event.event_name)
     }
 
     /// Inspects one event, appending findings to `out`.

@@ -44,6 +44,45 @@ pub struct UserIdentity<'a> {
     pub session_issuer_name: Option<&'a str>,
 }
 
+/// The pseudo-key under which [`UserIdentity::set_text`] stores
+/// `sessionContext.sessionIssuer.userName`.
+pub const SESSION_ISSUER_NAME: &str = "sessionContext.sessionIssuer.userName";
+
+impl<'a> UserIdentity<'a> {
+    /// Sets the string member named `key` of `userIdentity` (first one wins).
+    pub fn set_text(&mut self, key: &[u8], value: &'a str) {
+        if key == b"accessKeyId" && value.is_empty() {
+            return;
+        }
+        if let Some(slot) = self.slot(key).filter(|slot| slot.is_none()) {
+            *slot = Some(value);
+        }
+    }
+
+    /// True when `key` is a member the view keeps and has not been set yet.
+    pub fn wants(&mut self, key: &[u8]) -> bool {
+        self.slot(key).is_some_and(|slot| slot.is_none())
+    }
+
+    fn slot(&mut self, key: &[u8]) -> Option<&mut Option<&'a str>> {
+        Some(match key {
+            b"type" => &mut self.kind,
+            b"arn" => &mut self.arn,
+            b"accessKeyId" => &mut self.access_key_id,
+            b"userName" => &mut self.user_name,
+            b"accountId" => &mut self.account_id,
+            b"invokedBy" => &mut self.invoked_by,
+            k if k == SESSION_ISSUER_NAME.as_bytes() => &mut self.session_issuer_name,
+            _ => return None,
+        })
+    }
+
+    /// True once any member was set (a later duplicate `userIdentity` is ignored).
+    pub fn is_set(&self) -> bool {
+        self.kind.is_some() || self.arn.is_some() || self.access_key_id.is_some()
+    }
+}
+
 /// What kind of access key signed the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -94,11 +133,9 @@ pub struct Event<'a> {
 }
 
 impl<'a> Event<'a> {
-    /// Reads the fields of one record. Values of the wrong type count as absent, so a
-    /// `userIdentity: "x"` or `eventTime: 1700000000` record is still inspected on what it has.
-    pub fn from_json(record: Json<'a>) -> Result<Self, RecordError> {
-        let object = record.as_object().ok_or(RecordError::NotAnObject)?;
-        let mut event = Event {
+    /// An event with no fields set yet.
+    pub fn empty() -> Event<'a> {
+        Event {
             event_id: None,
             event_time_raw: None,
             event_time: None,
@@ -115,35 +152,81 @@ impl<'a> Event<'a> {
             request: None,
             response: None,
             additional: None,
-        };
-        let mut name = None;
-        // Duplicate keys: the first one wins, consistently for every field.
+        }
+    }
+
+    /// Reads the fields of one record. Values of the wrong type count as absent, so a
+    /// `userIdentity: "x"` or `eventTime: 1700000000` record is still inspected on what it has.
+    pub fn from_json(record: Json<'a>) -> Result<Self, RecordError> {
+        let object = record.as_object().ok_or(RecordError::NotAnObject)?;
+        let mut event = Event::empty();
         for (key, value) in object.iter() {
-            let s = || value.into_string();
+            if let Some(text) = value.into_string() {
+                event.set_text(key.as_bytes(), text);
+                continue;
+            }
+            if !value.is_object() {
+                continue;
+            }
             match key {
-                "eventID" => event.event_id = event.event_id.or(s()),
-                "eventTime" => event.event_time_raw = event.event_time_raw.or(s()),
-                "eventName" => name = name.or(s()),
-                "eventSource" => event.event_source = event.event_source.or(s()),
-                "eventType" => event.event_type = event.event_type.or(s()),
-                "eventCategory" => event.event_category = event.event_category.or(s()),
-                "awsRegion" => event.region = event.region.or(s()),
-                "sourceIPAddress" => event.source_ip = event.source_ip.or(s()),
-                "userAgent" => event.user_agent = event.user_agent.or(s()),
-                "errorCode" => event.error_code = event.error_code.or(s()).filter(|c| !c.is_empty()),
-                "recipientAccountId" => event.recipient_account = event.recipient_account.or(s()),
-                "userIdentity" if value.is_object() && event.identity.kind.is_none() => {
-                    event.identity = identity(value)
-                }
-                "requestParameters" if value.is_object() => event.request = event.request.or(Some(value)),
-                "responseElements" if value.is_object() => event.response = event.response.or(Some(value)),
-                "additionalEventData" if value.is_object() => event.additional = event.additional.or(Some(value)),
+                "userIdentity" if !event.identity.is_set() => event.identity = identity(value),
+                "requestParameters" => event.request = event.request.or(Some(value)),
+                "responseElements" => event.response = event.response.or(Some(value)),
+                "additionalEventData" => event.additional = event.additional.or(Some(value)),
                 _ => {}
             }
         }
-        event.event_name = name.ok_or(RecordError::MissingEventName)?;
-        event.event_time = event.event_time_raw.and_then(time::parse_rfc3339);
-        Ok(event)
+        event.finish()
+    }
+
+    /// Sets the top-level string field named `key`, if it is one the view keeps. With duplicate
+    /// keys the first one wins, the same way on every decode path.
+    pub fn set_text(&mut self, key: &[u8], value: &'a str) {
+        if key == b"eventName" {
+            if self.event_name.is_empty() {
+                self.event_name = value;
+            }
+            return;
+        }
+        if key == b"errorCode" && value.is_empty() {
+            return;
+        }
+        if let Some(slot) = self.slot(key).filter(|slot| slot.is_none()) {
+            *slot = Some(value);
+        }
+    }
+
+    /// True when `key` is a top-level field the view keeps and has not been set yet.
+    pub fn wants(&mut self, key: &[u8]) -> bool {
+        if key == b"eventName" {
+            return self.event_name.is_empty();
+        }
+        self.slot(key).is_some_and(|slot| slot.is_none())
+    }
+
+    fn slot(&mut self, key: &[u8]) -> Option<&mut Option<&'a str>> {
+        Some(match key {
+            b"eventID" => &mut self.event_id,
+            b"eventTime" => &mut self.event_time_raw,
+            b"eventSource" => &mut self.event_source,
+            b"eventType" => &mut self.event_type,
+            b"eventCategory" => &mut self.event_category,
+            b"awsRegion" => &mut self.region,
+            b"sourceIPAddress" => &mut self.source_ip,
+            b"userAgent" => &mut self.user_agent,
+            b"recipientAccountId" => &mut self.recipient_account,
+            b"errorCode" => &mut self.error_code,
+            _ => return None,
+        })
+    }
+
+    /// Checks the required field and parses the time, once every field is set.
+    pub fn finish(mut self) -> Result<Self, RecordError> {
+        if self.event_name.is_empty() {
+            return Err(RecordError::MissingEventName);
+        }
+        self.event_time = self.event_time_raw.and_then(time::parse_rfc3339);
+        Ok(self)
     }
 
     /// The service part of `eventSource` (`s3` for `s3.amazonaws.com`).
@@ -221,19 +304,13 @@ fn identity(value: Json<'_>) -> UserIdentity<'_> {
     let mut identity = UserIdentity::default();
     let Some(object) = value.as_object() else { return identity };
     for (key, field) in object.iter() {
-        let text = || field.into_string();
-        match key {
-            "type" => identity.kind = identity.kind.or(text()),
-            "arn" => identity.arn = identity.arn.or(text()),
-            "accessKeyId" => identity.access_key_id = identity.access_key_id.or(text().filter(|k| !k.is_empty())),
-            "userName" => identity.user_name = identity.user_name.or(text()),
-            "accountId" => identity.account_id = identity.account_id.or(text()),
-            "invokedBy" => identity.invoked_by = identity.invoked_by.or(text()),
-            "sessionContext" => {
-                let issuer = shape::path(field, &[&["sessionIssuer"], &["userName"]]);
-                identity.session_issuer_name = identity.session_issuer_name.or(shape::text(issuer));
+        if let Some(text) = field.into_string() {
+            identity.set_text(key.as_bytes(), text);
+        } else if key == "sessionContext" {
+            let issuer = shape::path(field, &[&["sessionIssuer"], &["userName"]]);
+            if let Some(name) = shape::text(issuer) {
+                identity.set_text(SESSION_ISSUER_NAME.as_bytes(), name);
             }
-            _ => {}
         }
     }
     identity

@@ -39,6 +39,10 @@ impl Detector for RootAccessKeyUsed {
         &[]
     }
 
+    fn reads_bodies(&self) -> bool {
+        false
+    }
+
     fn inspect(&self, event: &Event<'_>, _: &Settings) -> Option<Hit> {
         if event.identity.kind != Some("Root") || event.key_kind() != KeyKind::LongTerm || event.is_service_call() {
             return None;

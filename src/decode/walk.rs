@@ -1,0 +1,305 @@
+//! The header walker: reads the fields every rule dispatch needs straight from a record's bytes,
+//! without building a parse tree.
+//!
+//! Most events match no rule, so parsing every record completely is wasted work. This walker
+//! runs once over a record, picks the top-level string fields and the `userIdentity` members of
+//! the [`Event`] view, and skips everything else (request and response bodies included) by
+//! jumping from quote to bracket with `memchr`. A record is parsed completely (simd-json) only
+//! when a rule needs its bodies, when one of its header strings has an escape sequence, or when
+//! the walker cannot read it; that full parse is also the judge of malformed records, so the
+//! outcome of a bad record is the same on every path.
+//!
+//! What the walker does not check in parts it skips (raw control characters, invalid UTF-8 or
+//! bad escapes inside an unused body) is checked by the full parse when a rule needs that body.
+
+use crate::event::{Event, SESSION_ISSUER_NAME};
+
+/// Why the walker gave up on a record (the full parse then decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkError {
+    /// Not JSON the walker understands at this offset.
+    Syntax(usize),
+    /// Nested deeper than the limit.
+    TooDeep,
+}
+
+/// A record read by the walker.
+#[derive(Debug)]
+pub struct Walked<'a> {
+    /// Offset just past the record.
+    pub end: usize,
+    /// The header fields (bodies are `None`).
+    pub event: Event<'a>,
+    /// A header string had an escape, or the record wraps another (`detail`): parse it fully.
+    pub needs_full_parse: bool,
+}
+
+/// Reads the record object starting at `start` (which must be `{`).
+pub fn walk_event(buf: &[u8], start: usize, max_depth: usize) -> Result<Walked<'_>, WalkError> {
+    let mut event = Event::empty();
+    let mut needs_full_parse = false;
+    let end = walk_object(buf, start, max_depth, &mut |buf, key, at, depth| match (key, buf[at]) {
+        (key, b'"') if event.wants(key) => {
+            let (end, text) = header_string(buf, at, &mut needs_full_parse)?;
+            if let Some(text) = text {
+                event.set_text(key, text);
+            }
+            Ok(end)
+        }
+        (b"userIdentity", b'{') if !event.identity.is_set() => {
+            walk_object(buf, at, depth, &mut |buf, key, at, depth| {
+                if buf[at] == b'"' && event.identity.wants(key) {
+                    let (end, text) = header_string(buf, at, &mut needs_full_parse)?;
+                    if let Some(text) = text {
+                        event.identity.set_text(key, text);
+                    }
+                    return Ok(end);
+                }
+                if key == b"sessionContext" && buf[at] == b'{' {
+                    return walk_session_context(buf, at, depth, &mut event, &mut needs_full_parse);
+                }
+                skip_value(buf, at, depth)
+            })
+        }
+        (b"detail", b'{') => {
+            needs_full_parse = true;
+            skip_value(buf, at, depth)
+        }
+        _ => skip_value(buf, at, depth),
+    })?;
+    Ok(Walked { end, event, needs_full_parse })
+}
+
+/// Reads a header string; one with an escape (or invalid UTF-8) is left to the full parse.
+fn header_string<'a>(
+    buf: &'a [u8],
+    at: usize,
+    needs_full_parse: &mut bool,
+) -> Result<(usize, Option<&'a str>), WalkError> {
+    let (end, escaped) = string_end(buf, at)?;
+    let text = if escaped { None } else { std::str::from_utf8(&buf[at + 1..end - 1]).ok() };
+    *needs_full_parse |= text.is_none();
+    Ok((end, text))
+}
+
+fn walk_session_context<'a>(
+    buf: &'a [u8],
+    at: usize,
+    depth: usize,
+    event: &mut Event<'a>,
+    needs_full_parse: &mut bool,
+) -> Result<usize, WalkError> {
+    walk_object(buf, at, depth, &mut |buf, key, at, depth| {
+        if key != b"sessionIssuer" || buf[at] != b'{' {
+            return skip_value(buf, at, depth);
+        }
+        walk_object(buf, at, depth, &mut |buf, key, at, depth| {
+            if key == b"userName" && buf[at] == b'"' && event.identity.session_issuer_name.is_none() {
+                let (end, text) = header_string(buf, at, needs_full_parse)?;
+                if let Some(text) = text {
+                    event.identity.set_text(SESSION_ISSUER_NAME.as_bytes(), text);
+                }
+                return Ok(end);
+            }
+            skip_value(buf, at, depth)
+        })
+    })
+}
+
+/// A member visitor: gets the buffer, the key, the offset of the value and the remaining depth
+/// budget; returns the offset just past the value.
+type Member<'f, 'a> = dyn FnMut(&'a [u8], &[u8], usize, usize) -> Result<usize, WalkError> + 'f;
+
+/// Walks the members of the object at `start`, calling `member` for each; returns the offset
+/// past the closing `}`. Keys are raw bytes: one with an escape matches no field name.
+fn walk_object<'a>(buf: &'a [u8], start: usize, depth: usize, member: &mut Member<'_, 'a>) -> Result<usize, WalkError> {
+    let depth = depth.checked_sub(1).ok_or(WalkError::TooDeep)?;
+    let mut pos = skip_ws(buf, start + 1);
+    if buf.get(pos) == Some(&b'}') {
+        return Ok(pos + 1);
+    }
+    loop {
+        if buf.get(pos) != Some(&b'"') {
+            return Err(WalkError::Syntax(pos));
+        }
+        let (key_end, _) = string_end(buf, pos)?;
+        let key = &buf[pos + 1..key_end - 1];
+        pos = skip_ws(buf, key_end);
+        if buf.get(pos) != Some(&b':') {
+            return Err(WalkError::Syntax(pos));
+        }
+        pos = skip_ws(buf, pos + 1);
+        if pos >= buf.len() {
+            return Err(WalkError::Syntax(pos));
+        }
+        pos = skip_ws(buf, member(buf, key, pos, depth)?);
+        match buf.get(pos) {
+            Some(b',') => pos = skip_ws(buf, pos + 1),
+            Some(b'}') => return Ok(pos + 1),
+            _ => return Err(WalkError::Syntax(pos)),
+        }
+    }
+}
+
+/// Strings up to this long are scanned eight bytes at a time in registers; longer ones are
+/// handed to `memchr`. Most CloudTrail strings are short, and setting up a vector search for each
+/// costs more than it saves.
+const SHORT_STRING: usize = 64;
+
+/// The offset past the closing quote of the string at `start`, and whether it has escapes.
+fn string_end(buf: &[u8], start: usize) -> Result<(usize, bool), WalkError> {
+    let mut pos = start + 1;
+    let mut escaped = false;
+    let short_end = buf.len().min(pos + SHORT_STRING);
+    while pos < short_end {
+        match next_quote_or_backslash(buf, pos) {
+            Some(at) if buf[at] == b'"' => return Ok((at + 1, escaped)),
+            Some(at) => {
+                escaped = true;
+                pos = at + 2;
+            }
+            None => break,
+        }
+    }
+    loop {
+        let found = memchr::memchr2(b'"', b'\\', buf.get(pos..).unwrap_or_default());
+        match found {
+            None => return Err(WalkError::Syntax(start)),
+            Some(i) if buf[pos + i] == b'\\' => {
+                escaped = true;
+                pos += i + 2;
+            }
+            Some(i) => return Ok((pos + i + 1, escaped)),
+        }
+    }
+}
+
+/// The first `"` or `\\` at or after `pos` within the next [`SHORT_STRING`] bytes, eight bytes
+/// at a time (SWAR: a byte equals `c` when `x ^ c` has a zero byte).
+#[inline]
+fn next_quote_or_backslash(buf: &[u8], mut pos: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let limit = buf.len().min(pos + SHORT_STRING);
+    while pos + 8 <= limit {
+        let word = u64::from_le_bytes(buf[pos..pos + 8].try_into().unwrap_or_default());
+        let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+        let hits = zero_byte(word ^ (ONES * u64::from(b'"'))) | zero_byte(word ^ (ONES * u64::from(b'\\')));
+        if hits != 0 {
+            return Some(pos + (hits.trailing_zeros() / 8) as usize);
+        }
+        pos += 8;
+    }
+    (pos..limit).find(|&i| matches!(buf[i], b'"' | b'\\'))
+}
+
+/// Skips the value at `start`; returns the offset past it.
+pub fn skip_value(buf: &[u8], start: usize, depth: usize) -> Result<usize, WalkError> {
+    match buf.get(start) {
+        Some(b'"') => string_end(buf, start).map(|(end, _)| end),
+        Some(b'{') => skip_container(buf, start, b'{', b'}', depth),
+        Some(b'[') => skip_container(buf, start, b'[', b']', depth),
+        Some(_) => skip_scalar(buf, start),
+        None => Err(WalkError::Syntax(start)),
+    }
+}
+
+/// Skips an object or array by counting its own bracket kind, jumping over strings. Brackets of
+/// the other kind are not matched here (the full parse validates bodies that rules read). Outside
+/// strings a body holds only punctuation, numbers and literals, so a byte loop is cheapest.
+fn skip_container(buf: &[u8], start: usize, open: u8, close: u8, depth: usize) -> Result<usize, WalkError> {
+    let mut nesting = 0usize;
+    let mut pos = start;
+    while let Some(&byte) = buf.get(pos) {
+        if byte == b'"' {
+            pos = string_end(buf, pos)?.0;
+            continue;
+        }
+        if byte == open {
+            nesting += 1;
+            if nesting > depth {
+                return Err(WalkError::TooDeep);
+            }
+        } else if byte == close {
+            nesting -= 1;
+            if nesting == 0 {
+                return Ok(pos + 1);
+            }
+        }
+        pos += 1;
+    }
+    Err(WalkError::Syntax(start))
+}
+
+/// Skips `true`, `false`, `null` or a number; anything else (`NaN`, `Infinity`, a bare word) is
+/// an error, as is an exponent no `f64` can hold.
+fn skip_scalar(buf: &[u8], start: usize) -> Result<usize, WalkError> {
+    let rest = &buf[start..];
+    for literal in [&b"true"[..], b"false", b"null"] {
+        if rest.starts_with(literal) {
+            return Ok(start + literal.len());
+        }
+    }
+    let len = rest.iter().take_while(|b| matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')).count();
+    let number = &rest[..len];
+    let digits_start = usize::from(number.first() == Some(&b'-'));
+    if !number.get(digits_start).is_some_and(u8::is_ascii_digit) {
+        return Err(WalkError::Syntax(start));
+    }
+    if let Some(e) = number.iter().position(|b| matches!(b, b'e' | b'E')) {
+        let exponent: String = number[e + 1..].iter().filter(|b| b.is_ascii_digit()).map(|&b| b as char).collect();
+        if exponent.len() > 3 || exponent.parse::<u32>().map_or(true, |x| x > 308) {
+            return Err(WalkError::Syntax(start));
+        }
+    }
+    Ok(start + len)
+}
+
+fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = buf.get(pos) {
+        pos += 1;
+    }
+    pos
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_header_fields_and_skips_bodies() {
+        let record = br#"{"eventVersion":"1.09","userIdentity":{"type":"AssumedRole","arn":"arn:x","sessionContext":{"attributes":{"a":"b"},"sessionIssuer":{"type":"Role","userName":"ops"}},"accessKeyId":"ASIA1"},"eventTime":"2026-11-01T10:00:00Z","eventName":"CopyObject","requestParameters":{"k":["}{", {"n": [1, 2.5e3, -3]}], "x": "\"]}"},"responseElements":null,"readOnly":false,"eventID":"e1"} tail"#;
+        let walked = walk_event(record, 0, 64).expect("walks");
+        assert_eq!(&record[walked.end..], b" tail");
+        let e = walked.event;
+        assert_eq!(e.event_name, "CopyObject");
+        assert_eq!(e.event_id, Some("e1"));
+        assert_eq!(e.identity.kind, Some("AssumedRole"));
+        assert_eq!(e.identity.access_key_id, Some("ASIA1"));
+        assert_eq!(e.identity.session_issuer_name, Some("ops"));
+        assert!(e.event_time.is_some() || e.event_time_raw.is_some());
+        assert!(!walked.needs_full_parse);
+    }
+
+    #[test]
+    fn escapes_in_header_fields_ask_for_the_full_parse() {
+        let walked = walk_event(br#"{"eventName":"A","userAgent":"x\"y"}"#, 0, 64).expect("walks");
+        assert!(walked.needs_full_parse);
+        let walked = walk_event(br#"{"eventName":"A","requestParameters":{"p":"x\"y"}}"#, 0, 64).expect("walks");
+        assert!(!walked.needs_full_parse, "escapes in skipped bodies do not matter");
+    }
+
+    #[test]
+    fn refuses_what_json_refuses() {
+        for bad in [
+            &br#"{"eventName":"A","n":NaN}"#[..],
+            br#"{"eventName":"A","n":1e400}"#,
+            br#"{"eventName":"A""#,
+            br#"{"eventName" "A"}"#,
+        ] {
+            assert!(walk_event(bad, 0, 64).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
+        let deep = format!("{{\"eventName\":\"A\",\"x\":{}1{}}}", "{\"a\":".repeat(100), "}".repeat(100));
+        assert_eq!(walk_event(deep.as_bytes(), 0, 64).err(), Some(WalkError::TooDeep));
+    }
+}
