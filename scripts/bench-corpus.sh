@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# End-to-end throughput on a generated ~1 GB corpus (TESTING.md §5), measured side by side in one
+# run: `gzip -dc` over the same files, then `trailhound scan` on 1 thread and on every core.
+# Prints uncompressed MB/s, events/s and peak RSS.
+#
+#   scripts/bench-corpus.sh [CORPUS_DIR] [SIZE_MB] [SEED]     (default /tmp/trailhound-corpus 1100 7)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir="${1:-/tmp/trailhound-corpus}"; size="${2:-1100}"; seed="${3:-7}"
+cargo build --release --quiet --bin trailhound --example gen_corpus
+if [[ ! -d "$dir/AWSLogs" ]]; then
+  ./target/release/examples/gen_corpus "$dir" "$size" "$seed"
+fi
+files=$(find "$dir/AWSLogs" -name '*.json.gz' | wc -l)
+json_bytes=$(find "$dir/AWSLogs" -name '*.json.gz' -print0 | xargs -0 cat | gzip -dc | wc -c)
+echo "corpus: $files objects, $((json_bytes / 1000000)) MB of JSON, in $dir"
+
+start=$(date +%s.%N)
+find "$dir/AWSLogs" -name '*.json.gz' -print0 | xargs -0 cat | gzip -dc > /dev/null
+end=$(date +%s.%N)
+awk -v b="$json_bytes" -v s="$start" -v e="$end" 'BEGIN { printf "gzip -dc: %.0f MB/s (%.2f s)\n", b / (e - s) / 1e6, e - s }'
+for threads in 1 "$(nproc)"; do
+  summary=$(./target/release/trailhound scan --threads "$threads" --format jsonl "$dir/AWSLogs" 2>&1 >/dev/null | head -n 1)
+  rss=$(/usr/bin/time -f '%M' ./target/release/trailhound scan --threads "$threads" --format jsonl "$dir/AWSLogs" 2>&1 >/dev/null | tail -n 1)
+  echo "trailhound --threads $threads: ${summary#scanned }; peak RSS $((rss / 1024)) MB"
+done
