@@ -4,9 +4,7 @@
 //! the stream is checked as it grows: JSON never contains a raw NUL byte, so the classic
 //! "gigabytes of zeros" bomb is refused after its first chunk instead of filling memory.
 
-use std::io::Read;
-
-use flate2::read::MultiGzDecoder;
+use flate2::{Decompress, FlushDecompress, Status};
 
 /// Inflated bytes are appended in steps of this size, each step checked.
 const CHUNK: u64 = 256 * 1024;
@@ -14,14 +12,20 @@ const CHUNK: u64 = 256 * 1024;
 /// Why inflation stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum GzipError {
-    /// The stream is damaged: truncated, bad CRC, bad header, trailing garbage.
+    /// The stream is damaged: bad CRC, bad header, corrupt data, trailing garbage.
     #[error("gzip stream is damaged after {decoded} decompressed bytes")]
     Damaged {
         /// Bytes successfully inflated before the damage.
         decoded: usize,
         /// The decoder's complaint.
         #[source]
-        source: std::io::Error,
+        source: flate2::DecompressError,
+    },
+    /// The stream ends before its last member does.
+    #[error("gzip stream is truncated after {decoded} decompressed bytes")]
+    Truncated {
+        /// Bytes inflated before the end.
+        decoded: usize,
     },
     /// The decompressed size passed the cap.
     #[error("decompressed size exceeds the cap of {cap} bytes")]
@@ -44,25 +48,43 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
 
 /// Inflates every member of `compressed` into `out` (cleared first), at most `cap` bytes.
 /// On error, `out` keeps what was inflated before the problem so complete records can still be
-/// inspected.
+/// inspected. Output goes straight into `out`'s spare capacity (no zero-filling), which grows
+/// geometrically but never past `cap + 1` bytes.
 pub fn inflate_capped(compressed: &[u8], cap: u64, out: &mut Vec<u8>) -> Result<(), GzipError> {
     out.clear();
-    let mut decoder = MultiGzDecoder::new(compressed);
+    let limit = usize::try_from(cap).unwrap_or(usize::MAX - 1).saturating_add(1);
+    let mut input = compressed;
+    // One decompressor per gzip member: zlib-rs checks each member's header, CRC and length.
+    let mut member = Decompress::new_gzip(15);
     loop {
-        let before = out.len();
-        let step = CHUNK.min(cap + 1 - before as u64);
-        let read = (&mut decoder).take(step).read_to_end(out);
-        if let Some(offset) = memchr::memchr(0, &out[before..]) {
-            return Err(GzipError::NotText { offset: before + offset });
+        grow_within(out, limit);
+        let (in_before, out_before) = (member.total_in(), out.len());
+        let status = member.decompress_vec(input, out, FlushDecompress::None);
+        input = &input[(member.total_in() - in_before) as usize..];
+        if let Some(offset) = memchr::memchr(0, &out[out_before..]) {
+            return Err(GzipError::NotText { offset: out_before + offset });
         }
-        match read {
-            Ok(0) => return Ok(()),
-            Ok(_) if out.len() as u64 > cap => {
-                out.truncate(cap as usize);
-                return Err(GzipError::TooLarge { cap });
+        if out.len() > cap as usize {
+            out.truncate(cap as usize);
+            return Err(GzipError::TooLarge { cap });
+        }
+        match status {
+            Err(source) => return Err(GzipError::Damaged { decoded: out.len(), source }),
+            Ok(Status::StreamEnd) if input.is_empty() => return Ok(()),
+            Ok(Status::StreamEnd) => member = Decompress::new_gzip(15),
+            Ok(_) if input.is_empty() && out.len() < out.capacity() => {
+                return Err(GzipError::Truncated { decoded: out.len() });
             }
             Ok(_) => {}
-            Err(source) => return Err(GzipError::Damaged { decoded: out.len(), source }),
         }
     }
+}
+
+/// Makes room for at least one more chunk, doubling capacity, never past `limit` bytes.
+fn grow_within(out: &mut Vec<u8>, limit: usize) {
+    if out.capacity() - out.len() >= CHUNK as usize / 4 || out.capacity() >= limit {
+        return;
+    }
+    let wanted = (out.capacity() * 2).max(out.len() + CHUNK as usize).min(limit);
+    out.reserve_exact(wanted - out.len());
 }
