@@ -255,7 +255,7 @@ pub fn inspect_object(
 ) -> Inspected {
     let mut totals = Totals::default();
     let mut findings = Vec::new();
-    let report = decoder.decode_with(object, &|event| engine.needs_bodies(event), &mut |index, event| {
+    let report = decoder.decode_with(object, &|event, raw| engine.needs_bodies(event, raw), &mut |index, event| {
         if event.is_s3_data_event() {
             totals.s3_data_events += 1;
         }

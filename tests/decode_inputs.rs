@@ -16,7 +16,7 @@ fn decode_with(bytes: &[u8], limits: Limits) -> (Vec<String>, ObjectReport) {
     let full = Decoder::new(limits).decode(bytes, &mut |_, event| full_names.push(event.event_name.to_owned()));
     let mut names = Vec::new();
     let walked =
-        Decoder::new(limits).decode_with(bytes, &|_| false, &mut |_, event| names.push(event.event_name.to_owned()));
+        Decoder::new(limits).decode_with(bytes, &|_, _| false, &mut |_, event| names.push(event.event_name.to_owned()));
     assert_eq!(names, full_names, "both decode paths see the same events");
     assert_eq!(
         (walked.events, walked.rejected),

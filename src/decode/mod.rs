@@ -131,16 +131,16 @@ impl Decoder {
     /// Decodes one object and calls `visit(record_index, event)` for every event, in file order,
     /// with every event parsed completely (bodies included).
     pub fn decode(&mut self, object: &[u8], visit: &mut dyn FnMut(u64, &Event<'_>)) -> ObjectReport {
-        self.decode_with(object, &|_| true, visit)
+        self.decode_with(object, &|_, _| true, visit)
     }
 
     /// Like [`Decoder::decode`], but events are first read by the header walker and parsed
-    /// completely only when `needs_bodies` says so for their header (the others are visited with
-    /// `request`, `response` and `additional` set to `None`).
+    /// completely only when `needs_bodies` says so for their header and raw bytes (the others are
+    /// visited with `request`, `response` and `additional` set to `None`).
     pub fn decode_with(
         &mut self,
         object: &[u8],
-        needs_bodies: &dyn Fn(&Event<'_>) -> bool,
+        needs_bodies: &dyn Fn(&Event<'_>, &[u8]) -> bool,
         visit: &mut dyn FnMut(u64, &Event<'_>),
     ) -> ObjectReport {
         let mut report = ObjectReport { stored_bytes: object.len() as u64, ..ObjectReport::default() };
@@ -201,14 +201,14 @@ impl RecordParser<'_, '_> {
         text: &[u8],
         start: usize,
         index: u64,
-        needs_bodies: &dyn Fn(&Event<'_>) -> bool,
+        needs_bodies: &dyn Fn(&Event<'_>, &[u8]) -> bool,
     ) -> Result<usize, EnvelopeError> {
         if text[start] == b'{' {
             if let Ok(walked) = walk::walk_event(text, start, self.limits.max_depth) {
                 let small = walked.end - start <= self.limits.max_record_bytes;
                 if small && !walked.needs_full_parse {
                     if let Ok(event) = walked.event.finish() {
-                        if !needs_bodies(&event) {
+                        if !needs_bodies(&event, &text[start..walked.end]) {
                             self.report.events += 1;
                             (self.visit)(index, &event);
                             return Ok(walked.end);

@@ -113,6 +113,11 @@ pub trait Detector: Send + Sync {
     fn reads_bodies(&self) -> bool {
         true
     }
+    /// A cheap look at the raw bytes of a record it would inspect: false when the record cannot
+    /// match, so it need not be parsed completely (e.g. no SSE-C header anywhere in it).
+    fn may_match(&self, _raw: &[u8]) -> bool {
+        true
+    }
 }
 
 /// Per-rule overrides from configuration.
@@ -207,9 +212,14 @@ impl Engine {
         &self.settings
     }
 
-    /// Whether some detector will read this event's bodies (else its header fields suffice).
-    pub fn needs_bodies(&self, event: &Event<'_>) -> bool {
-        self.every_event_reads_bodies || self.by_event_name.contains_key(event.event_name)
+    /// Whether some detector will read this event's bodies (else its header fields suffice);
+    /// `raw` is the record's JSON text.
+    pub fn needs_bodies(&self, event: &Event<'_>, raw: &[u8]) -> bool {
+        if self.every_event_reads_bodies {
+            return true;
+        }
+        let Some(indexes) = self.by_event_name.get(event.event_name) else { return false };
+        indexes.iter().any(|&i| self.detectors[i].reads_bodies() && self.detectors[i].may_match(raw))
     }
 
     /// Inspects one event, appending findings to `out`.

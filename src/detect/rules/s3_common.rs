@@ -17,6 +17,14 @@ pub fn uses_sse_c(event: &Event<'_>) -> bool {
     header || applied
 }
 
+/// Whether a record's raw JSON can carry SSE-C at all: the algorithm header or `SSE_C` appears in
+/// it, or it has `\u` escapes (which could spell either; CloudTrail does not write them there).
+/// Lets the SSE-C rules skip parsing the bulk of S3 object writes.
+pub fn raw_may_use_sse_c(raw: &[u8]) -> bool {
+    let has = |needle: &[u8]| memchr::memmem::find(raw, needle).is_some();
+    has(b"customer-algorithm") || has(b"SSE_C") || has(b"\\u")
+}
+
 /// `requestParameters.bucketName`.
 pub fn bucket<'a>(event: &Event<'a>) -> Option<&'a str> {
     event.request.and_then(|r| text_at(r, &["bucketName"]))

@@ -18,7 +18,7 @@
 //! (2025); S3 docs "Using server-side encryption with customer-provided keys (SSE-C)"; MITRE
 //! ATT&CK T1486 (Data Encrypted for Impact).
 
-use super::s3_common::{bucket, copy_source, is_in_place, key, object_arn, uses_sse_c};
+use super::s3_common::{bucket, copy_source, is_in_place, key, object_arn, raw_may_use_sse_c, uses_sse_c};
 use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
 use crate::event::shape::text_at;
 use crate::event::Event;
@@ -48,6 +48,10 @@ impl Detector for SsecCopyOverwrite {
 
     fn event_names(&self) -> &'static [&'static str] {
         &["CopyObject", "UploadPartCopy"]
+    }
+
+    fn may_match(&self, raw: &[u8]) -> bool {
+        raw_may_use_sse_c(raw)
     }
 
     fn inspect(&self, event: &Event<'_>, _: &Settings) -> Option<Hit> {

@@ -12,7 +12,7 @@
 //! **References.** S3 docs "Using server-side encryption with customer-provided keys"; AWS
 //! guidance to block SSE-C where unused; MITRE ATT&CK T1486.
 
-use super::s3_common::{bucket, copy_source, is_in_place, key, uses_sse_c};
+use super::s3_common::{bucket, copy_source, is_in_place, key, raw_may_use_sse_c, uses_sse_c};
 use crate::detect::{is_allowlisted, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
 use crate::event::Event;
 
@@ -40,6 +40,10 @@ impl Detector for SsecWrite {
 
     fn event_names(&self) -> &'static [&'static str] {
         &["PutObject", "CopyObject", "CreateMultipartUpload", "UploadPartCopy"]
+    }
+
+    fn may_match(&self, raw: &[u8]) -> bool {
+        raw_may_use_sse_c(raw)
     }
 
     fn inspect(&self, event: &Event<'_>, settings: &Settings) -> Option<Hit> {
