@@ -4,6 +4,9 @@
 //! the stream is checked as it grows: JSON never contains a raw NUL byte, so the classic
 //! "gigabytes of zeros" bomb is refused after its first chunk instead of filling memory.
 
+// The one place allowed to decompress (see clippy.toml).
+#![allow(clippy::disallowed_types)]
+
 use flate2::{Decompress, FlushDecompress, Status};
 
 /// Inflated bytes are appended in steps of this size, each step checked.

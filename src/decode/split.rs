@@ -8,6 +8,8 @@
 //! tracking only strings and brackets, for records the reader could not read.
 //! Strings such as `"}]},{"eventName":"CopyObject"` are skipped as strings, never split.
 
+use super::walk::{self, skip_ws};
+
 /// Damage to the envelope: the scan stops here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
@@ -226,24 +228,7 @@ fn container_end(buf: &[u8], start: usize) -> Result<(usize, usize), EnvelopeErr
 
 /// The offset just past the closing quote of the string starting at `start`.
 fn string_end(buf: &[u8], start: usize) -> Result<usize, EnvelopeError> {
-    let mut pos = start + 1;
-    loop {
-        match memchr::memchr2(b'"', b'\\', &buf[pos..]) {
-            None => return Err(EnvelopeError::Truncated { offset: start }),
-            Some(i) if buf[pos + i] == b'\\' => pos += i + 2,
-            Some(i) => return Ok(pos + i + 1),
-        }
-        if pos > buf.len() {
-            return Err(EnvelopeError::Truncated { offset: start });
-        }
-    }
-}
-
-fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
-    while let Some(b' ' | b'\n' | b'\r' | b'\t') = buf.get(pos) {
-        pos += 1;
-    }
-    pos
+    walk::string_end(buf, start).map(|(end, _)| end).map_err(|_| EnvelopeError::Truncated { offset: start })
 }
 
 #[cfg(test)]

@@ -147,7 +147,7 @@ fn walk_object<'a>(buf: &'a [u8], start: usize, depth: usize, member: &mut Membe
 const SHORT_STRING: usize = 64;
 
 /// The offset past the closing quote of the string at `start`, and whether it has escapes.
-fn string_end(buf: &[u8], start: usize) -> Result<(usize, bool), WalkError> {
+pub(super) fn string_end(buf: &[u8], start: usize) -> Result<(usize, bool), WalkError> {
     let mut pos = start + 1;
     let mut escaped = false;
     let short_end = buf.len().min(pos + SHORT_STRING);
@@ -255,7 +255,8 @@ fn skip_scalar(buf: &[u8], start: usize) -> Result<usize, WalkError> {
     Ok(start + len)
 }
 
-fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
+/// The offset of the first non-whitespace byte at or after `pos`.
+pub(super) fn skip_ws(buf: &[u8], mut pos: usize) -> usize {
     while let Some(b' ' | b'\n' | b'\r' | b'\t') = buf.get(pos) {
         pos += 1;
     }
