@@ -160,3 +160,42 @@ fn gzipped_delivery_gives_the_same_findings_as_plain_json() {
     assert_eq!(gzipped.totals.events, 2_900);
     assert!(gzipped.totals.stored_bytes < gzipped.totals.json_bytes);
 }
+
+/// Every corpus file gives the same findings whether each record is parsed completely or read
+/// by the header walker first (the fast path parses only what rules need).
+#[test]
+fn header_walker_path_matches_the_full_parse_on_real_logs() {
+    use trailhound::decode::Decoder;
+    use trailhound::detect::EventOrigin;
+    use trailhound::scan::{inspect_object, Window};
+    let Some(root) = corpus() else { return };
+    let engine = Engine::new(Settings::default(), Mode::Scan);
+    let mut files: Vec<PathBuf> = Vec::new();
+    for dir in std::fs::read_dir(&root).expect("corpus").flatten().filter(|e| e.path().is_dir()) {
+        files.extend(std::fs::read_dir(dir.path()).expect("folder").flatten().map(|e| e.path()));
+    }
+    assert!(files.len() > 100);
+    for file in files {
+        let bytes = std::fs::read(&file).expect("read");
+        let origin = file.display().to_string();
+        let mut full = Vec::new();
+        let full_report = Decoder::new(Limits::default()).decode(&bytes, &mut |index, event| {
+            engine.inspect(event, EventOrigin { object: &origin, index }, &mut full)
+        });
+        let fast = inspect_object(
+            &mut Decoder::new(Limits::default()),
+            &bytes,
+            &origin,
+            &engine,
+            Window::default(),
+            Mode::Scan,
+        );
+        // The quarantine finding is added by inspect_object, not by the engine.
+        let ids = |findings: &[Finding]| {
+            findings.iter().filter(|f| f.rule != "trail.unreadable_log_file").map(|f| f.id.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&fast.findings), ids(&full), "{origin}");
+        assert_eq!(fast.report.damage.is_some(), full_report.damage.is_some(), "{origin}");
+        assert_eq!((fast.report.events, fast.report.rejected), (full_report.events, full_report.rejected), "{origin}");
+    }
+}
