@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::decode::{Decoder, Limits, ObjectReport};
+use crate::detect::aggregate::aggregate;
 use crate::detect::rules::unreadable_log_file;
 use crate::detect::{Engine, EventOrigin, Finding, Mode};
 use crate::event::time::Millis;
@@ -315,10 +316,14 @@ fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult) {
         }
         for finding in outcome.findings {
             if seen.insert(finding.id.clone()) {
-                *result.totals.findings_per_rule.entry(finding.rule).or_default() += 1;
                 result.findings.push(finding);
             }
         }
     }
-    result.findings.sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
+    // Aggregation sees every file's findings in event-time order, so the result does not depend
+    // on how files were spread over threads.
+    result.findings = aggregate(std::mem::take(&mut result.findings));
+    for finding in &result.findings {
+        *result.totals.findings_per_rule.entry(finding.rule).or_default() += 1;
+    }
 }

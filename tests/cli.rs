@@ -55,6 +55,23 @@ fn golden_jsonl_over_the_bundled_delivered_sample() {
 }
 
 #[test]
+fn the_same_input_gives_the_same_output_whatever_the_thread_count() {
+    let corpus = root().join("../shared/corpus");
+    let mut inputs = vec!["testdata".to_owned()];
+    if corpus.is_dir() {
+        inputs.push(corpus.display().to_string());
+    }
+    for input in inputs {
+        let one = trailhound(&["scan", "--format", "jsonl", "--threads", "1", &input]);
+        let two = trailhound(&["scan", "--format", "jsonl", "--threads", "2", &input]);
+        let four = trailhound(&["scan", "--format", "jsonl", "--threads", "4", &input]);
+        assert!(!one.stdout.is_empty());
+        assert_eq!(one.stdout, two.stdout, "{input}");
+        assert_eq!(one.stdout, four.stdout, "{input}");
+    }
+}
+
+#[test]
 fn golden_table_of_high_and_critical_findings() {
     let output = trailhound(&["scan", "--format", "table", "--min-severity", "high", "testdata/events"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -161,7 +178,7 @@ fn output_file_and_summary() {
     let written = std::fs::read_to_string(&out).expect("output written");
     assert_golden("scan_events.jsonl", &written);
     let summary = stderr(&output);
-    for part in ["scanned 158 files", "MB/s", "events/s", "findings: ", "S3 data events: "] {
+    for part in ["scanned 166 files", "MB/s", "events/s", "findings: ", "S3 data events: "] {
         assert!(summary.contains(part), "summary lacks {part:?}: {summary}");
     }
 }

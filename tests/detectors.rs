@@ -1,10 +1,13 @@
 //! Table-driven detector tests: every file under `testdata/events/<rule>/positive/` must make
-//! the rule fire once per event, at the severity its name starts with (`high_…json`); every file
-//! under `negative/` must leave the rule silent. Failures name the file.
+//! the rule fire once per event, at the severity its name starts with (`high_…json`), or exactly
+//! N times when the severity carries a count (`medium-1_…json`, for rules that aggregate); every
+//! file under `negative/` must leave the rule silent. Findings pass through the aggregation pass
+//! as in a scan. Failures name the file.
 
 use std::path::{Path, PathBuf};
 
 use trailhound::decode::{Decoder, Limits};
+use trailhound::detect::aggregate::aggregate;
 use trailhound::detect::{rules, Engine, Mode, Settings, Severity};
 use trailhound::scan::{inspect_object, Window};
 
@@ -29,7 +32,8 @@ fn run(engine: &Engine, file: &Path, rule: &str) -> (u64, Vec<Severity>) {
     let inspected = inspect_object(&mut decoder, &bytes, &origin, engine, Window::default(), Mode::Scan);
     assert!(inspected.report.damage.is_none(), "{origin}: {:?}", inspected.report.damage);
     assert_eq!(inspected.report.rejected, 0, "{origin}: {:?}", inspected.report.rejects);
-    let severities = inspected.findings.iter().filter(|f| f.rule == rule).map(|f| f.severity).collect();
+    let findings = aggregate(inspected.findings);
+    let severities = findings.iter().filter(|f| f.rule == rule).map(|f| f.severity).collect();
     (inspected.report.events, severities)
 }
 
@@ -51,14 +55,16 @@ fn every_rule_fires_on_its_positives_and_stays_silent_on_its_negatives() {
         for file in positives {
             checked += 1;
             let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            let want = name.split('_').next().and_then(Severity::parse);
-            let Some(want) = want else {
+            let prefix = name.split('_').next().unwrap_or_default();
+            let (severity, count) = prefix.split_once('-').map_or((prefix, None), |(s, n)| (s, n.parse::<u64>().ok()));
+            let Some(want) = Severity::parse(severity) else {
                 failures.push(format!("{}: positive fixture name must start with a severity", file.display()));
                 continue;
             };
             let (events, got) = run(&engine, &file, rule.id);
-            if got.len() as u64 != events || got.iter().any(|s| *s != want) || events == 0 {
-                failures.push(format!("{}: expected {events} {want} finding(s), got {got:?}", file.display()));
+            let expected = count.unwrap_or(events);
+            if got.len() as u64 != expected || got.iter().any(|s| *s != want) || events == 0 {
+                failures.push(format!("{}: expected {expected} {want} finding(s), got {got:?}", file.display()));
             }
         }
         for file in negatives {

@@ -72,3 +72,39 @@ fn planted_attacks_are_found_and_look_alikes_are_silent() {
     }
     assert!(result.totals.s3_data_events > 0);
 }
+
+/// SPEC §2.1: ten thousand in-place SSE-C overwrites by one key in one bucket make at most a
+/// handful of findings, never one per object.
+#[test]
+fn ten_thousand_sse_c_overwrites_make_a_handful_of_findings() {
+    let records: Vec<String> = (0..10_000)
+        .map(|i| {
+            let (minute, second) = (i / 1_000, (i % 1_000) * 60 / 1_000);
+            format!(
+                r#"{{"eventVersion":"1.10","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/ci-legacy","accountId":"111122223333","accessKeyId":"AKIAEXAMPLECILEGACY1","userName":"ci-legacy"}},"eventTime":"2026-11-01T10:{minute:02}:{second:02}Z","eventSource":"s3.amazonaws.com","eventName":"CopyObject","awsRegion":"us-east-1","sourceIPAddress":"198.51.100.23","userAgent":"aws-cli/2.15.30","requestParameters":{{"bucketName":"victim-data","key":"data/{i:05}.parquet","x-amz-copy-source":"victim-data/data/{i:05}.parquet?versionId=old{i:05}","x-amz-server-side-encryption-customer-algorithm":"AES256"}},"responseElements":{{"x-amz-version-id":"new{i:05}"}},"eventID":"burst-{i:05}","eventType":"AwsApiCall","eventCategory":"Data","recipientAccountId":"111122223333"}}"#
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Split over four files, in reverse order, to show the merge is by event time, not file order.
+    for (n, chunk) in records.chunks(2_500).enumerate() {
+        let body = format!(r#"{{"Records":[{}]}}"#, chunk.join(","));
+        std::fs::write(dir.path().join(format!("part-{}.json", 9 - n)), body).expect("write");
+    }
+    let plan = ScanPlan { paths: vec![dir.path().to_path_buf()], since: None, until: None, limits: Limits::default() };
+    let result = scan(&plan, &Engine::new(Settings::default(), Mode::Scan), Mode::Scan);
+    let overwrites: Vec<_> = result.findings.iter().filter(|f| f.rule == "s3.ssec_copy_overwrite").collect();
+    assert_eq!(overwrites.len(), 2, "the first at once, then one update");
+    assert_eq!(overwrites[0].evidence.count, 1);
+    assert_eq!(overwrites[0].evidence.event_ids, ["burst-00000"]);
+    let update = overwrites[1];
+    assert_eq!(update.evidence.count, 9_999);
+    assert!(update.evidence.event_ids_truncated && update.evidence.event_ids.len() == 1_000);
+    let sample = update.evidence.details["objects"].as_array().expect("sample");
+    assert_eq!(sample.len(), 100);
+    assert_eq!(sample[0]["key"], "data/00001.parquet");
+    assert_eq!(sample[0]["overwritten_version_id"], "old00001");
+    assert_eq!(update.first_seen.as_deref(), Some("2026-11-01T10:00:00Z"));
+    assert_eq!(update.last_seen.as_deref(), Some("2026-11-01T10:09:59Z"));
+    assert!(result.findings.iter().all(|f| f.rule != "s3.ssec_write"), "in-place copies are not also ssec_write");
+}

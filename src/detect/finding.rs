@@ -163,6 +163,9 @@ pub struct Evidence {
     pub event_ids: Vec<String>,
     /// How many events the finding covers.
     pub count: u64,
+    /// True when `event_ids` was cut at the cap of an aggregated finding (`count` is exact).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub event_ids_truncated: bool,
     /// Rule-specific details (ports, CIDRs, keys, reasons …), every string cleaned.
     #[serde(flatten)]
     pub details: serde_json::Map<String, serde_json::Value>,
@@ -218,6 +221,35 @@ pub struct Finding {
     /// Event time in milliseconds, for ordering; not serialized.
     #[serde(skip)]
     pub sort_time: i64,
+    /// Set while the finding waits for the aggregation pass; not serialized.
+    #[serde(skip)]
+    pub pending: Option<Pending>,
+}
+
+/// A finding of an aggregating rule, before [`crate::detect::aggregate`] runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Events of one group aggregate together (principal, or principal and bucket …).
+    pub group: String,
+    /// How.
+    pub kind: PendingKind,
+}
+
+/// The aggregation a pending finding waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingKind {
+    /// The first alerts at once; the rest within the window become one update.
+    Merge {
+        /// Event-time window.
+        window_minutes: i64,
+    },
+    /// `threshold` within the window make one finding; fewer make none.
+    Burst {
+        /// Events needed.
+        threshold: usize,
+        /// Event-time window.
+        window_minutes: i64,
+    },
 }
 
 /// The deterministic finding id: SHA-256 over the rule id and the sorted, de-duplicated eventIDs

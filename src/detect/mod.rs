@@ -12,6 +12,7 @@
 //! layer that sees events in time order together with a state handle; the per-event detectors here
 //! stay pure and run in parallel.
 
+pub mod aggregate;
 pub mod finding;
 pub mod ingress;
 pub mod net;
@@ -20,7 +21,9 @@ pub mod rules;
 use std::collections::{HashMap, HashSet};
 
 use crate::event::{time::format_rfc3339, Event, KeyKind};
-pub use finding::{clean, clean_opt, finding_id, Family, Finding, Mode, Outcome, Principal, Resource, Severity};
+pub use finding::{
+    clean, clean_opt, finding_id, Family, Finding, Mode, Outcome, Pending, PendingKind, Principal, Resource, Severity,
+};
 use net::Cidr;
 
 /// What happens when the call behind a matching event failed.
@@ -28,9 +31,17 @@ use net::Cidr;
 pub enum OnFailure {
     /// Report one severity level lower, tagged `outcome: failure` (SPEC §2 default).
     Lower,
-    /// Not a finding on its own (e.g. a single failed `GetPasswordData`; bursts are counted
-    /// elsewhere).
+    /// Not a finding.
     Ignore,
+    /// Not a finding on its own: `threshold` failures by one group (principal by default) within
+    /// `window_minutes` of event time make one finding, at the rule's severity (e.g. password
+    /// spraying with `GetPasswordData`, enumeration with a stolen key).
+    Burst {
+        /// Failures needed.
+        threshold: usize,
+        /// Event-time window.
+        window_minutes: i64,
+    },
 }
 
 /// A rule's fixed description.
@@ -54,6 +65,9 @@ pub struct RuleInfo {
     pub controls: &'static [&'static str],
     /// Failed-call policy.
     pub on_failure: OnFailure,
+    /// When set, hits are aggregated per group over this event-time window: the first alerts at
+    /// once and the rest of the burst becomes one update finding (SSE-C writes, SPEC §2.1).
+    pub merge_window_minutes: Option<i64>,
 }
 
 /// What a detector found in one event.
@@ -67,6 +81,8 @@ pub struct Hit {
     pub resources: Vec<Resource>,
     /// Rule-specific evidence; strings must already be cleaned (use [`Hit::detail_text`]).
     pub details: serde_json::Map<String, serde_json::Value>,
+    /// Aggregation group for merged or burst rules (default: the principal).
+    pub group: Option<String>,
 }
 
 impl Hit {
@@ -90,6 +106,12 @@ impl Hit {
     /// Adds a detail value built by the detector from trusted parts (numbers, fixed words).
     pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Hit {
         self.details.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Sets the aggregation group.
+    pub fn group(mut self, group: String) -> Hit {
+        self.group = Some(group);
         self
     }
 
@@ -237,10 +259,28 @@ impl Engine {
             }
             if let Some(hit) = detector.inspect(event, &self.settings) {
                 let configured = rule_settings.and_then(|r| r.severity);
-                out.push(build_finding(info, hit, event, origin, configured, self.mode));
+                let pending = pending_aggregation(info, &hit, event);
+                let mut finding = build_finding(info, hit, event, origin, configured, self.mode);
+                if let Some(Pending { kind: PendingKind::Burst { .. }, .. }) = &pending {
+                    // A burst is reported at the rule's severity: the failures are the point.
+                    finding.severity = configured.unwrap_or(info.severity);
+                }
+                finding.pending = pending;
+                out.push(finding);
             }
         }
     }
+}
+
+/// How a hit waits for the aggregation pass, if its rule aggregates.
+fn pending_aggregation(info: &RuleInfo, hit: &Hit, event: &Event<'_>) -> Option<Pending> {
+    let kind = match (event.failed(), info.on_failure, info.merge_window_minutes) {
+        (true, OnFailure::Burst { threshold, window_minutes }, _) => PendingKind::Burst { threshold, window_minutes },
+        (_, _, Some(window_minutes)) => PendingKind::Merge { window_minutes },
+        _ => return None,
+    };
+    let group = hit.group.clone().or_else(|| event.principal().map(str::to_owned)).unwrap_or_default();
+    Some(Pending { group, kind })
 }
 
 /// True when the event's principal (ARN, key id or user name) is in `list`.
@@ -294,13 +334,14 @@ fn build_finding(
         source_ip: clean_opt(event.source_ip),
         user_agent: clean_opt(event.user_agent),
         resources: hit.resources,
-        evidence: finding::Evidence { event_ids, count: 1, details },
+        evidence: finding::Evidence { event_ids, count: 1, event_ids_truncated: false, details },
         controls: info.controls,
         mitre: info.mitre,
         remediation: info.remediation,
         origin: clean(origin.object),
         mode,
         sort_time: event.event_time.unwrap_or(i64::MIN),
+        pending: None,
     }
 }
 

@@ -27,6 +27,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1098.001"],
     controls: &[],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

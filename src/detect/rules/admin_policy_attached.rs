@@ -32,6 +32,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1098.003"],
     controls: &["IAM.1"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

@@ -25,6 +25,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &[],
     controls: &["ECS.12"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

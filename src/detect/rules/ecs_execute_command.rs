@@ -24,6 +24,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1609"],
     controls: &[],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

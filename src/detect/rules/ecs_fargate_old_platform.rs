@@ -25,6 +25,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &[],
     controls: &["ECS.10"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 const LATEST_LINUX: (u32, u32, u32) = (1, 4, 0);

@@ -24,6 +24,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1133"],
     controls: &["ECS.2"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

@@ -21,6 +21,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1611"],
     controls: &["ECS.3"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

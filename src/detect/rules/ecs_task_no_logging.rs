@@ -21,6 +21,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1562"],
     controls: &["ECS.9"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

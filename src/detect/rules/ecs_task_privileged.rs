@@ -22,6 +22,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1611"],
     controls: &["ECS.4"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

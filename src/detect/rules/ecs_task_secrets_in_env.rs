@@ -26,6 +26,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1552.001"],
     controls: &["ECS.8"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// Environment variable names that hold AWS credentials.

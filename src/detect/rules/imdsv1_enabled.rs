@@ -28,6 +28,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1552.005"],
     controls: &["EC2.8"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 const HTTP_TOKENS: &[&str] = &["HttpTokens", "httpTokens"];

@@ -30,6 +30,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1021.004", "T1098.004"],
     controls: &[],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

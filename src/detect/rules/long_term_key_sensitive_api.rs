@@ -28,6 +28,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1098", "T1078.004", "T1562"],
     controls: &[],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// `(service, eventName)` pairs treated as sensitive.

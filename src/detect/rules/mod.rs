@@ -1,7 +1,9 @@
 //! The per-event rule catalogue: one file per rule (SPEC §2), plus shared helpers.
 //!
-//! Stateful rules (SSE-C burst aggregation, `s3.ransomware_chain`, per-key baselines, dormancy,
-//! error bursts) are not here: they need events in time order and a state store.
+//! Rules that count (SSE-C write aggregation, failed `GetPasswordData` bursts, key error bursts)
+//! are per-event rules here whose hits the aggregation pass ([`super::aggregate`]) merges in
+//! event-time order. Rules that need remembered state (per-key baselines, dormancy,
+//! `s3.ransomware_chain`, instance roles) are not here yet.
 
 mod access_key_created;
 mod admin_policy_attached;
@@ -19,6 +21,7 @@ mod ecs_task_writable_root;
 mod imdsv1_enabled;
 mod instance_connect_ssh;
 mod instance_connect_tunnel;
+mod key_error_burst;
 mod lifecycle_short_expiration;
 mod long_term_key_sensitive_api;
 mod public_ip_assigned;
@@ -66,6 +69,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(root_access_key_used::RootAccessKeyUsed),
         Box::new(long_term_key_sensitive_api::LongTermKeySensitiveApi),
         Box::new(access_key_created::AccessKeyCreated),
+        Box::new(key_error_burst::KeyErrorBurst),
         Box::new(imdsv1_enabled::Imdsv1Enabled),
         Box::new(public_ip_assigned::PublicIpAssigned),
         Box::new(security_group_open_world::SecurityGroupOpenWorld),

@@ -26,6 +26,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1133"],
     controls: &["EC2.9", "EC2.15"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

@@ -25,7 +25,8 @@ static INFO: RuleInfo = RuleInfo {
         ec2:GetPasswordData in IAM.",
     mitre: &["T1552.005", "T1021.001"],
     controls: &[],
-    on_failure: OnFailure::Ignore,
+    on_failure: OnFailure::Burst { threshold: 10, window_minutes: 60 },
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

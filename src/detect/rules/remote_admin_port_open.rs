@@ -31,6 +31,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1021", "T1562.007"],
     controls: &["EC2.13", "EC2.14", "EC2.21"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

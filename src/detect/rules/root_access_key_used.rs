@@ -25,6 +25,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1078.004"],
     controls: &["IAM.4"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

@@ -5,6 +5,15 @@ use percent_encoding::percent_decode_str;
 use crate::event::shape::{get_any, text, text_at};
 use crate::event::Event;
 
+/// SSE-C writes are aggregated per (principal, bucket) over this event-time window (SPEC §2.1):
+/// the first alerts at once, the rest of the burst becomes one update.
+pub const SSE_C_MERGE_WINDOW_MINUTES: i64 = 15;
+
+/// The aggregation group of an SSE-C write: principal and bucket.
+pub fn principal_and_bucket(event: &Event<'_>, bucket: &str) -> String {
+    format!("{}|{bucket}", event.principal().unwrap_or("?"))
+}
+
 /// The request header that carries the SSE-C algorithm.
 pub const SSE_C_ALGORITHM: &str = "x-amz-server-side-encryption-customer-algorithm";
 

@@ -28,6 +28,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1562.007"],
     controls: &["EC2.18", "EC2.19"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

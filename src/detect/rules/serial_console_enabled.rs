@@ -23,6 +23,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1021"],
     controls: &[],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

@@ -18,7 +18,10 @@
 //! (2025); S3 docs "Using server-side encryption with customer-provided keys (SSE-C)"; MITRE
 //! ATT&CK T1486 (Data Encrypted for Impact).
 
-use super::s3_common::{bucket, copy_source, is_in_place, key, object_arn, raw_may_use_sse_c, uses_sse_c};
+use super::s3_common::{
+    bucket, copy_source, is_in_place, key, object_arn, principal_and_bucket, raw_may_use_sse_c, uses_sse_c,
+    SSE_C_MERGE_WINDOW_MINUTES,
+};
 use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
 use crate::event::shape::text_at;
 use crate::event::Event;
@@ -36,6 +39,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1486"],
     controls: &[],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: Some(SSE_C_MERGE_WINDOW_MINUTES),
 };
 
 /// See the module documentation.
@@ -66,7 +70,8 @@ impl Detector for SsecCopyOverwrite {
         let mut hit = Hit::new(format!("{} re-encrypted s3://{bucket}/{key} in place with SSE-C", who(event)))
             .resource("AWS::S3::Object", &object_arn(bucket, key))
             .detail_text("bucket", bucket)
-            .detail_text("key", key);
+            .detail_text("key", key)
+            .group(principal_and_bucket(event, bucket));
         let response_text = |name: &str| event.response.and_then(|r| text_at(r, &[name]));
         let overwritten = source.version_id.as_deref().or(response_text("x-amz-copy-source-version-id"));
         if let Some(version) = overwritten {

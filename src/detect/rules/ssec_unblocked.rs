@@ -28,6 +28,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1486", "T1562"],
     controls: &[],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

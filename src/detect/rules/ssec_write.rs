@@ -12,7 +12,10 @@
 //! **References.** S3 docs "Using server-side encryption with customer-provided keys"; AWS
 //! guidance to block SSE-C where unused; MITRE ATT&CK T1486.
 
-use super::s3_common::{bucket, copy_source, is_in_place, key, raw_may_use_sse_c, uses_sse_c};
+use super::s3_common::{
+    bucket, copy_source, is_in_place, key, principal_and_bucket, raw_may_use_sse_c, uses_sse_c,
+    SSE_C_MERGE_WINDOW_MINUTES,
+};
 use crate::detect::{is_allowlisted, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
 use crate::event::Event;
 
@@ -28,6 +31,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1486"],
     controls: &[],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: Some(SSE_C_MERGE_WINDOW_MINUTES),
 };
 
 /// See the module documentation.
@@ -62,7 +66,8 @@ impl Detector for SsecWrite {
             Hit::new(format!("{} wrote s3://{bucket}/{key} with SSE-C ({})", who(event), event.event_name))
                 .resource("AWS::S3::Bucket", &format!("arn:aws:s3:::{bucket}"))
                 .detail_text("bucket", bucket)
-                .detail_text("key", key),
+                .detail_text("key", key)
+                .group(principal_and_bucket(event, bucket)),
         )
     }
 }

@@ -26,6 +26,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1021", "T1572"],
     controls: &[],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 const PORT_FORWARD_DOCUMENTS: &[&str] =

@@ -35,6 +35,7 @@ static INFO: RuleInfo = RuleInfo {
     mitre: &["T1562.008"],
     controls: &["CloudTrail.1"],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// See the module documentation.

@@ -30,6 +30,7 @@ pub static UNREADABLE_LOG_FILE: RuleInfo = RuleInfo {
     mitre: &["T1565.001", "T1070"],
     controls: &[],
     on_failure: OnFailure::Lower,
+    merge_window_minutes: None,
 };
 
 /// The finding for a quarantined object; its id depends only on the object name.
@@ -55,12 +56,13 @@ pub fn unreadable_log_file(object: &str, reason: &str, events_read: u64, mode: M
         source_ip: None,
         user_agent: None,
         resources: vec![Resource { kind: "AWS::S3::Object", id: clean(object) }],
-        evidence: finding::Evidence { event_ids: Vec::new(), count: 0, details },
+        evidence: finding::Evidence { event_ids: Vec::new(), count: 0, event_ids_truncated: false, details },
         controls: info.controls,
         mitre: info.mitre,
         remediation: info.remediation,
         origin: clean(object),
         mode,
         sort_time: i64::MIN,
+        pending: None,
     }
 }
