@@ -31,8 +31,6 @@ use net::Cidr;
 pub enum OnFailure {
     /// Report one severity level lower, tagged `outcome: failure` (SPEC §2 default).
     Lower,
-    /// Not a finding.
-    Ignore,
     /// Not a finding on its own: `threshold` failures by one group (principal by default) within
     /// `window_minutes` of event time make one finding, at the rule's severity (e.g. password
     /// spraying with `GetPasswordData`, enumeration with a stolen key).
@@ -250,9 +248,6 @@ impl Engine {
         for &index in named.iter().chain(&self.every_event) {
             let detector = &self.detectors[index];
             let info = detector.info();
-            if event.failed() && info.on_failure == OnFailure::Ignore {
-                continue;
-            }
             let rule_settings = self.settings.rules.get(info.id);
             if rule_settings.is_some_and(|r| is_allowlisted(event, &r.allow_principals)) {
                 continue;
