@@ -11,6 +11,12 @@
 //! [ssec]
 //! allowlist = ["arn:aws:iam::123456789012:role/backup", "sse-c-bucket"]
 //!
+//! [baseline]                          # per-key baselines of long-term access keys
+//! learning_days = 7
+//! dormant_days = 30
+//! max_keys = 1000000
+//! max_values = 64                     # per feature per key
+//!
 //! [limits]
 //! max_object_bytes = 1073741824
 //! max_record_bytes = 8388608
@@ -85,6 +91,8 @@ pub struct FileConfig {
     #[serde(default)]
     limits: LimitsSection,
     #[serde(default)]
+    baseline: BaselineSection,
+    #[serde(default)]
     rules: HashMap<String, RuleSection>,
 }
 
@@ -101,6 +109,15 @@ struct LimitsSection {
     max_object_bytes: Option<u64>,
     max_record_bytes: Option<usize>,
     max_depth: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BaselineSection {
+    learning_days: Option<i64>,
+    dormant_days: Option<i64>,
+    max_keys: Option<usize>,
+    max_values: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,6 +248,30 @@ pub fn settings(file: &FileConfig) -> Result<Settings, ConfigError> {
         settings.lifecycle_max_days = days;
     }
     settings.ssec_allowlist = file.ssec.allowlist.clone();
+    let section = &file.baseline;
+    let baseline = &mut settings.baseline;
+    for (key, value, slot) in [
+        ("learning_days", section.learning_days, &mut baseline.learning_days),
+        ("dormant_days", section.dormant_days, &mut baseline.dormant_days),
+    ] {
+        if let Some(days) = value {
+            if days < 1 {
+                return Err(bad(&format!("baseline.{key}"), days, "must be at least 1"));
+            }
+            *slot = days;
+        }
+    }
+    for (key, value, slot) in [
+        ("max_keys", section.max_keys, &mut baseline.max_keys),
+        ("max_values", section.max_values, &mut baseline.max_values),
+    ] {
+        if let Some(count) = value {
+            if count < 1 {
+                return Err(bad(&format!("baseline.{key}"), count, "must be at least 1"));
+            }
+            *slot = count;
+        }
+    }
     let known: HashSet<&str> = rules::catalogue().iter().map(|r| r.id).collect();
     for (id, section) in &file.rules {
         if !known.contains(id.as_str()) {
@@ -332,5 +373,10 @@ mod tests {
         assert!(error.to_string().contains("no.such_rule"), "{error}");
         let file: FileConfig = toml::from_str("trusted_cidrs = [\"10.0.0.0/33\"]").expect("parses");
         assert!(settings(&file).is_err());
+        let file: FileConfig = toml::from_str("[baseline]\nlearning_days = 0").expect("parses");
+        assert!(settings(&file).expect_err("zero days").to_string().contains("baseline.learning_days"));
+        let file: FileConfig = toml::from_str("[baseline]\nlearning_days = 14\nmax_keys = 10").expect("parses");
+        let parsed = settings(&file).expect("valid");
+        assert_eq!((parsed.baseline.learning_days, parsed.baseline.max_keys), (14, 10));
     }
 }

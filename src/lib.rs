@@ -11,6 +11,8 @@
 //!   isolation). Pure CPU.
 //! - [`detect`]: the rule catalogue, one file per rule, the engine, and the finding schema.
 //!   Pure CPU: no clock, no environment, no I/O.
+//! - [`baseline`]: per-key baselines of long-term access keys (learning, new values, dormancy),
+//!   fed in event-time order. Pure CPU.
 //! - [`scan`]: the parallel pipeline over local files (rayon, per-thread buffers) and the run
 //!   summary.
 //! - [`output`]: findings as JSON lines or a terminal table.
@@ -19,6 +21,7 @@
 //! - [`cli`] and [`app`]: argument definitions and one function per subcommand.
 
 pub mod app;
+pub mod baseline;
 pub mod cli;
 pub mod config;
 pub mod decode;

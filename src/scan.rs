@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::baseline::{self, Observation};
 use crate::decode::{Decoder, Limits, ObjectReport};
 use crate::detect::aggregate::aggregate;
 use crate::detect::rules::unreadable_log_file;
@@ -178,6 +179,7 @@ struct FileOutcome {
     report: Option<ObjectReport>,
     read_error: Option<String>,
     findings: Vec<Finding>,
+    observations: Vec<Observation>,
     totals: Totals,
 }
 
@@ -198,7 +200,7 @@ pub fn scan(plan: &ScanPlan, engine: &Engine, mode: Mode) -> ScanResult {
             |scratch, path| scan_file(path, plan, engine, mode, scratch),
         )
         .collect();
-    merge(outcomes, &mut result);
+    merge(outcomes, &mut result, engine);
     result
 }
 
@@ -210,6 +212,7 @@ fn scan_file(path: &Path, plan: &ScanPlan, engine: &Engine, mode: Mode, scratch:
             report: None,
             read_error: Some(error),
             findings: Vec::new(),
+            observations: Vec::new(),
             totals: Totals::default(),
         };
     }
@@ -220,6 +223,7 @@ fn scan_file(path: &Path, plan: &ScanPlan, engine: &Engine, mode: Mode, scratch:
         report: Some(inspected.report),
         read_error: None,
         findings: inspected.findings,
+        observations: inspected.observations,
         totals: inspected.totals,
     }
 }
@@ -242,6 +246,8 @@ pub struct Inspected {
     pub findings: Vec<Finding>,
     /// Counters for this object.
     pub totals: Totals,
+    /// Uses of long-term keys, for the baseline pass.
+    pub observations: Vec<Observation>,
 }
 
 /// Decodes one object and runs the engine over the events inside `window`: the unit of work
@@ -256,6 +262,7 @@ pub fn inspect_object(
 ) -> Inspected {
     let mut totals = Totals::default();
     let mut findings = Vec::new();
+    let mut observations = Vec::new();
     let report = decoder.decode_with(object, &|event, raw| engine.needs_bodies(event, raw), &mut |index, event| {
         if event.is_s3_data_event() {
             totals.s3_data_events += 1;
@@ -270,8 +277,11 @@ pub fn inspect_object(
             }
         }
         totals.events_in_window += 1;
-        engine.inspect(event, EventOrigin { object: origin, index }, &mut findings);
+        let origin = EventOrigin { object: origin, index };
+        engine.inspect(event, origin, &mut findings);
+        observations.extend(engine.observe(event, origin));
     });
+    baseline::compact(&mut observations);
     totals.files = 1;
     totals.stored_bytes = report.stored_bytes;
     totals.json_bytes = report.json_bytes;
@@ -280,7 +290,7 @@ pub fn inspect_object(
     if let Some(damage) = &report.damage {
         findings.push(unreadable_log_file(origin, &damage.to_string(), report.events, mode));
     }
-    Inspected { report, findings, totals }
+    Inspected { report, findings, totals, observations }
 }
 
 /// Reads a file into `buf`, refusing files over the cap without reading them.
@@ -298,8 +308,9 @@ fn read_capped(path: &Path, cap: u64, buf: &mut Vec<u8>) -> Result<(), String> {
     Ok(())
 }
 
-fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult) {
+fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult, engine: &Engine) {
     let mut seen = HashSet::new();
+    let mut observations = Vec::new();
     for outcome in outcomes {
         if let Some(error) = outcome.read_error {
             result.input_errors.push(InputError { path: outcome.path, reason: error });
@@ -314,6 +325,7 @@ fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult) {
                 result.rejected_records.push((outcome.path.clone(), report.rejected, first.to_string()));
             }
         }
+        observations.extend(outcome.observations);
         for finding in outcome.findings {
             if seen.insert(finding.id.clone()) {
                 result.findings.push(finding);
@@ -322,7 +334,10 @@ fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult) {
     }
     // Aggregation sees every file's findings in event-time order, so the result does not depend
     // on how files were spread over threads.
-    result.findings = aggregate(std::mem::take(&mut result.findings));
+    let mut findings = aggregate(std::mem::take(&mut result.findings));
+    findings.extend(baseline::run(observations, engine.settings()));
+    findings.sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
+    result.findings = findings;
     for finding in &result.findings {
         *result.totals.findings_per_rule.entry(finding.rule).or_default() += 1;
     }

@@ -131,6 +131,13 @@ fn corpus_ground_truth() {
         failures.push(format!("GetPasswordData bursts: {bursts:?}"));
     }
 
+    // Every key of the corpus is seen for less than the 7-day learning period: no baseline finding.
+    for f in
+        result.findings.iter().filter(|f| f.rule == "iam.long_term_key_anomaly" || f.rule == "iam.dormant_key_used")
+    {
+        failures.push(format!("baseline finding while every key is learning: {} {}", f.rule, f.summary));
+    }
+
     // Stolen temporary credentials (OTRF) are not long-term key use.
     let otrf = result.findings.iter().filter(|f| f.origin.contains("otrf-security-datasets"));
     for f in otrf.filter(|f| f.family.as_str() == "access-keys") {

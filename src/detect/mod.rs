@@ -20,6 +20,7 @@ pub mod rules;
 
 use std::collections::{HashMap, HashSet};
 
+use crate::baseline::{features, BaselineSettings, Observation};
 use crate::event::{time::format_rfc3339, Event, KeyKind};
 pub use finding::{
     clean, clean_opt, finding_id, Family, Finding, Mode, Outcome, Pending, PendingKind, Principal, Resource, Severity,
@@ -166,6 +167,8 @@ pub struct Settings {
     pub disabled_rules: HashSet<String>,
     /// Per-rule overrides.
     pub rules: HashMap<String, RuleSettings>,
+    /// Per-key baseline periods and bounds.
+    pub baseline: BaselineSettings,
 }
 
 impl Default for Settings {
@@ -178,6 +181,7 @@ impl Default for Settings {
             lifecycle_max_days: 7,
             disabled_rules: HashSet::new(),
             rules: HashMap::new(),
+            baseline: BaselineSettings::default(),
         }
     }
 }
@@ -240,6 +244,29 @@ impl Engine {
         }
         let Some(indexes) = self.by_event_name.get(event.event_name) else { return false };
         indexes.iter().any(|&i| self.detectors[i].reads_bodies() && self.detectors[i].may_match(raw))
+    }
+
+    /// The baseline's view of an event made with a long-term key by a person (not a service), or
+    /// `None`. Its template finding carries who, where and whence for the baseline rules.
+    pub fn observe(&self, event: &Event<'_>, origin: EventOrigin<'_>) -> Option<Observation> {
+        let rules_on = [rules::LONG_TERM_KEY_ANOMALY.id, rules::DORMANT_KEY_USED.id]
+            .iter()
+            .any(|id| !self.settings.disabled_rules.contains(*id));
+        if !rules_on || !is_long_term_key_use(event) {
+            return None;
+        }
+        let time = event.event_time?;
+        let key = event.identity.access_key_id?.to_owned();
+        let features = [
+            features::network(event.source_ip.unwrap_or("")),
+            features::user_agent_family(event.user_agent.unwrap_or("")),
+            event.region.unwrap_or("").to_owned(),
+            event.event_source.unwrap_or("").to_owned(),
+            event.event_name.to_owned(),
+        ];
+        let hit = Hit::new(String::new());
+        let template = build_finding(&rules::LONG_TERM_KEY_ANOMALY, hit, event, origin, None, self.mode);
+        Some(Observation { time, event_id: event.event_id.map(str::to_owned), key, features, template })
     }
 
     /// Inspects one event, appending findings to `out`.

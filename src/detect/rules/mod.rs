@@ -2,11 +2,12 @@
 //!
 //! Rules that count (SSE-C write aggregation, failed `GetPasswordData` bursts, key error bursts)
 //! are per-event rules here whose hits the aggregation pass ([`super::aggregate`]) merges in
-//! event-time order. Rules that need remembered state (per-key baselines, dormancy,
-//! `s3.ransomware_chain`, instance roles) are not here yet.
+//! event-time order. The per-key baseline rules are described here and computed by
+//! [`crate::baseline`]; `s3.ransomware_chain` and instance-role state are not built yet.
 
 mod access_key_created;
 mod admin_policy_attached;
+mod dormant_key_used;
 mod ecs_cluster_no_container_insights;
 mod ecs_common;
 mod ecs_execute_command;
@@ -23,6 +24,7 @@ mod instance_connect_ssh;
 mod instance_connect_tunnel;
 mod key_error_burst;
 mod lifecycle_short_expiration;
+mod long_term_key_anomaly;
 mod long_term_key_sensitive_api;
 mod public_ip_assigned;
 mod rdp_password_retrieved;
@@ -39,14 +41,17 @@ mod trail_tampering;
 mod unreadable_log_file;
 mod versioning_suspended;
 
+pub use dormant_key_used::DORMANT_KEY_USED;
+pub use long_term_key_anomaly::LONG_TERM_KEY_ANOMALY;
 pub use unreadable_log_file::{unreadable_log_file, UNREADABLE_LOG_FILE};
 
 use super::{Detector, RuleInfo};
 
-/// Every rule's description, per-event rules first, then pipeline-raised ones.
+/// Every rule's description: per-event rules first, then the baseline rules, then the ones the
+/// pipeline raises.
 pub fn catalogue() -> Vec<&'static RuleInfo> {
     let mut infos: Vec<&'static RuleInfo> = all().iter().map(|d| d.info()).collect();
-    infos.push(&UNREADABLE_LOG_FILE);
+    infos.extend([&LONG_TERM_KEY_ANOMALY, &DORMANT_KEY_USED, &UNREADABLE_LOG_FILE]);
     infos
 }
 

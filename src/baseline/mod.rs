@@ -1,0 +1,336 @@
+//! Per-key baselines for long-term access keys (SPEC §2.3): what each `AKIA…` key normally does,
+//! and the findings for when it does something new or wakes up after a long silence.
+//!
+//! For every key the model remembers, with first and last seen times, the source networks,
+//! user-agent families, regions, services and APIs it was used with ([`features`]). A key is in
+//! learning until it has been seen for `learning_days`; after that, a value never seen before is
+//! a reason for `iam.long_term_key_anomaly` (one reason low, two medium, three or more high). A
+//! key silent for `dormant_days` that is used again is `iam.dormant_key_used`.
+//!
+//! Updates are set-like, so observing the same event twice changes nothing (a replay or a
+//! redelivered file adds no value and reports nothing new). Memory is bounded: at most
+//! `max_values` values per feature per key (the least recently seen is forgotten) and at most
+//! `max_keys` keys (the least recently seen key is forgotten). Time is event time only: the model
+//! is fed in event-time order and never reads a clock.
+//!
+//! This pass keeps its state in memory for the length of a run; a persistent store (so a
+//! backfill can warm the daemon) is the next step.
+
+pub mod features;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde_json::json;
+
+use crate::detect::finding::{finding_id, Finding, Severity};
+use crate::detect::rules::{DORMANT_KEY_USED, LONG_TERM_KEY_ANOMALY};
+use crate::detect::{clean, RuleInfo, Settings};
+use crate::event::time::{format_rfc3339, Millis};
+
+const DAY: Millis = 86_400_000;
+
+/// The remembered features, in this order everywhere.
+pub const FEATURES: [&str; 5] = ["network", "user_agent", "region", "service", "api"];
+/// The anomaly reason for a new value of each feature.
+pub const REASONS: [&str; 5] = ["new_network", "new_user_agent", "new_region", "new_service", "new_api"];
+
+/// Limits and periods of the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BaselineSettings {
+    /// A key is in learning until seen for this many days.
+    pub learning_days: i64,
+    /// Silence of at least this many days makes the next use "dormant".
+    pub dormant_days: i64,
+    /// Keys remembered at most.
+    pub max_keys: usize,
+    /// Values remembered per feature per key at most.
+    pub max_values: usize,
+}
+
+impl Default for BaselineSettings {
+    fn default() -> Self {
+        BaselineSettings { learning_days: 7, dormant_days: 30, max_keys: 1_000_000, max_values: 64 }
+    }
+}
+
+/// One use of a long-term key, as the baseline needs it.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// Event time.
+    pub time: Millis,
+    /// `eventID` (observations with the same one are one event).
+    pub event_id: Option<String>,
+    /// The access key id.
+    pub key: String,
+    /// Feature values, in [`FEATURES`] order.
+    pub features: [String; 5],
+    /// A finding describing the event (principal, source, origin …), completed when a rule fires.
+    pub template: Finding,
+}
+
+/// What one observation showed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Days of silence before this use, when at least `dormant_days`.
+    pub dormant_days: Option<i64>,
+    /// New values of a key past learning: (reason, value).
+    pub reasons: Vec<(&'static str, String)>,
+}
+
+#[derive(Debug, Clone)]
+struct Seen {
+    value: String,
+    last: Millis,
+}
+
+#[derive(Debug, Clone)]
+struct KeyState {
+    first_seen: Millis,
+    last_seen: Millis,
+    features: [Vec<Seen>; 5],
+}
+
+/// The baselines of every key seen.
+#[derive(Debug, Default)]
+pub struct Baselines {
+    settings: BaselineSettings,
+    keys: HashMap<String, KeyState>,
+    /// (last seen, key), to forget the least recently seen key first.
+    recency: BTreeSet<(Millis, String)>,
+}
+
+impl Baselines {
+    /// Empty baselines.
+    pub fn new(settings: BaselineSettings) -> Baselines {
+        Baselines { settings, ..Baselines::default() }
+    }
+
+    /// Number of keys remembered.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// True when no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Learns one use of `key` at `time` and says what was unusual about it.
+    pub fn observe(&mut self, key: &str, time: Millis, values: &[String; 5]) -> Verdict {
+        let settings = self.settings;
+        let mut verdict = Verdict::default();
+        let state = match self.keys.get_mut(key) {
+            Some(state) => {
+                self.recency.remove(&(state.last_seen, key.to_owned()));
+                state
+            }
+            None => {
+                self.evict_if_full();
+                self.keys.entry(key.to_owned()).or_insert_with(|| KeyState {
+                    first_seen: time,
+                    last_seen: time,
+                    features: Default::default(),
+                })
+            }
+        };
+        let silence = time - state.last_seen;
+        if silence >= settings.dormant_days * DAY {
+            verdict.dormant_days = Some(silence / DAY);
+        }
+        let learning = time < state.first_seen.saturating_add(settings.learning_days * DAY);
+        for (index, value) in values.iter().enumerate() {
+            let seen = &mut state.features[index];
+            match seen.iter_mut().find(|s| s.value == *value) {
+                Some(existing) => existing.last = existing.last.max(time),
+                None => {
+                    if !learning {
+                        verdict.reasons.push((REASONS[index], value.clone()));
+                    }
+                    if seen.len() >= settings.max_values {
+                        let oldest = seen.iter().enumerate().min_by_key(|(_, s)| s.last).map(|(i, _)| i);
+                        if let Some(i) = oldest {
+                            seen.swap_remove(i);
+                        }
+                    }
+                    seen.push(Seen { value: value.clone(), last: time });
+                }
+            }
+        }
+        state.first_seen = state.first_seen.min(time);
+        state.last_seen = state.last_seen.max(time);
+        self.recency.insert((state.last_seen, key.to_owned()));
+        verdict
+    }
+
+    fn evict_if_full(&mut self) {
+        while self.keys.len() >= self.settings.max_keys.max(1) {
+            let Some((_, key)) = self.recency.pop_first() else { break };
+            self.keys.remove(&key);
+        }
+    }
+}
+
+/// Shrinks the observations of one object to what the baseline can tell apart: for each key and
+/// combination of feature values, the earliest and the latest use. The uses in between bring no
+/// new value (the earliest already did) and, lying between two uses of the same object, cannot
+/// end a silence of `dormant_days` unless the object itself spans that long, which delivered
+/// objects (minutes) never do. Keeps a run's memory proportional to distinct behaviour, not to
+/// the number of events.
+pub fn compact(observations: &mut Vec<Observation>) {
+    if observations.len() < 3 {
+        return;
+    }
+    observations
+        .sort_by(|a, b| (&a.key, &a.features, a.time, &a.event_id).cmp(&(&b.key, &b.features, b.time, &b.event_id)));
+    let same = |a: &Observation, b: &Observation| a.key == b.key && a.features == b.features;
+    let mut kept: Vec<Observation> = Vec::with_capacity(observations.len().min(64));
+    let mut run_last: Option<Observation> = None;
+    for observation in observations.drain(..) {
+        match kept.last() {
+            Some(first) if same(first, &observation) => run_last = Some(observation),
+            _ => {
+                kept.extend(run_last.take());
+                kept.push(observation);
+            }
+        }
+    }
+    kept.extend(run_last);
+    *observations = kept;
+}
+
+/// Runs the baseline rules over a run's observations in event-time order (each eventID once) and
+/// returns their findings.
+pub fn run(mut observations: Vec<Observation>, settings: &Settings) -> Vec<Finding> {
+    observations.sort_by(|a, b| (a.time, &a.event_id, &a.key).cmp(&(b.time, &b.event_id, &b.key)));
+    let mut seen_ids = HashSet::new();
+    let mut baselines = Baselines::new(settings.baseline);
+    let mut findings = Vec::new();
+    for observation in observations {
+        if let Some(id) = &observation.event_id {
+            if !seen_ids.insert(id.clone()) {
+                continue;
+            }
+        }
+        let verdict = baselines.observe(&observation.key, observation.time, &observation.features);
+        if let Some(days) = verdict.dormant_days {
+            let summary = format!("long-term key {} was used again after {days} days of silence", observation.key);
+            let details = json!({ "silent_days": days });
+            push(&mut findings, settings, &DORMANT_KEY_USED, &observation, Severity::High, summary, details);
+        }
+        if !verdict.reasons.is_empty() {
+            let severity = match verdict.reasons.len() {
+                1 => Severity::Low,
+                2 => Severity::Medium,
+                _ => Severity::High,
+            };
+            let names: Vec<&str> = verdict.reasons.iter().map(|(reason, _)| *reason).collect();
+            let summary = format!("long-term key {} used with {}", observation.key, names.join(", "));
+            let new_values: serde_json::Map<String, serde_json::Value> =
+                verdict.reasons.iter().map(|(reason, value)| (reason.to_string(), json!(clean(value)))).collect();
+            let details = json!({ "reasons": names, "new_values": new_values });
+            push(&mut findings, settings, &LONG_TERM_KEY_ANOMALY, &observation, severity, summary, details);
+        }
+    }
+    findings
+}
+
+/// Completes the observation's template as a finding of `rule`, honouring rule settings.
+fn push(
+    findings: &mut Vec<Finding>,
+    settings: &Settings,
+    rule: &'static RuleInfo,
+    observation: &Observation,
+    severity: Severity,
+    summary: String,
+    details: serde_json::Value,
+) {
+    if settings.disabled_rules.contains(rule.id) {
+        return;
+    }
+    let overrides = settings.rules.get(rule.id);
+    let principal = &observation.template.principal;
+    let names = [principal.arn.as_deref(), principal.access_key_id.as_deref(), principal.user_name.as_deref()];
+    if overrides.is_some_and(|o| names.iter().flatten().any(|n| o.allow_principals.iter().any(|a| a == n))) {
+        return;
+    }
+    let mut finding = observation.template.clone();
+    let key = observation.event_id.clone().unwrap_or_else(|| finding.id.clone());
+    finding.id = finding_id(rule.id, &[&key]);
+    finding.rule = rule.id;
+    finding.family = rule.family;
+    finding.title = rule.title;
+    finding.remediation = rule.remediation;
+    finding.mitre = rule.mitre;
+    finding.controls = rule.controls;
+    finding.severity = overrides.and_then(|o| o.severity).unwrap_or(severity);
+    finding.summary = clean(&summary);
+    if let serde_json::Value::Object(map) = details {
+        finding.evidence.details.extend(map);
+    }
+    finding.evidence.details.insert("first_seen_in_run".into(), json!(format_rfc3339(observation.time)));
+    findings.push(finding);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(network: &str, agent: &str) -> [String; 5] {
+        [network, agent, "us-east-1", "s3.amazonaws.com", "ListBuckets"].map(str::to_owned)
+    }
+
+    #[test]
+    fn learns_first_then_reports_new_values_with_reasons() {
+        let mut b = Baselines::new(BaselineSettings::default());
+        for day in 0..8 {
+            assert_eq!(b.observe("AKIA1", day * DAY, &values("10.0.0.0/24", "aws-cli/2")), Verdict::default());
+        }
+        // During learning a new value is learned silently.
+        let mut fresh = Baselines::new(BaselineSettings::default());
+        fresh.observe("AKIA2", 0, &values("10.0.0.0/24", "aws-cli/2"));
+        assert!(fresh.observe("AKIA2", DAY, &values("203.0.113.0/24", "Boto3/1")).reasons.is_empty());
+        let verdict = b.observe("AKIA1", 9 * DAY, &values("203.0.113.0/24", "Boto3/1"));
+        let reasons: Vec<&str> = verdict.reasons.iter().map(|(r, _)| *r).collect();
+        assert_eq!(reasons, ["new_network", "new_user_agent"]);
+        assert!(b.observe("AKIA1", 9 * DAY, &values("203.0.113.0/24", "Boto3/1")).reasons.is_empty(), "idempotent");
+    }
+
+    #[test]
+    fn compact_keeps_first_and_last_of_each_behaviour() {
+        use crate::detect::rules::unreadable_log_file;
+        let template = unreadable_log_file("x", "y", 0, crate::detect::Mode::Scan);
+        let observation = |minute: i64, network: &str| Observation {
+            time: minute * 60_000,
+            event_id: Some(format!("e{minute:03}")),
+            key: "AKIA1".into(),
+            features: values(network, "aws-cli/2"),
+            template: template.clone(),
+        };
+        let mut observations: Vec<Observation> = (0..100).rev().map(|m| observation(m, "10.0.0.0/24")).collect();
+        observations.push(observation(50, "203.0.113.0/24"));
+        compact(&mut observations);
+        let kept: Vec<(i64, &str)> = observations.iter().map(|o| (o.time / 60_000, o.features[0].as_str())).collect();
+        assert_eq!(kept, [(0, "10.0.0.0/24"), (99, "10.0.0.0/24"), (50, "203.0.113.0/24")]);
+    }
+
+    #[test]
+    fn dormant_after_thirty_days() {
+        let mut b = Baselines::new(BaselineSettings::default());
+        b.observe("AKIA1", 0, &values("10.0.0.0/24", "aws-cli/2"));
+        assert_eq!(b.observe("AKIA1", 29 * DAY, &values("10.0.0.0/24", "aws-cli/2")).dormant_days, None);
+        assert_eq!(b.observe("AKIA1", 60 * DAY, &values("10.0.0.0/24", "aws-cli/2")).dormant_days, Some(31));
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let settings = BaselineSettings { max_keys: 100, max_values: 4, ..BaselineSettings::default() };
+        let mut b = Baselines::new(settings);
+        for i in 0..1_000i64 {
+            b.observe(&format!("AKIA{i}"), i, &values(&format!("10.0.{}.0/24", i % 7), "aws-cli/2"));
+            b.observe("AKIAHOT", i, &values(&format!("10.1.{i}.0/24"), "aws-cli/2"));
+        }
+        assert_eq!(b.len(), 100);
+        assert!(b.keys.get("AKIAHOT").is_some_and(|s| s.features[0].len() == 4), "the busy key is kept, capped");
+        assert_eq!(b.recency.len(), b.keys.len());
+    }
+}
