@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use crate::baseline::{self, Observation};
 use crate::decode::{Decoder, Limits, ObjectReport};
 use crate::detect::aggregate::aggregate;
+use crate::detect::correlate::{self, Fact};
 use crate::detect::rules::unreadable_log_file;
 use crate::detect::{Engine, EventOrigin, Finding, Mode};
 use crate::event::time::Millis;
@@ -180,6 +181,7 @@ struct FileOutcome {
     read_error: Option<String>,
     findings: Vec<Finding>,
     observations: Vec<Observation>,
+    facts: Vec<Fact>,
     totals: Totals,
 }
 
@@ -213,6 +215,7 @@ fn scan_file(path: &Path, plan: &ScanPlan, engine: &Engine, mode: Mode, scratch:
             read_error: Some(error),
             findings: Vec::new(),
             observations: Vec::new(),
+            facts: Vec::new(),
             totals: Totals::default(),
         };
     }
@@ -224,6 +227,7 @@ fn scan_file(path: &Path, plan: &ScanPlan, engine: &Engine, mode: Mode, scratch:
         read_error: None,
         findings: inspected.findings,
         observations: inspected.observations,
+        facts: inspected.facts,
         totals: inspected.totals,
     }
 }
@@ -248,6 +252,8 @@ pub struct Inspected {
     pub totals: Totals,
     /// Uses of long-term keys, for the baseline pass.
     pub observations: Vec<Observation>,
+    /// Facts for the correlation pass.
+    pub facts: Vec<Fact>,
 }
 
 /// Decodes one object and runs the engine over the events inside `window`: the unit of work
@@ -263,6 +269,7 @@ pub fn inspect_object(
     let mut totals = Totals::default();
     let mut findings = Vec::new();
     let mut observations = Vec::new();
+    let mut facts = Vec::new();
     let report = decoder.decode_with(object, &|event, raw| engine.needs_bodies(event, raw), &mut |index, event| {
         if event.is_s3_data_event() {
             totals.s3_data_events += 1;
@@ -280,8 +287,10 @@ pub fn inspect_object(
         let origin = EventOrigin { object: origin, index };
         engine.inspect(event, origin, &mut findings);
         observations.extend(engine.observe(event, origin));
+        facts.extend(correlate::extract(event));
     });
     baseline::compact(&mut observations);
+    correlate::compact(&mut facts);
     totals.files = 1;
     totals.stored_bytes = report.stored_bytes;
     totals.json_bytes = report.json_bytes;
@@ -290,7 +299,7 @@ pub fn inspect_object(
     if let Some(damage) = &report.damage {
         findings.push(unreadable_log_file(origin, &damage.to_string(), report.events, mode));
     }
-    Inspected { report, findings, totals, observations }
+    Inspected { report, findings, totals, observations, facts }
 }
 
 /// Reads a file into `buf`, refusing files over the cap without reading them.
@@ -311,6 +320,7 @@ fn read_capped(path: &Path, cap: u64, buf: &mut Vec<u8>) -> Result<(), String> {
 fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult, engine: &Engine) {
     let mut seen = HashSet::new();
     let mut observations = Vec::new();
+    let mut facts = Vec::new();
     for outcome in outcomes {
         if let Some(error) = outcome.read_error {
             result.input_errors.push(InputError { path: outcome.path, reason: error });
@@ -326,6 +336,7 @@ fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult, engine: &Engine) {
             }
         }
         observations.extend(outcome.observations);
+        facts.extend(outcome.facts);
         for finding in outcome.findings {
             if seen.insert(finding.id.clone()) {
                 result.findings.push(finding);
@@ -335,6 +346,7 @@ fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult, engine: &Engine) {
     // Aggregation sees every file's findings in event-time order, so the result does not depend
     // on how files were spread over threads.
     let mut findings = aggregate(std::mem::take(&mut result.findings));
+    correlate::correlate(&mut findings, &facts, engine.settings());
     findings.extend(baseline::run(observations, engine.settings()));
     findings.sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
     result.findings = findings;

@@ -13,6 +13,7 @@
 //! stay pure and run in parallel.
 
 pub mod aggregate;
+pub mod correlate;
 pub mod finding;
 pub mod ingress;
 pub mod net;
@@ -240,6 +241,9 @@ impl Engine {
     /// `raw` is the record's JSON text.
     pub fn needs_bodies(&self, event: &Event<'_>, raw: &[u8]) -> bool {
         if self.every_event_reads_bodies {
+            return true;
+        }
+        if correlate::FACT_EVENTS.contains(&event.event_name) {
             return true;
         }
         let Some(indexes) = self.by_event_name.get(event.event_name) else { return false };

@@ -27,6 +27,7 @@ mod lifecycle_short_expiration;
 mod long_term_key_anomaly;
 mod long_term_key_sensitive_api;
 mod public_ip_assigned;
+mod ransomware_chain;
 mod rdp_password_retrieved;
 mod remote_admin_port_open;
 mod root_access_key_used;
@@ -43,6 +44,7 @@ mod versioning_suspended;
 
 pub use dormant_key_used::DORMANT_KEY_USED;
 pub use long_term_key_anomaly::LONG_TERM_KEY_ANOMALY;
+pub use ransomware_chain::RANSOMWARE_CHAIN;
 pub use unreadable_log_file::{unreadable_log_file, UNREADABLE_LOG_FILE};
 
 use super::{Detector, RuleInfo};
@@ -51,7 +53,7 @@ use super::{Detector, RuleInfo};
 /// pipeline raises.
 pub fn catalogue() -> Vec<&'static RuleInfo> {
     let mut infos: Vec<&'static RuleInfo> = all().iter().map(|d| d.info()).collect();
-    infos.extend([&LONG_TERM_KEY_ANOMALY, &DORMANT_KEY_USED, &UNREADABLE_LOG_FILE]);
+    infos.extend([&RANSOMWARE_CHAIN, &LONG_TERM_KEY_ANOMALY, &DORMANT_KEY_USED, &UNREADABLE_LOG_FILE]);
     infos
 }
 
