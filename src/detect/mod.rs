@@ -8,9 +8,10 @@
 //! clock or the environment, never log and never do I/O, which is what makes a replay give the
 //! same answer as live detection.
 //!
-//! Stateful rules (aggregation windows, baselines, chains) get their own interface in a later
-//! layer that sees events in time order together with a state handle; the per-event detectors here
-//! stay pure and run in parallel.
+//! What needs several events runs after the parallel per-event pass, in event-time order:
+//! [`aggregate`] merges the hits of counting rules (SSE-C write windows, failure bursts),
+//! [`correlate`] draws conclusions from findings and facts (the ransomware chain, instance roles),
+//! and [`crate::baseline`] keeps per-key baselines. All three are pure, and none reads a clock.
 
 pub mod aggregate;
 pub mod correlate;
