@@ -1,4 +1,4 @@
-//! Configuration: command-line flags and the optional TOML file, validated into one [`Config`]
+//! Configuration: command-line flags and the optional TOML file, validated into one [`ScanConfig`]
 //! before any work starts. Errors name the flag or key and the bad value.
 //!
 //! The file (every key optional, unknown keys rejected):
