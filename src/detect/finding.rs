@@ -264,14 +264,19 @@ pub fn finding_id(rule: &str, keys: &[&str]) -> String {
         hasher.update(b"\n");
         hasher.update(key.as_bytes());
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = hasher.finalize();
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    digest[..16].iter().flat_map(|b| [HEX[usize::from(b >> 4)] as char, HEX[usize::from(b & 0xf)] as char]).collect()
 }
 
 /// Makes an attacker-controlled string safe for any output: control characters, ANSI escapes
 /// (their ESC), bidi controls and zero-width characters become visible `\u{…}` escapes, and text
 /// past [`MAX_FIELD_CHARS`] characters is cut with a `…[truncated N chars]` marker.
 pub fn clean(text: &str) -> String {
+    // Fast path: short printable ASCII, the shape of nearly every CloudTrail value.
+    if text.len() <= MAX_FIELD_CHARS && text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return text.to_owned();
+    }
     let total = text.chars().count();
     if total <= MAX_FIELD_CHARS && !text.chars().any(is_unsafe_char) {
         return text.to_owned();
