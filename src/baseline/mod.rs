@@ -22,10 +22,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::json;
 
-use crate::detect::finding::{finding_id, Finding, Severity};
+use crate::detect::finding::{Finding, Severity};
 use crate::detect::rules::{DORMANT_KEY_USED, LONG_TERM_KEY_ANOMALY};
 use crate::detect::{clean, RuleInfo, Settings};
-use crate::event::time::{format_rfc3339, Millis};
+use crate::event::time::Millis;
 
 const DAY: Millis = 86_400_000;
 
@@ -248,26 +248,17 @@ fn push(
         return;
     }
     let overrides = settings.rules.get(rule.id);
-    let principal = &observation.template.principal;
-    let names = [principal.arn.as_deref(), principal.access_key_id.as_deref(), principal.user_name.as_deref()];
-    if overrides.is_some_and(|o| names.iter().flatten().any(|n| o.allow_principals.iter().any(|a| a == n))) {
+    if overrides.is_some_and(|o| o.allows(&observation.template.principal)) {
         return;
     }
     let mut finding = observation.template.clone();
     let key = observation.event_id.clone().unwrap_or_else(|| finding.id.clone());
-    finding.id = finding_id(rule.id, &[&key]);
-    finding.rule = rule.id;
-    finding.family = rule.family;
-    finding.title = rule.title;
-    finding.remediation = rule.remediation;
-    finding.mitre = rule.mitre;
-    finding.controls = rule.controls;
+    finding.restamp(rule, &[&key]);
     finding.severity = overrides.and_then(|o| o.severity).unwrap_or(severity);
     finding.summary = clean(&summary);
     if let serde_json::Value::Object(map) = details {
         finding.evidence.details.extend(map);
     }
-    finding.evidence.details.insert("first_seen_in_run".into(), json!(format_rfc3339(observation.time)));
     findings.push(finding);
 }
 

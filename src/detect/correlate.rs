@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use percent_encoding::percent_decode_str;
 use serde_json::json;
 
-use super::finding::{clean, finding_id, Finding, Outcome, Severity};
+use super::finding::{clean, Finding, Outcome, Severity};
 use super::rules::RANSOMWARE_CHAIN;
 use super::Settings;
 use crate::event::shape::{elements, get_any, text_at};
@@ -127,11 +127,9 @@ pub fn correlate(findings: &mut Vec<Finding>, facts: &[Fact], settings: &Setting
         return;
     }
     let overrides = settings.rules.get(RANSOMWARE_CHAIN.id);
-    let chains = ransomware_chains(findings, facts).into_iter().filter(|chain| {
-        let allowed = overrides.map(|o| o.allow_principals.as_slice()).unwrap_or_default();
-        let p = &chain.principal;
-        ![&p.arn, &p.access_key_id, &p.user_name].iter().any(|n| n.as_ref().is_some_and(|n| allowed.contains(n)))
-    });
+    let chains = ransomware_chains(findings, facts)
+        .into_iter()
+        .filter(|chain| !overrides.is_some_and(|o| o.allows(&chain.principal)));
     let severity = overrides.and_then(|o| o.severity);
     findings.extend(chains.map(|mut chain| {
         chain.severity = severity.unwrap_or(chain.severity);
@@ -243,16 +241,8 @@ fn chain_finding(
     ids.dedup();
     let keys: Vec<&str> = ids.iter().map(String::as_str).collect();
     let objects: u64 = writes.iter().map(|w| w.evidence.count).sum();
-    let info = &RANSOMWARE_CHAIN;
     let mut chain = anchor.clone();
-    chain.id = finding_id(info.id, &keys);
-    chain.rule = info.id;
-    chain.family = info.family;
-    chain.severity = info.severity;
-    chain.title = info.title;
-    chain.remediation = info.remediation;
-    chain.mitre = info.mitre;
-    chain.controls = info.controls;
+    chain.restamp(&RANSOMWARE_CHAIN, &keys);
     chain.summary = clean(&format!(
         "{objects} SSE-C write(s) with {} by the same principal within 24 h; first: {}",
         components.join(", "),

@@ -152,6 +152,32 @@ pub struct RuleSettings {
     pub allow_principals: Vec<String>,
 }
 
+impl RuleSettings {
+    /// True when the finding's principal (ARN, key id or user name) is allowlisted for the rule.
+    pub fn allows(&self, principal: &Principal) -> bool {
+        [&principal.arn, &principal.access_key_id, &principal.user_name]
+            .into_iter()
+            .flatten()
+            .any(|name| self.allow_principals.contains(name))
+    }
+}
+
+impl Finding {
+    /// Turns this finding into one of `rule`, resting on the events `keys` identify: the rule's
+    /// fields, severity and a fresh deterministic id. Used by the passes that derive findings
+    /// from others (baselines, the ransomware chain).
+    pub fn restamp(&mut self, rule: &'static RuleInfo, keys: &[&str]) {
+        self.id = finding_id(rule.id, keys);
+        self.rule = rule.id;
+        self.family = rule.family;
+        self.severity = rule.severity;
+        self.title = rule.title;
+        self.remediation = rule.remediation;
+        self.mitre = rule.mitre;
+        self.controls = rule.controls;
+    }
+}
+
 /// Detection settings: the defaults of SPEC §2 unless configured.
 #[derive(Debug, Clone)]
 pub struct Settings {
