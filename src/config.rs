@@ -250,28 +250,10 @@ pub fn settings(file: &FileConfig) -> Result<Settings, ConfigError> {
     settings.ssec_allowlist = file.ssec.allowlist.clone();
     let section = &file.baseline;
     let baseline = &mut settings.baseline;
-    for (key, value, slot) in [
-        ("learning_days", section.learning_days, &mut baseline.learning_days),
-        ("dormant_days", section.dormant_days, &mut baseline.dormant_days),
-    ] {
-        if let Some(days) = value {
-            if days < 1 {
-                return Err(bad(&format!("baseline.{key}"), days, "must be at least 1"));
-            }
-            *slot = days;
-        }
-    }
-    for (key, value, slot) in [
-        ("max_keys", section.max_keys, &mut baseline.max_keys),
-        ("max_values", section.max_values, &mut baseline.max_values),
-    ] {
-        if let Some(count) = value {
-            if count < 1 {
-                return Err(bad(&format!("baseline.{key}"), count, "must be at least 1"));
-            }
-            *slot = count;
-        }
-    }
+    set_at_least_one("baseline.learning_days", section.learning_days, &mut baseline.learning_days)?;
+    set_at_least_one("baseline.dormant_days", section.dormant_days, &mut baseline.dormant_days)?;
+    set_at_least_one("baseline.max_keys", section.max_keys, &mut baseline.max_keys)?;
+    set_at_least_one("baseline.max_values", section.max_values, &mut baseline.max_values)?;
     let known: HashSet<&str> = rules::catalogue().iter().map(|r| r.id).collect();
     for (id, section) in &file.rules {
         if !known.contains(id.as_str()) {
@@ -291,6 +273,21 @@ pub fn settings(file: &FileConfig) -> Result<Settings, ConfigError> {
             .insert(id.clone(), RuleSettings { severity, allow_principals: section.allow_principals.clone() });
     }
     Ok(settings)
+}
+
+/// Stores a configured count or period, which must be at least 1.
+fn set_at_least_one<T>(key: &str, value: Option<T>, slot: &mut T) -> Result<(), ConfigError>
+where
+    T: PartialOrd + From<u8> + std::fmt::Display,
+{
+    match value {
+        Some(value) if value < T::from(1) => Err(bad(key, value, "must be at least 1")),
+        Some(value) => {
+            *slot = value;
+            Ok(())
+        }
+        None => Ok(()),
+    }
 }
 
 fn limits(file: &FileConfig) -> Result<Limits, ConfigError> {

@@ -16,6 +16,7 @@ use crate::event::shape::{boolean, elements, get_any, number, text, text_at, Jso
 use crate::event::Event;
 
 use super::net::{Cidr, PortRange};
+use super::unique;
 
 /// Security-group ingress events.
 pub const SECURITY_GROUP_EVENTS: &[&str] = &["AuthorizeSecurityGroupIngress", "ModifySecurityGroupRules"];
@@ -96,14 +97,7 @@ pub fn permissions(event: &Event<'_>) -> Vec<Permission> {
         }
         _ => {}
     }
-    out.dedup();
-    let mut unique: Vec<Permission> = Vec::with_capacity(out.len());
-    for p in out {
-        if !unique.contains(&p) {
-            unique.push(p);
-        }
-    }
-    unique
+    unique(out)
 }
 
 fn push(out: &mut Vec<Permission>, protocol: Option<&str>, from: Option<i64>, to: Option<i64>, cidr: Option<&str>) {

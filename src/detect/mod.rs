@@ -236,6 +236,8 @@ pub struct Engine {
     by_event_name: HashMap<&'static str, Vec<usize>>,
     every_event: Vec<usize>,
     every_event_reads_bodies: bool,
+    /// Whether either baseline rule is enabled (decided once, asked for every event).
+    baseline_on: bool,
     settings: Settings,
     mode: Mode,
 }
@@ -256,7 +258,10 @@ impl Engine {
             }
         }
         let every_event_reads_bodies = every_event.iter().any(|&i| detectors[i].reads_bodies());
-        Engine { detectors, by_event_name, every_event, every_event_reads_bodies, settings, mode }
+        let baseline_on = [rules::LONG_TERM_KEY_ANOMALY.id, rules::DORMANT_KEY_USED.id]
+            .iter()
+            .any(|id| !settings.disabled_rules.contains(*id));
+        Engine { detectors, by_event_name, every_event, every_event_reads_bodies, baseline_on, settings, mode }
     }
 
     /// The settings in force.
@@ -280,10 +285,7 @@ impl Engine {
     /// The baseline's view of an event made with a long-term key by a person (not a service), or
     /// `None`. Its template finding carries who, where and whence for the baseline rules.
     pub fn observe(&self, event: &Event<'_>, origin: EventOrigin<'_>) -> Option<Observation> {
-        let rules_on = [rules::LONG_TERM_KEY_ANOMALY.id, rules::DORMANT_KEY_USED.id]
-            .iter()
-            .any(|id| !self.settings.disabled_rules.contains(*id));
-        if !rules_on || !is_long_term_key_use(event) {
+        if !self.baseline_on || !is_long_term_key_use(event) {
             return None;
         }
         let time = event.event_time?;
@@ -306,11 +308,12 @@ impl Engine {
         for &index in named.iter().chain(&self.every_event) {
             let detector = &self.detectors[index];
             let info = detector.info();
-            let rule_settings = self.settings.rules.get(info.id);
-            if rule_settings.is_some_and(|r| is_allowlisted(event, &r.allow_principals)) {
-                continue;
-            }
+            // Rule settings are looked up only for hits: most events hit nothing.
             if let Some(hit) = detector.inspect(event, &self.settings) {
+                let rule_settings = self.settings.rules.get(info.id);
+                if rule_settings.is_some_and(|r| is_allowlisted(event, &r.allow_principals)) {
+                    continue;
+                }
                 let configured = rule_settings.and_then(|r| r.severity);
                 let pending = pending_aggregation(info, &hit, event);
                 let mut finding = build_finding(info, hit, event, origin, configured, self.mode);
@@ -396,6 +399,17 @@ fn build_finding(
         sort_time: event.event_time.unwrap_or(i64::MIN),
         pending: None,
     }
+}
+
+/// The distinct items, in first-seen order (lists here are a handful long).
+pub fn unique<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
 }
 
 /// A short, human name for who made the call, for summaries.

@@ -15,7 +15,7 @@
 //! `aws.exfiltration.ec2-security-group-open-port-22-ingress`; MITRE ATT&CK T1021, T1562.007.
 
 use crate::detect::ingress::{permissions, Permission, NETWORK_ACL_EVENTS, SECURITY_GROUP_EVENTS};
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{unique, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
 use crate::event::shape::text_at;
 use crate::event::Event;
 
@@ -72,7 +72,7 @@ impl Detector for RemoteAdminPortOpen {
         let mut ports: Vec<u16> = exposed.iter().map(|(_, port)| *port).collect();
         ports.sort_unstable();
         ports.dedup();
-        let sources: Vec<String> = dedup_strings(exposed.iter().map(|(p, _)| p.source.to_string()));
+        let sources: Vec<String> = unique(exposed.iter().map(|(p, _)| p.source.to_string()));
         let target = target_id(event);
         let port_list = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
         Some(
@@ -103,15 +103,4 @@ pub fn resource_kind(event: &Event<'_>) -> &'static str {
     } else {
         "AWS::EC2::SecurityGroup"
     }
-}
-
-/// Unique strings in first-seen order.
-pub fn dedup_strings(items: impl Iterator<Item = String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for item in items {
-        if !out.contains(&item) {
-            out.push(item);
-        }
-    }
-    out
 }

@@ -12,9 +12,9 @@
 //! **References.** Security Hub EC2.18 (unrestricted ingress only on authorised ports) and EC2.19
 //! (high-risk ports); MITRE ATT&CK T1562.007.
 
-use super::remote_admin_port_open::{dedup_strings, target_id};
+use super::remote_admin_port_open::target_id;
 use crate::detect::ingress::{permissions, Protocol, SECURITY_GROUP_EVENTS};
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{unique, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
 use crate::event::Event;
 
 static INFO: RuleInfo = RuleInfo {
@@ -55,7 +55,7 @@ impl Detector for SecurityGroupOpenWorld {
         if open.is_empty() {
             return None;
         }
-        let ranges = dedup_strings(open.iter().map(|p| format!("{}/{}", p.protocol.as_str(), p.ports)));
+        let ranges = unique(open.iter().map(|p| format!("{}/{}", p.protocol.as_str(), p.ports)));
         let target = target_id(event);
         Some(
             Hit::new(format!("{} opened {} to the world on {target}", who(event), ranges.join(", ")))
