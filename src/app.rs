@@ -6,11 +6,14 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Cli, Command, RulesArgs, ScanArgs};
-use crate::config::{self, OutputConfig};
+use crate::cli::{Cli, Command, ReplayArgs, RulesArgs, ScanArgs, StateArgs};
+use crate::config::{self, OutputConfig, ScanConfig};
 use crate::detect::{rules, Engine, Finding, Mode, Severity};
 use crate::output;
 use crate::scan::{self, ScanPlan, ScanResult};
+use crate::state::persist::Session;
+use crate::state::sqlite::{SqliteStore, SCHEMA_VERSION};
+use crate::state::{MemoryStore, Overlay, StateStore};
 
 /// Exit status: success.
 pub const EXIT_OK: u8 = 0;
@@ -23,7 +26,9 @@ pub const EXIT_ERROR: u8 = 2;
 pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Scan(args) => run_scan(&args),
+        Command::Replay(args) => run_replay(&args),
         Command::Rules(args) => run_rules(&args),
+        Command::State(args) => run_state(&args),
     }
 }
 
@@ -33,22 +38,99 @@ fn now_millis() -> i64 {
 
 fn run_scan(args: &ScanArgs) -> Result<u8> {
     let config = config::scan_config(args, now_millis())?;
+    let plan = ScanPlan {
+        since: config.since,
+        until: config.until,
+        limits: config.limits,
+        ..ScanPlan::new(config.paths.clone())
+    };
+    let memory = MemoryStore::new();
+    let file = match &config.state {
+        Some(path) => Some(open_state(path)?),
+        None => None,
+    };
+    let store: &dyn StateStore = match &file {
+        Some(file) => file,
+        None => &memory,
+    };
+    run_pipeline(&config, &plan, store, Mode::Scan)
+}
+
+fn open_state(path: &std::path::Path) -> Result<SqliteStore> {
+    SqliteStore::open(path).with_context(|| format!("cannot open state file `{}`", path.display()))
+}
+
+fn run_replay(args: &ReplayArgs) -> Result<u8> {
+    let replay = config::replay_config(args, now_millis())?;
+    let config = &replay.scan;
+    let plan = ScanPlan {
+        since: config.since,
+        until: config.until,
+        limits: config.limits,
+        report_since: Some(replay.report_since),
+        events: replay.events.clone(),
+        ..ScanPlan::new(config.paths.clone())
+    };
+    let memory = MemoryStore::new();
+    let path = config.state.as_deref();
+    // Without --update-state the file is opened read-only under an in-memory overlay, so nothing
+    // the replay learns reaches it; without a file the replay starts from nothing.
+    let file = match path {
+        Some(path) if replay.update_state => Some(open_state(path)?),
+        Some(path) if path.exists() => Some(
+            SqliteStore::open_read_only(path)
+                .with_context(|| format!("cannot read state file `{}`", path.display()))?,
+        ),
+        _ => None,
+    };
+    let overlay = file.as_ref().filter(|_| !replay.update_state).map(|f| Overlay::new(f));
+    let store: &dyn StateStore = match (&file, &overlay) {
+        (_, Some(overlay)) => overlay,
+        (Some(file), None) => file,
+        (None, None) => &memory,
+    };
+    run_pipeline(config, &plan, store, Mode::Replay)
+}
+
+/// The shared body of `scan` and `replay`: pool, engine, pipeline, output, summary, status.
+fn run_pipeline(config: &ScanConfig, plan: &ScanPlan, store: &dyn StateStore, mode: Mode) -> Result<u8> {
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(threads) = config.threads {
         builder = builder.num_threads(threads);
     }
     let pool = builder.build().context("cannot start the worker threads")?;
-    let engine = Engine::new(config.settings.clone(), Mode::Scan);
-    let plan =
-        ScanPlan { paths: config.paths.clone(), since: config.since, until: config.until, limits: config.limits };
+    let engine = Engine::new(config.settings.clone(), mode);
     let started = Instant::now();
-    let result = pool.install(|| scan::scan(&plan, &engine, Mode::Scan));
+    let mut session = Session::open(store, config.settings.clone()).context("cannot load the state")?;
+    let result = pool.install(|| scan::scan_with_state(plan, &engine, mode, &mut session));
+    let result = result.context("cannot update the state")?;
+    session.close().context("cannot bound the state")?;
     let elapsed = started.elapsed().as_secs_f64();
     let shown: Vec<Finding> =
         result.findings.iter().filter(|f| f.severity >= config.output.min_severity).cloned().collect();
-    write_output(&config.output, &shown)?;
+    write_output(&config.output, &shown, plan.events.as_ref().map(|_| result.events.as_slice()))?;
     print_summary(&result, elapsed, pool.current_num_threads());
     Ok(exit_status(&result.findings, config.output.fail_on))
+}
+
+fn run_state(args: &StateArgs) -> Result<u8> {
+    let Some(path) = args.state.clone().or_else(config::default_state_path) else {
+        anyhow::bail!("no state file given and no home folder to look in; pass --state FILE");
+    };
+    if !path.exists() {
+        anyhow::bail!("no state file at `{}`", path.display());
+    }
+    let store = SqliteStore::open_read_only(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    store.integrity_check()?;
+    let mut out = io::stdout().lock();
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let mut report =
+        format!("state file: {}\nschema: {SCHEMA_VERSION}\nsize: {size} bytes\nintegrity: ok\n", path.display());
+    for (table, count) in store.counts()? {
+        report.push_str(&format!("{table}: {count} items\n"));
+    }
+    ignore_broken_pipe(out.write_all(report.as_bytes()))?;
+    Ok(EXIT_OK)
 }
 
 /// 1 when a finding reaches `fail_on`, else 0.
@@ -59,20 +141,21 @@ pub fn exit_status(findings: &[Finding], fail_on: Option<Severity>) -> u8 {
     }
 }
 
-fn write_output(config: &OutputConfig, findings: &[Finding]) -> Result<()> {
-    let result = match &config.path {
+fn write_output(config: &OutputConfig, findings: &[Finding], events: Option<&[scan::MatchedEvent]>) -> Result<()> {
+    let write = |out: &mut dyn Write| -> io::Result<()> {
+        output::write_findings(out, findings, config.format)?;
+        match events {
+            Some(events) => output::write_events(out, events, config.format),
+            None => Ok(()),
+        }
+    };
+    match &config.path {
         Some(path) => {
             let file = File::create(path).with_context(|| format!("cannot create output file `{}`", path.display()))?;
-            output::write_findings(&mut BufWriter::new(file), findings, config.format)
-                .with_context(|| format!("cannot write output file `{}`", path.display()))
+            write(&mut BufWriter::new(file)).with_context(|| format!("cannot write output file `{}`", path.display()))
         }
-        None => ignore_broken_pipe(output::write_findings(
-            &mut BufWriter::new(io::stdout().lock()),
-            findings,
-            config.format,
-        )),
-    };
-    result
+        None => ignore_broken_pipe(write(&mut BufWriter::new(io::stdout().lock()))),
+    }
 }
 
 /// A closed pipe (`trailhound scan … | head`) is not an error.

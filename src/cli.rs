@@ -22,8 +22,17 @@ pub enum Command {
         after_help = "Examples:\n  trailhound scan testdata/\n  trailhound scan --since 7d --min-severity high logs/ | jq .\n  trailhound scan --fail-on high --format jsonl --output findings.jsonl AWSLogs/"
     )]
     Scan(ScanArgs),
+    /// Replay a time window of local files: learn baselines from a warm-up period before it,
+    /// report the findings inside it, optionally print the matching raw events. Never changes the
+    /// persistent state unless --update-state.
+    #[command(
+        after_help = "Examples:\n  trailhound replay --since 2026-11-01T10:00:00Z --until 2026-11-01T14:00:00Z --warmup 30d AWSLogs/\n  trailhound replay --since 6h --until 1h --events --where accessKeyId=AKIAEXAMPLE --where eventName=CopyObject logs/"
+    )]
+    Replay(ReplayArgs),
     /// List every rule with its severity, family and description.
     Rules(RulesArgs),
+    /// Show what a state file holds (schema, items per table) and check its integrity.
+    State(StateArgs),
 }
 
 /// Output format.
@@ -71,6 +80,57 @@ pub struct ScanArgs {
     /// Configuration file (TOML): trusted CIDRs, ports, allowlists, severities, rule enablement.
     #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Keep baselines and aggregation state in this file (read before, updated after). Without
+    /// it, scan keeps its state in memory for this run only.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+}
+
+/// `trailhound replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Files or folders, searched recursively.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Output options.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Window start: RFC 3339 or relative (2h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: String,
+    /// Window end: RFC 3339 or relative.
+    #[arg(long, value_name = "TIME")]
+    pub until: String,
+    /// Learn from this long before --since without reporting it (e.g. 30d, 12h; default none).
+    #[arg(long, value_name = "DURATION")]
+    pub warmup: Option<String>,
+    /// Also print the raw events in the window that match --where (secrets redacted).
+    #[arg(long)]
+    pub events: bool,
+    /// Event filter KEY=VALUE (accessKeyId, principal, sourceIPAddress [IP or CIDR],
+    /// eventName); repeat a key for either value, different keys must all match.
+    #[arg(long = "where", value_name = "KEY=VALUE", requires = "events")]
+    pub filters: Vec<String>,
+    /// State file to read baselines from (default: the user's state file, when it exists).
+    #[arg(long, value_name = "FILE", env = "TRAILHOUND_STATE")]
+    pub state: Option<PathBuf>,
+    /// Write what the replay learned back to the state file.
+    #[arg(long)]
+    pub update_state: bool,
+    /// Worker threads (default: every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Configuration file (TOML).
+    #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `trailhound state`.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// State file (default: the user's state file).
+    #[arg(long, value_name = "FILE", env = "TRAILHOUND_STATE")]
+    pub state: Option<PathBuf>,
 }
 
 /// Output options shared by commands that print findings.

@@ -35,11 +35,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{FormatArg, OutputArgs, ScanArgs, SeverityArg};
+use crate::cli::{FormatArg, OutputArgs, ReplayArgs, ScanArgs, SeverityArg};
 use crate::decode::Limits;
 use crate::detect::net::Cidr;
 use crate::detect::{rules, RuleSettings, Settings, Severity};
 use crate::event::time::{parse_rfc3339, Millis};
+use crate::filter::EventFilter;
 use crate::output::Format;
 
 /// A configuration problem, naming the flag or key.
@@ -159,6 +160,76 @@ pub struct ScanConfig {
     pub settings: Settings,
     /// Decode limits.
     pub limits: Limits,
+    /// State file (None: in memory).
+    pub state: Option<PathBuf>,
+}
+
+/// Everything `replay` needs.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    /// Inputs, output and settings; `since` already includes the warm-up.
+    pub scan: ScanConfig,
+    /// The window start: findings before it are warm-up.
+    pub report_since: Millis,
+    /// Raw events to print.
+    pub events: Option<EventFilter>,
+    /// Write the learned state back.
+    pub update_state: bool,
+}
+
+/// Where the state lives unless `--state` says: `$XDG_DATA_HOME/trailhound/state.db`, else
+/// `~/.local/share/trailhound/state.db`.
+pub fn default_state_path() -> Option<PathBuf> {
+    let data = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()).map(PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".local/share"))
+    })?;
+    Some(data.join("trailhound").join("state.db"))
+}
+
+/// Parses a duration such as `30d`, `12h`, `90m` or `0` into milliseconds.
+pub fn parse_duration(key: &str, text: &str) -> Result<Millis, ConfigError> {
+    match text.trim() {
+        "0" => Ok(0),
+        other => parse_relative(other).ok_or_else(|| bad(key, text, "expected a duration such as 30d, 12h or 90m")),
+    }
+}
+
+/// Validates `replay` flags and the configuration file.
+pub fn replay_config(args: &ReplayArgs, now: Millis) -> Result<ReplayConfig, ConfigError> {
+    let file = match &args.config {
+        Some(path) => load_file(path)?,
+        None => FileConfig::default(),
+    };
+    let since = parse_time("--since", &args.since, now)?;
+    let until = parse_time("--until", &args.until, now)?;
+    if since >= until {
+        return Err(bad("--until", &args.until, "must be later than --since"));
+    }
+    let warmup = match &args.warmup {
+        Some(text) => parse_duration("--warmup", text)?,
+        None => 0,
+    };
+    if args.threads == Some(0) {
+        return Err(bad("--threads", 0, "must be at least 1"));
+    }
+    let events = match args.events {
+        true => Some(
+            EventFilter::parse(&args.filters).map_err(|e| bad("--where", args.filters.join(" "), &e.to_string()))?,
+        ),
+        false => None,
+    };
+    let output_is_terminal = args.output.output.is_none() && std::io::stdout().is_terminal();
+    let scan = ScanConfig {
+        paths: args.paths.clone(),
+        output: output_config(&args.output, output_is_terminal),
+        since: Some(since.saturating_sub(warmup)),
+        until: Some(until),
+        threads: args.threads,
+        settings: settings(&file)?,
+        limits: limits(&file)?,
+        state: args.state.clone().or_else(default_state_path),
+    };
+    Ok(ReplayConfig { scan, report_since: since, events, update_state: args.update_state })
 }
 
 /// Validates `scan` flags and the configuration file. `now` is the wall clock, used only to
@@ -187,6 +258,7 @@ pub fn scan_config(args: &ScanArgs, now: Millis) -> Result<ScanConfig, ConfigErr
         threads: args.threads,
         settings: settings(&file)?,
         limits: limits(&file)?,
+        state: args.state.clone(),
     })
 }
 

@@ -13,8 +13,13 @@
 //!   Pure CPU: no clock, no environment, no I/O.
 //! - [`baseline`]: per-key baselines of long-term access keys (learning, new values, dormancy),
 //!   fed in event-time order. Pure CPU.
-//! - [`scan`]: the parallel pipeline over local files (rayon, per-thread buffers) and the run
-//!   summary.
+//! - [`stateful`]: aggregation, correlation and baselines over a stream of batches, with the
+//!   state carried from one batch to the next. Pure CPU.
+//! - [`state`]: the state store interface, its SQLite and in-memory implementations, and the
+//!   session that loads and saves [`stateful`] state through it.
+//! - [`scan`]: the parallel pipeline over local files (rayon, per-thread buffers, time-ordered
+//!   batches) and the run summary; `scan` and `replay` share it.
+//! - [`filter`]: `replay --events --where` filters and secret redaction of printed events.
 //! - [`output`]: findings as JSON lines or a terminal table.
 //! - [`synth`]: the seeded synthetic corpus generator used by benches and tests.
 //! - [`config`]: CLI flags and the TOML file validated into one configuration before any work.
@@ -27,6 +32,9 @@ pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod event;
+pub mod filter;
 pub mod output;
 pub mod scan;
+pub mod state;
+pub mod stateful;
 pub mod synth;

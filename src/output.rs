@@ -7,7 +7,8 @@
 
 use std::io::{self, Write};
 
-use crate::detect::{Finding, RuleInfo};
+use crate::detect::{clean, Finding, RuleInfo};
+use crate::scan::MatchedEvent;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,50 @@ fn write_table(out: &mut dyn Write, findings: &[Finding]) -> io::Result<()> {
         writeln!(out, "{:<20}  {:<8}  {:<34}  {}", time, f.severity.as_str(), f.rule, truncate(&f.summary, 140))?;
     }
     Ok(())
+}
+
+/// Writes raw events matched by `replay --events`: each record as one JSON line (secrets
+/// already redacted; findings are told apart by their `schema` field), or a table of the header
+/// fields.
+pub fn write_events(out: &mut dyn Write, events: &[MatchedEvent], format: Format) -> io::Result<()> {
+    match format {
+        Format::Jsonl => {
+            for event in events {
+                serde_json::to_writer(&mut *out, &event.record)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Format::Table => {
+            writeln!(out, "\nMatched events: {}", events.len())?;
+            if !events.is_empty() {
+                writeln!(out, "{:<20}  {:<28}  {:<40}  {:<16}  ERROR", "TIME", "EVENT", "PRINCIPAL", "SOURCE")?;
+            }
+            for event in events {
+                let field = |path: &[&str]| {
+                    let mut value = &event.record;
+                    for key in path {
+                        value = value.get(key).unwrap_or(&serde_json::Value::Null);
+                    }
+                    clean(value.as_str().unwrap_or("-"))
+                };
+                let time = field(&["eventTime"]);
+                let principal = match field(&["userIdentity", "arn"]) {
+                    arn if arn != "-" => arn,
+                    _ => field(&["userIdentity", "accessKeyId"]),
+                };
+                writeln!(
+                    out,
+                    "{:<20}  {:<28}  {:<40}  {:<16}  {}",
+                    truncate(&time, 20),
+                    truncate(&field(&["eventName"]), 28),
+                    truncate(&principal, 40),
+                    truncate(&field(&["sourceIPAddress"]), 16),
+                    field(&["errorCode"]),
+                )?;
+            }
+        }
+    }
+    out.flush()
 }
 
 /// Writes the rule catalogue.

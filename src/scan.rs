@@ -1,12 +1,16 @@
-//! The local-file pipeline behind `scan`: find files, decode and detect them in parallel on a
-//! rayon pool with per-thread buffers, and merge the results into findings and a run summary.
+//! The local-file pipeline behind `scan` and `replay`: find files, order them by time, decode and
+//! detect them in parallel on a rayon pool with per-thread buffers, batch by batch, and run the
+//! stateful passes over each batch in turn ([`crate::state::persist::Session`]).
 //!
-//! Files are read whole into a reused buffer (a CloudTrail object is at most a few tens of MB and
-//! decoding needs it contiguous), so memory is bounded by threads × the largest object, not by
-//! the number of files. Findings are de-duplicated by id, so the same eventID in two files is one
-//! finding. A file that cannot be read is reported and the run goes on.
+//! Files are ordered by the delivery time in their CloudTrail name (`…_20261101T1005Z_…`), then
+//! by path; files without one come first in path order. Batches are [`BATCH_FILES`] files, a
+//! constant, so the result does not depend on the thread count. Files are read whole into a
+//! reused buffer (a CloudTrail object is at most a few tens of MB and decoding needs it
+//! contiguous), so memory is bounded by threads × the largest object plus the carried state,
+//! not by the number of files. Findings are de-duplicated by id, so the same eventID in two
+//! files is one finding. A file that cannot be read is reported and the run goes on.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -15,11 +19,17 @@ use rayon::prelude::*;
 
 use crate::baseline::{self, Observation};
 use crate::decode::{Decoder, Limits, ObjectReport};
-use crate::detect::aggregate::aggregate;
 use crate::detect::correlate::{self, Fact};
 use crate::detect::rules::unreadable_log_file;
 use crate::detect::{Engine, EventOrigin, Finding, Mode};
 use crate::event::time::Millis;
+use crate::filter::{self, EventFilter};
+use crate::state::persist::Session;
+use crate::state::{MemoryStore, StateError};
+use crate::stateful::Batch;
+
+/// Files per batch of the stateful passes.
+pub const BATCH_FILES: usize = 64;
 
 /// What to scan and how.
 #[derive(Debug, Clone)]
@@ -32,6 +42,28 @@ pub struct ScanPlan {
     pub until: Option<Millis>,
     /// Decode limits.
     pub limits: Limits,
+    /// Findings before this time are not reported (a replay's warm-up learns from them).
+    pub report_since: Option<Millis>,
+    /// Collect the raw events at or after `report_since` that match this filter.
+    pub events: Option<EventFilter>,
+}
+
+impl ScanPlan {
+    /// A plan over `paths` with no window, default limits, no event listing.
+    pub fn new(paths: Vec<PathBuf>) -> ScanPlan {
+        ScanPlan { paths, since: None, until: None, limits: Limits::default(), report_since: None, events: None }
+    }
+}
+
+/// A raw event matched by `--where`, secrets redacted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchedEvent {
+    /// Event time (ms).
+    pub time: Option<Millis>,
+    /// Where it came from.
+    pub origin: String,
+    /// The record.
+    pub record: serde_json::Value,
 }
 
 /// Per-file problems that are not quarantines: the file could not be opened or is not a file.
@@ -56,6 +88,8 @@ pub struct ScanResult {
     pub quarantined: Vec<(String, String)>,
     /// Files with rejected records: path, count, first reason.
     pub rejected_records: Vec<(String, u64, String)>,
+    /// Raw events matched by the plan's filter, in time order.
+    pub events: Vec<MatchedEvent>,
 }
 
 /// Counters over the whole run.
@@ -81,6 +115,8 @@ pub struct Totals {
     pub skipped_files: u64,
     /// Findings per rule (after de-duplication by id).
     pub findings_per_rule: BTreeMap<&'static str, u64>,
+    /// The latest event time seen.
+    pub latest_event_time: Option<Millis>,
 }
 
 impl Totals {
@@ -94,6 +130,7 @@ impl Totals {
         self.s3_data_events += other.s3_data_events;
         self.rejected_records += other.rejected_records;
         self.skipped_files += other.skipped_files;
+        self.latest_event_time = self.latest_event_time.max(other.latest_event_time);
     }
 
     /// True when management events were seen but no S3 data events: SSE-C is invisible.
@@ -118,7 +155,20 @@ pub fn collect_files(paths: &[PathBuf], errors: &mut Vec<InputError>, skipped: &
     let before = files.len();
     files.retain(|f| !is_digest_or_insight(f));
     *skipped += (before - files.len()) as u64;
+    files.sort_by_cached_key(|f| (f.file_name().and_then(|n| n.to_str()).and_then(name_time), f.clone()));
     files
+}
+
+/// The delivery time in a CloudTrail object name (`…_20261101T1005Z_…`) as sortable digits.
+pub fn name_time(name: &str) -> Option<u64> {
+    name.split('_').find_map(|part| {
+        let bytes = part.as_bytes();
+        let shaped = bytes.len() == 14
+            && bytes[8] == b'T'
+            && bytes[13] == b'Z'
+            && bytes[..8].iter().chain(&bytes[9..13]).all(u8::is_ascii_digit);
+        shaped.then(|| format!("{}{}", &part[..8], &part[9..13]).parse().ok()).flatten()
+    })
 }
 
 fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
@@ -182,6 +232,7 @@ struct FileOutcome {
     findings: Vec<Finding>,
     observations: Vec<Observation>,
     facts: Vec<Fact>,
+    events: Vec<MatchedEvent>,
     totals: Totals,
 }
 
@@ -191,19 +242,61 @@ struct Scratch {
     file: Vec<u8>,
 }
 
-/// Scans files on the current rayon pool.
+/// Scans files on the current rayon pool with state that lives for this call only.
 pub fn scan(plan: &ScanPlan, engine: &Engine, mode: Mode) -> ScanResult {
+    let store = MemoryStore::new();
+    let outcome = Session::open(&store, engine.settings().clone())
+        .and_then(|mut session| scan_with_state(plan, engine, mode, &mut session));
+    outcome.unwrap_or_else(|error| ScanResult {
+        // The memory store cannot fail; say so plainly if it ever does.
+        input_errors: vec![InputError { path: "(state)".into(), reason: error.to_string() }],
+        ..ScanResult::default()
+    })
+}
+
+/// Scans files on the current rayon pool, batch by batch, through `session`'s state.
+pub fn scan_with_state(
+    plan: &ScanPlan,
+    engine: &Engine,
+    mode: Mode,
+    session: &mut Session<'_>,
+) -> Result<ScanResult, StateError> {
     let mut result = ScanResult::default();
     let files = collect_files(&plan.paths, &mut result.input_errors, &mut result.totals.skipped_files);
-    let outcomes: Vec<FileOutcome> = files
-        .par_iter()
-        .map_init(
-            || Scratch { decoder: Decoder::new(plan.limits), file: Vec::new() },
-            |scratch, path| scan_file(path, plan, engine, mode, scratch),
-        )
-        .collect();
-    merge(outcomes, &mut result, engine);
-    result
+    // Finding id → position: a later batch's version of a finding (a window or chain that grew)
+    // replaces the earlier one.
+    let mut reported: HashMap<String, usize> = HashMap::new();
+    for batch_files in files.chunks(BATCH_FILES) {
+        let outcomes: Vec<FileOutcome> = batch_files
+            .par_iter()
+            .map_init(
+                || Scratch { decoder: Decoder::new(plan.limits), file: Vec::new() },
+                |scratch, path| scan_file(path, plan, engine, mode, scratch),
+            )
+            .collect();
+        let batch = merge(outcomes, &mut result);
+        for finding in session.advance(batch)? {
+            if plan.report_since.is_some_and(|since| finding.sort_time < since) {
+                continue;
+            }
+            match reported.get(&finding.id) {
+                Some(&at) if finding.evidence.count > result.findings[at].evidence.count => {
+                    result.findings[at] = finding
+                }
+                Some(_) => {}
+                None => {
+                    reported.insert(finding.id.clone(), result.findings.len());
+                    result.findings.push(finding);
+                }
+            }
+        }
+    }
+    result.findings.sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
+    for finding in &result.findings {
+        *result.totals.findings_per_rule.entry(finding.rule).or_default() += 1;
+    }
+    result.events.sort_by(|a, b| (a.time, &a.origin).cmp(&(b.time, &b.origin)));
+    Ok(result)
 }
 
 fn scan_file(path: &Path, plan: &ScanPlan, engine: &Engine, mode: Mode, scratch: &mut Scratch) -> FileOutcome {
@@ -216,11 +309,13 @@ fn scan_file(path: &Path, plan: &ScanPlan, engine: &Engine, mode: Mode, scratch:
             findings: Vec::new(),
             observations: Vec::new(),
             facts: Vec::new(),
+            events: Vec::new(),
             totals: Totals::default(),
         };
     }
     let window = Window { since: plan.since, until: plan.until };
-    let inspected = inspect_object(&mut scratch.decoder, &scratch.file, &name, engine, window, mode);
+    let listing = plan.events.as_ref().map(|filter| Listing { filter, since: plan.report_since });
+    let inspected = inspect_object(&mut scratch.decoder, &scratch.file, &name, engine, window, mode, listing);
     FileOutcome {
         path: name,
         report: Some(inspected.report),
@@ -228,8 +323,18 @@ fn scan_file(path: &Path, plan: &ScanPlan, engine: &Engine, mode: Mode, scratch:
         findings: inspected.findings,
         observations: inspected.observations,
         facts: inspected.facts,
+        events: inspected.events,
         totals: inspected.totals,
     }
+}
+
+/// Which raw events to collect while inspecting.
+#[derive(Debug, Clone, Copy)]
+pub struct Listing<'a> {
+    /// The filter.
+    pub filter: &'a EventFilter,
+    /// Only events at or after this time.
+    pub since: Option<Millis>,
 }
 
 /// An event-time window; `None` bounds are open.
@@ -254,6 +359,8 @@ pub struct Inspected {
     pub observations: Vec<Observation>,
     /// Facts for the correlation pass.
     pub facts: Vec<Fact>,
+    /// Raw events matched by the listing filter.
+    pub events: Vec<MatchedEvent>,
 }
 
 /// Decodes one object and runs the engine over the events inside `window`: the unit of work
@@ -265,11 +372,13 @@ pub fn inspect_object(
     engine: &Engine,
     window: Window,
     mode: Mode,
+    listing: Option<Listing<'_>>,
 ) -> Inspected {
     let mut totals = Totals::default();
     let mut findings = Vec::new();
     let mut observations = Vec::new();
     let mut facts = Vec::new();
+    let mut events = Vec::new();
     let report = decoder.decode_with(object, &|event, raw| engine.needs_bodies(event, raw), &mut |index, event| {
         if event.is_s3_data_event() {
             totals.s3_data_events += 1;
@@ -284,6 +393,15 @@ pub fn inspect_object(
             }
         }
         totals.events_in_window += 1;
+        totals.latest_event_time = totals.latest_event_time.max(event.event_time);
+        if let Some(listing) = listing {
+            let listed = listing.since.is_none_or(|s| event.event_time.is_some_and(|t| t >= s));
+            if listed && listing.filter.matches(event) {
+                if let Some(record) = filter::redacted(event.raw) {
+                    events.push(MatchedEvent { time: event.event_time, origin: origin.to_owned(), record });
+                }
+            }
+        }
         let origin = EventOrigin { object: origin, index };
         engine.inspect(event, origin, &mut findings);
         observations.extend(engine.observe(event, origin));
@@ -299,7 +417,7 @@ pub fn inspect_object(
     if let Some(damage) = &report.damage {
         findings.push(unreadable_log_file(origin, &damage.to_string(), report.events, mode));
     }
-    Inspected { report, findings, totals, observations, facts }
+    Inspected { report, findings, totals, observations, facts, events }
 }
 
 /// Reads a file into `buf`, refusing files over the cap without reading them.
@@ -317,16 +435,16 @@ fn read_capped(path: &Path, cap: u64, buf: &mut Vec<u8>) -> Result<(), String> {
     Ok(())
 }
 
-fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult, engine: &Engine) {
-    let mut seen = HashSet::new();
-    let mut observations = Vec::new();
-    let mut facts = Vec::new();
+/// Adds a batch's outcomes to the run's totals and problems and returns their stateful input.
+fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult) -> Batch {
+    let mut batch = Batch::default();
     for outcome in outcomes {
         if let Some(error) = outcome.read_error {
             result.input_errors.push(InputError { path: outcome.path, reason: error });
             continue;
         }
         result.totals.add(&outcome.totals);
+        batch.latest = batch.latest.max(outcome.totals.latest_event_time);
         if let Some(report) = &outcome.report {
             if let Some(damage) = &report.damage {
                 result.quarantined.push((outcome.path.clone(), damage.to_string()));
@@ -335,22 +453,10 @@ fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult, engine: &Engine) {
                 result.rejected_records.push((outcome.path.clone(), report.rejected, first.to_string()));
             }
         }
-        observations.extend(outcome.observations);
-        facts.extend(outcome.facts);
-        for finding in outcome.findings {
-            if seen.insert(finding.id.clone()) {
-                result.findings.push(finding);
-            }
-        }
+        batch.observations.extend(outcome.observations);
+        batch.facts.extend(outcome.facts);
+        batch.findings.extend(outcome.findings);
+        result.events.extend(outcome.events);
     }
-    // Aggregation sees every file's findings in event-time order, so the result does not depend
-    // on how files were spread over threads.
-    let mut findings = aggregate(std::mem::take(&mut result.findings));
-    correlate::correlate(&mut findings, &facts, engine.settings());
-    findings.extend(baseline::run(observations, engine.settings()));
-    findings.sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
-    result.findings = findings;
-    for finding in &result.findings {
-        *result.totals.findings_per_rule.entry(finding.rule).or_default() += 1;
-    }
+    batch
 }

@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 
-use trailhound::decode::Limits;
 use trailhound::detect::{Engine, Finding, Mode, Settings, Severity};
 use trailhound::scan::{scan, ScanPlan, ScanResult};
 
@@ -17,7 +16,7 @@ fn sequence() -> PathBuf {
 }
 
 fn run(paths: Vec<PathBuf>, settings: Settings) -> ScanResult {
-    let plan = ScanPlan { paths, since: None, until: None, limits: Limits::default() };
+    let plan = ScanPlan::new(paths);
     scan(&plan, &Engine::new(settings, Mode::Scan), Mode::Scan)
 }
 

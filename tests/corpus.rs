@@ -28,7 +28,7 @@ fn corpus() -> Option<PathBuf> {
 }
 
 fn run(paths: Vec<PathBuf>) -> ScanResult {
-    let plan = ScanPlan { paths, since: None, until: None, limits: Limits::default() };
+    let plan = ScanPlan::new(paths);
     scan(&plan, &Engine::new(Settings::default(), Mode::Scan), Mode::Scan)
 }
 
@@ -209,6 +209,7 @@ fn header_walker_path_matches_the_full_parse_on_real_logs() {
             &engine,
             Window::default(),
             Mode::Scan,
+            None,
         );
         // The quarantine finding is added by inspect_object, not by the engine.
         let ids = |findings: &[Finding]| {

@@ -4,13 +4,12 @@
 
 use std::path::Path;
 
-use trailhound::decode::Limits;
 use trailhound::detect::{Engine, Finding, Mode, Settings, Severity};
 use trailhound::scan::{scan, ScanPlan, ScanResult};
 
 fn run(settings: Settings) -> ScanResult {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sequences/ransomware");
-    let plan = ScanPlan { paths: vec![dir], since: None, until: None, limits: Limits::default() };
+    let plan = ScanPlan::new(vec![dir]);
     scan(&plan, &Engine::new(settings, Mode::Scan), Mode::Scan)
 }
 

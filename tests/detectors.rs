@@ -29,7 +29,7 @@ fn run(engine: &Engine, file: &Path, rule: &str) -> (u64, Vec<Severity>) {
     let bytes = std::fs::read(file).expect("fixture is readable");
     let mut decoder = Decoder::new(Limits::default());
     let origin = file.display().to_string();
-    let inspected = inspect_object(&mut decoder, &bytes, &origin, engine, Window::default(), Mode::Scan);
+    let inspected = inspect_object(&mut decoder, &bytes, &origin, engine, Window::default(), Mode::Scan, None);
     assert!(inspected.report.damage.is_none(), "{origin}: {:?}", inspected.report.damage);
     assert_eq!(inspected.report.rejected, 0, "{origin}: {:?}", inspected.report.rejects);
     let findings = aggregate(inspected.findings);

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use trailhound::decode::Limits;
 use trailhound::detect::{Engine, Mode, Settings};
 use trailhound::scan::{scan, ScanPlan};
 use trailhound::synth::{generate, SynthObject, SynthSpec};
@@ -52,7 +51,7 @@ fn planted_attacks_are_found_and_look_alikes_are_silent() {
         std::fs::write(path, &object.gzip).expect("write");
     });
     assert!(truth.attacks.len() >= 8, "every scenario is planted: {:?}", truth.attacks.keys());
-    let plan = ScanPlan { paths: vec![dir.path().to_path_buf()], since: None, until: None, limits: Limits::default() };
+    let plan = ScanPlan::new(vec![dir.path().to_path_buf()]);
     let result = scan(&plan, &Engine::new(Settings::default(), Mode::Scan), Mode::Scan);
     assert!(result.quarantined.is_empty() && result.totals.rejected_records == 0);
     let mut rules_by_event: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -91,7 +90,7 @@ fn ten_thousand_sse_c_overwrites_make_a_handful_of_findings() {
         let body = format!(r#"{{"Records":[{}]}}"#, chunk.join(","));
         std::fs::write(dir.path().join(format!("part-{}.json", 9 - n)), body).expect("write");
     }
-    let plan = ScanPlan { paths: vec![dir.path().to_path_buf()], since: None, until: None, limits: Limits::default() };
+    let plan = ScanPlan::new(vec![dir.path().to_path_buf()]);
     let result = scan(&plan, &Engine::new(Settings::default(), Mode::Scan), Mode::Scan);
     let overwrites: Vec<_> = result.findings.iter().filter(|f| f.rule == "s3.ssec_copy_overwrite").collect();
     assert_eq!(overwrites.len(), 2, "the first at once, then one update");

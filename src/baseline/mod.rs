@@ -13,13 +13,14 @@
 //! `max_keys` keys (the least recently seen key is forgotten). Time is event time only: the model
 //! is fed in event-time order and never reads a clock.
 //!
-//! This pass keeps its state in memory for the length of a run; a persistent store (so a
-//! backfill can warm the daemon) is the next step.
+//! The model is a cache over a state store ([`crate::state::persist`]): keys are loaded before
+//! their observations run and changed keys are written back, so a backfill can warm the daemon.
 
 pub mod features;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::detect::finding::{Finding, Severity};
@@ -77,26 +78,89 @@ pub struct Verdict {
     pub reasons: Vec<(&'static str, String)>,
 }
 
-#[derive(Debug, Clone)]
-struct Seen {
-    value: String,
-    last: Millis,
+/// One remembered value of a feature: when it was first used (and by which event) and last used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// The value.
+    pub value: String,
+    /// Event time of its first use.
+    pub first: Millis,
+    /// `eventID` of its first use (ties at the same millisecond are broken by eventID).
+    pub first_event: String,
+    /// Event time of its last use.
+    pub last: Millis,
 }
 
-#[derive(Debug, Clone)]
-struct KeyState {
-    first_seen: Millis,
-    last_seen: Millis,
-    features: [Vec<Seen>; 5],
+/// A stretch of activity: uses less than `dormant_days` apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Active {
+    /// First use.
+    pub start: Millis,
+    /// `eventID` of the first use.
+    pub start_event: String,
+    /// Last use.
+    pub end: Millis,
 }
 
-/// The baselines of every key seen.
+/// Intervals of activity remembered per key (older ones are forgotten).
+const ACTIVE_CAP: usize = 16;
+
+/// What is remembered of one key. Every update is a set union or a min/max, so observing an
+/// event again (a replayed or redelivered file) changes nothing and yields the same verdict: the
+/// value's first use *is* that event, and so is the start of its stretch of activity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyState {
+    /// Earliest use.
+    pub first_seen: Millis,
+    /// Latest use.
+    pub last_seen: Millis,
+    /// Stretches of activity, oldest first.
+    pub active: Vec<Active>,
+    /// Values per feature, in [`FEATURES`] order.
+    pub features: [Vec<Seen>; 5],
+}
+
+impl KeyState {
+    fn new(time: Millis) -> KeyState {
+        KeyState { first_seen: time, last_seen: time, active: Vec::new(), features: Default::default() }
+    }
+
+    /// Adds a use to the activity stretches; returns the silence (ms) before it when this use
+    /// starts a stretch after an earlier one.
+    fn record_activity(&mut self, time: Millis, event_id: &str, gap: Millis) -> Option<Millis> {
+        let touches = |a: &Active| a.start.saturating_sub(gap) < time && time < a.end.saturating_add(gap);
+        let mut merged = Active { start: time, start_event: event_id.to_owned(), end: time };
+        self.active.retain(|a| {
+            if !touches(a) {
+                return true;
+            }
+            if (a.start, a.start_event.as_str()) < (merged.start, merged.start_event.as_str()) {
+                merged.start = a.start;
+                merged.start_event.clone_from(&a.start_event);
+            }
+            merged.end = merged.end.max(a.end);
+            false
+        });
+        let starts_here = merged.start == time && merged.start_event == event_id;
+        let previous_end = self.active.iter().filter(|a| a.end < merged.start).map(|a| a.end).max();
+        let position = self.active.partition_point(|a| a.start < merged.start);
+        self.active.insert(position, merged);
+        if self.active.len() > ACTIVE_CAP {
+            self.active.remove(0);
+        }
+        previous_end.filter(|_| starts_here).map(|end| time - end)
+    }
+}
+
+/// The baselines of the keys in memory: loaded from a state store, or built in one run.
 #[derive(Debug, Default)]
 pub struct Baselines {
     settings: BaselineSettings,
     keys: HashMap<String, KeyState>,
     /// (last seen, key), to forget the least recently seen key first.
     recency: BTreeSet<(Millis, String)>,
+    /// Keys changed since [`Baselines::take_changed`].
+    changed: HashSet<String>,
 }
 
 impl Baselines {
@@ -105,18 +169,59 @@ impl Baselines {
         Baselines { settings, ..Baselines::default() }
     }
 
-    /// Number of keys remembered.
+    /// Number of keys in memory.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
-    /// True when no key is remembered.
+    /// True when no key is in memory.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 
-    /// Learns one use of `key` at `time` and says what was unusual about it.
-    pub fn observe(&mut self, key: &str, time: Millis, values: &[String; 5]) -> Verdict {
+    /// True when `key` is in memory.
+    pub fn contains(&self, key: &str) -> bool {
+        self.keys.contains_key(key)
+    }
+
+    /// The remembered state of `key`.
+    pub fn get(&self, key: &str) -> Option<&KeyState> {
+        self.keys.get(key)
+    }
+
+    /// Puts a key's state read from a store (not marked changed).
+    pub fn load(&mut self, key: String, state: KeyState) {
+        if let Some(old) = self.keys.get(&key) {
+            self.recency.remove(&(old.last_seen, key.clone()));
+        }
+        self.recency.insert((state.last_seen, key.clone()));
+        self.keys.insert(key, state);
+    }
+
+    /// The keys changed since the last call, with their state, in key order.
+    pub fn take_changed(&mut self) -> Vec<(String, KeyState)> {
+        let mut keys: Vec<String> = self.changed.drain().collect();
+        keys.sort_unstable();
+        keys.into_iter().filter_map(|k| self.keys.get(&k).cloned().map(|s| (k, s))).collect()
+    }
+
+    /// Forgets the least recently seen keys beyond `max_keys` (changed keys are kept, so
+    /// nothing unsaved is lost).
+    pub fn shrink(&mut self) {
+        let mut skipped = Vec::new();
+        while self.keys.len() > self.settings.max_keys.max(1) {
+            let Some((time, key)) = self.recency.pop_first() else { break };
+            if self.changed.contains(&key) {
+                skipped.push((time, key));
+            } else {
+                self.keys.remove(&key);
+            }
+        }
+        self.recency.extend(skipped);
+    }
+
+    /// Learns one use of `key` at `time` by event `event_id` and says what was unusual about it.
+    pub fn observe(&mut self, key: &str, time: Millis, event_id: &str, values: &[String; 5]) -> Verdict {
         let settings = self.settings;
         let mut verdict = Verdict::default();
         let state = match self.keys.get_mut(key) {
@@ -124,49 +229,49 @@ impl Baselines {
                 self.recency.remove(&(state.last_seen, key.to_owned()));
                 state
             }
-            None => {
-                self.evict_if_full();
-                self.keys.entry(key.to_owned()).or_insert_with(|| KeyState {
-                    first_seen: time,
-                    last_seen: time,
-                    features: Default::default(),
-                })
-            }
+            None => self.keys.entry(key.to_owned()).or_insert_with(|| KeyState::new(time)),
         };
-        let silence = time - state.last_seen;
-        if silence >= settings.dormant_days * DAY {
+        let before = state.clone();
+        if let Some(silence) = state.record_activity(time, event_id, settings.dormant_days * DAY) {
             verdict.dormant_days = Some(silence / DAY);
         }
-        let learning = time < state.first_seen.saturating_add(settings.learning_days * DAY);
+        let first_seen = state.first_seen.min(time);
+        let learning = time < first_seen.saturating_add(settings.learning_days * DAY);
         for (index, value) in values.iter().enumerate() {
             let seen = &mut state.features[index];
             match seen.iter_mut().find(|s| s.value == *value) {
-                Some(existing) => existing.last = existing.last.max(time),
+                Some(existing) => {
+                    // This event is (again) the first use of the value unless an earlier one is known.
+                    if (time, event_id) <= (existing.first, existing.first_event.as_str()) {
+                        existing.first = time;
+                        existing.first_event = event_id.to_owned();
+                        if !learning {
+                            verdict.reasons.push((REASONS[index], value.clone()));
+                        }
+                    }
+                    existing.last = existing.last.max(time);
+                }
                 None => {
                     if !learning {
                         verdict.reasons.push((REASONS[index], value.clone()));
                     }
                     if seen.len() >= settings.max_values {
-                        let oldest = seen.iter().enumerate().min_by_key(|(_, s)| s.last).map(|(i, _)| i);
+                        let oldest = seen.iter().enumerate().min_by_key(|(_, s)| (s.last, &s.value)).map(|(i, _)| i);
                         if let Some(i) = oldest {
                             seen.swap_remove(i);
                         }
                     }
-                    seen.push(Seen { value: value.clone(), last: time });
+                    seen.push(Seen { value: value.clone(), first: time, first_event: event_id.to_owned(), last: time });
                 }
             }
         }
-        state.first_seen = state.first_seen.min(time);
+        state.first_seen = first_seen;
         state.last_seen = state.last_seen.max(time);
+        if *state != before {
+            self.changed.insert(key.to_owned());
+        }
         self.recency.insert((state.last_seen, key.to_owned()));
         verdict
-    }
-
-    fn evict_if_full(&mut self) {
-        while self.keys.len() >= self.settings.max_keys.max(1) {
-            let Some((_, key)) = self.recency.pop_first() else { break };
-            self.keys.remove(&key);
-        }
     }
 }
 
@@ -198,12 +303,12 @@ pub fn compact(observations: &mut Vec<Observation>) {
     *observations = kept;
 }
 
-/// Runs the baseline rules over a run's observations in event-time order (each eventID once) and
-/// returns their findings.
-pub fn run(mut observations: Vec<Observation>, settings: &Settings) -> Vec<Finding> {
+/// Runs the baseline rules over observations in event-time order (each eventID once), learning
+/// into `baselines`, and returns their findings. Keys whose state lives in a store must be
+/// loaded first ([`Baselines::load`]); the rest start empty.
+pub fn run(baselines: &mut Baselines, mut observations: Vec<Observation>, settings: &Settings) -> Vec<Finding> {
     observations.sort_by(|a, b| (a.time, &a.event_id, &a.key).cmp(&(b.time, &b.event_id, &b.key)));
     let mut seen_ids = HashSet::new();
-    let mut baselines = Baselines::new(settings.baseline);
     let mut findings = Vec::new();
     for observation in observations {
         if let Some(id) = &observation.event_id {
@@ -211,7 +316,8 @@ pub fn run(mut observations: Vec<Observation>, settings: &Settings) -> Vec<Findi
                 continue;
             }
         }
-        let verdict = baselines.observe(&observation.key, observation.time, &observation.features);
+        let event_id = observation.event_id.as_deref().unwrap_or("");
+        let verdict = baselines.observe(&observation.key, observation.time, event_id, &observation.features);
         if let Some(days) = verdict.dormant_days {
             let summary = format!("long-term key {} was used again after {days} days of silence", observation.key);
             let details = json!({ "silent_days": days });
@@ -274,16 +380,25 @@ mod tests {
     fn learns_first_then_reports_new_values_with_reasons() {
         let mut b = Baselines::new(BaselineSettings::default());
         for day in 0..8 {
-            assert_eq!(b.observe("AKIA1", day * DAY, &values("10.0.0.0/24", "aws-cli/2")), Verdict::default());
+            assert_eq!(
+                b.observe("AKIA1", day * DAY, &format!("d{day}"), &values("10.0.0.0/24", "aws-cli/2")),
+                Verdict::default()
+            );
         }
         // During learning a new value is learned silently.
         let mut fresh = Baselines::new(BaselineSettings::default());
-        fresh.observe("AKIA2", 0, &values("10.0.0.0/24", "aws-cli/2"));
-        assert!(fresh.observe("AKIA2", DAY, &values("203.0.113.0/24", "Boto3/1")).reasons.is_empty());
-        let verdict = b.observe("AKIA1", 9 * DAY, &values("203.0.113.0/24", "Boto3/1"));
+        fresh.observe("AKIA2", 0, "x0", &values("10.0.0.0/24", "aws-cli/2"));
+        assert!(fresh.observe("AKIA2", DAY, "x1", &values("203.0.113.0/24", "Boto3/1")).reasons.is_empty());
+        let verdict = b.observe("AKIA1", 9 * DAY, "n1", &values("203.0.113.0/24", "Boto3/1"));
         let reasons: Vec<&str> = verdict.reasons.iter().map(|(r, _)| *r).collect();
         assert_eq!(reasons, ["new_network", "new_user_agent"]);
-        assert!(b.observe("AKIA1", 9 * DAY, &values("203.0.113.0/24", "Boto3/1")).reasons.is_empty(), "idempotent");
+        // The same event again: the same verdict, and nothing changes.
+        b.take_changed();
+        let again = b.observe("AKIA1", 9 * DAY, "n1", &values("203.0.113.0/24", "Boto3/1"));
+        assert_eq!(again.reasons.len(), 2, "a replayed event is judged the same");
+        assert!(b.take_changed().is_empty(), "and adds nothing");
+        // A later event with the same values is not new.
+        assert!(b.observe("AKIA1", 9 * DAY, "n2", &values("203.0.113.0/24", "Boto3/1")).reasons.is_empty());
     }
 
     #[test]
@@ -307,9 +422,15 @@ mod tests {
     #[test]
     fn dormant_after_thirty_days() {
         let mut b = Baselines::new(BaselineSettings::default());
-        b.observe("AKIA1", 0, &values("10.0.0.0/24", "aws-cli/2"));
-        assert_eq!(b.observe("AKIA1", 29 * DAY, &values("10.0.0.0/24", "aws-cli/2")).dormant_days, None);
-        assert_eq!(b.observe("AKIA1", 60 * DAY, &values("10.0.0.0/24", "aws-cli/2")).dormant_days, Some(31));
+        let v = values("10.0.0.0/24", "aws-cli/2");
+        b.observe("AKIA1", 0, "a", &v);
+        assert_eq!(b.observe("AKIA1", 29 * DAY, "b", &v).dormant_days, None);
+        assert_eq!(b.observe("AKIA1", 60 * DAY, "c", &v).dormant_days, Some(31));
+        assert_eq!(b.observe("AKIA1", 60 * DAY, "d", &v).dormant_days, None, "the wake-up is one event");
+        assert_eq!(b.observe("AKIA1", 60 * DAY, "c", &v).dormant_days, Some(31), "replayed: the same verdict");
+        // An old file arriving late: a use on day 45 shortens the silence before day 60.
+        assert_eq!(b.observe("AKIA1", 45 * DAY, "e", &v).dormant_days, None);
+        assert_eq!(b.observe("AKIA1", 60 * DAY, "c", &v).dormant_days, None);
     }
 
     #[test]
@@ -317,9 +438,15 @@ mod tests {
         let settings = BaselineSettings { max_keys: 100, max_values: 4, ..BaselineSettings::default() };
         let mut b = Baselines::new(settings);
         for i in 0..1_000i64 {
-            b.observe(&format!("AKIA{i}"), i, &values(&format!("10.0.{}.0/24", i % 7), "aws-cli/2"));
-            b.observe("AKIAHOT", i, &values(&format!("10.1.{i}.0/24"), "aws-cli/2"));
+            b.observe(&format!("AKIA{i}"), i, "", &values(&format!("10.0.{}.0/24", i % 7), "aws-cli/2"));
+            b.observe("AKIAHOT", i, "", &values(&format!("10.1.{i}.0/24"), "aws-cli/2"));
+            if i % 10 == 0 {
+                b.take_changed();
+                b.shrink();
+            }
         }
+        b.take_changed();
+        b.shrink();
         assert_eq!(b.len(), 100);
         assert!(b.keys.get("AKIAHOT").is_some_and(|s| s.features[0].len() == 4), "the busy key is kept, capped");
         assert_eq!(b.recency.len(), b.keys.len());

@@ -207,8 +207,9 @@ impl RecordParser<'_, '_> {
             if let Ok(walked) = walk::walk_event(text, start, self.limits.max_depth) {
                 let small = walked.end - start <= self.limits.max_record_bytes;
                 if small && !walked.needs_full_parse {
-                    if let Ok(event) = walked.event.finish() {
-                        if !needs_bodies(&event, &text[start..walked.end]) {
+                    if let Ok(mut event) = walked.event.finish() {
+                        event.raw = &text[start..walked.end];
+                        if !needs_bodies(&event, event.raw) {
                             self.report.events += 1;
                             (self.visit)(index, &event);
                             return Ok(walked.end);
@@ -234,7 +235,7 @@ impl RecordParser<'_, '_> {
         self.record.extend_from_slice(bytes);
         let mut tape = std::mem::replace(self.tape, Tape::null()).reset();
         match simd_json::fill_tape(self.record, self.json_buffers, &mut tape) {
-            Ok(()) => visit_record(index, tape.as_value(), self.report, self.visit),
+            Ok(()) => visit_record(index, tape.as_value(), bytes, self.report, self.visit),
             Err(error) => reject(self.report, index, RecordReject::Syntax(error.to_string())),
         }
         *self.tape = tape.reset();
@@ -260,7 +261,13 @@ fn record_problem(bytes: &[u8], depth: usize, limits: &Limits) -> Option<RecordR
 
 /// Turns one parsed record into an event (unwrapping an EventBridge `detail` when the record
 /// itself has no `eventName`) and visits it.
-fn visit_record(index: u64, record: Json<'_>, report: &mut ObjectReport, visit: &mut dyn FnMut(u64, &Event<'_>)) {
+fn visit_record<'r>(
+    index: u64,
+    record: Json<'r>,
+    raw: &'r [u8],
+    report: &mut ObjectReport,
+    visit: &mut dyn FnMut(u64, &Event<'_>),
+) {
     let event = match Event::from_json(record) {
         Err(RecordError::MissingEventName) => match record.get("detail") {
             Some(detail) if detail.is_object() => Event::from_json(detail),
@@ -269,7 +276,8 @@ fn visit_record(index: u64, record: Json<'_>, report: &mut ObjectReport, visit: 
         other => other,
     };
     match event {
-        Ok(event) => {
+        Ok(mut event) => {
+            event.raw = raw;
             report.events += 1;
             visit(index, &event);
         }

@@ -10,8 +10,9 @@
 //!   `window` of the previous one, and is reported once.
 //!
 //! Pure and deterministic: input order does not matter (findings are sorted by event time, then
-//! eventID, first), and time is event time only. Ids of merged findings are the hash of
-//! the rule and all their eventIDs, so a re-run yields the same ids.
+//! eventID, first), and time is event time only. The id of an update or a burst is the hash of
+//! the rule and its first member, so a re-run yields the same ids and a window that grows across
+//! batches keeps its id (its evidence lists every eventID up to the cap).
 
 use std::collections::BTreeMap;
 
@@ -110,13 +111,13 @@ fn combine(members: Vec<Finding>, window: i64, kind: Kind) -> Finding {
     let mut ids: Vec<String> = members.iter().flat_map(|f| f.evidence.event_ids.iter().cloned()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let mut keys: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let fallback_keys: Vec<String> = members.iter().map(|f| f.id.clone()).collect();
-    if keys.is_empty() {
-        keys = fallback_keys.iter().map(String::as_str).collect();
-    }
     let mut combined = members[0].clone();
-    combined.id = finding_id(combined.rule, &keys);
+    // Named after its first member, not all of them: the same window or burst keeps its id
+    // while it grows across batches, so the latest version supersedes the earlier ones.
+    let tag = if kind == Kind::Update { "update" } else { "burst" };
+    combined.id = finding_id(combined.rule, &[tag, &members[0].id]);
+    // Reported before unless some member is new.
+    combined.carried = members.iter().all(|f| f.carried);
     combined.last_seen = members[count - 1].last_seen.clone();
     // Ordered as of its last event, which is when the update or burst is complete.
     combined.sort_time = members[count - 1].sort_time;
@@ -191,6 +192,7 @@ mod tests {
             mode: Mode::Scan,
             sort_time: minute * MINUTE,
             pending: Some(Pending { group: "g".into(), kind }),
+            carried: false,
         }
     }
 

@@ -8,7 +8,9 @@
 //! marker. Request and response bodies are never copied wholesale: detectors pick named fields,
 //! which is how task-definition environment values and SSH public keys stay out.
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::event::KeyKind;
@@ -107,7 +109,7 @@ impl Family {
 }
 
 /// Whether the call behind the finding succeeded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     /// The call succeeded.
@@ -117,7 +119,7 @@ pub enum Outcome {
 }
 
 /// How the events reached trailhound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// The daemon.
@@ -131,7 +133,7 @@ pub enum Mode {
 }
 
 /// The principal that made the call.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {
     /// `userIdentity.type`.
     #[serde(rename = "type")]
@@ -147,24 +149,24 @@ pub struct Principal {
 }
 
 /// A resource the finding is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resource {
     /// CloudFormation-style type, e.g. `AWS::S3::Object`.
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: Cow<'static, str>,
     /// Id or ARN.
     pub id: String,
 }
 
 /// The events a finding rests on, plus rule-specific details.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// The eventIDs, sorted.
     pub event_ids: Vec<String>,
     /// How many events the finding covers.
     pub count: u64,
     /// True when `event_ids` was cut at the cap of an aggregated finding (`count` is exact).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub event_ids_truncated: bool,
     /// Rule-specific details (ports, CIDRs, keys, reasons …), every string cleaned.
     #[serde(flatten)]
@@ -224,10 +226,103 @@ pub struct Finding {
     /// Set while the finding waits for the aggregation pass; not serialized.
     #[serde(skip)]
     pub pending: Option<Pending>,
+    /// True when the finding was carried over from earlier input (reported then, not again);
+    /// not serialized.
+    #[serde(skip)]
+    pub carried: bool,
+}
+
+/// A finding as the state store keeps it between runs: every owned field, the rule by id (its
+/// static fields come from the catalogue again), and the pass-internal fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredFinding {
+    rule: String,
+    id: String,
+    severity: Severity,
+    summary: String,
+    outcome: Outcome,
+    first_seen: Option<String>,
+    last_seen: Option<String>,
+    account: Option<String>,
+    region: Option<String>,
+    principal: Principal,
+    source_ip: Option<String>,
+    user_agent: Option<String>,
+    resources: Vec<Resource>,
+    evidence: Evidence,
+    origin: String,
+    mode: Mode,
+    sort_time: i64,
+    pending: Option<Pending>,
+}
+
+impl StoredFinding {
+    /// The rule id.
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+}
+
+impl Finding {
+    /// The stored form.
+    pub fn to_stored(&self) -> StoredFinding {
+        StoredFinding {
+            rule: self.rule.to_owned(),
+            id: self.id.clone(),
+            severity: self.severity,
+            summary: self.summary.clone(),
+            outcome: self.outcome,
+            first_seen: self.first_seen.clone(),
+            last_seen: self.last_seen.clone(),
+            account: self.account.clone(),
+            region: self.region.clone(),
+            principal: self.principal.clone(),
+            source_ip: self.source_ip.clone(),
+            user_agent: self.user_agent.clone(),
+            resources: self.resources.clone(),
+            evidence: self.evidence.clone(),
+            origin: self.origin.clone(),
+            mode: self.mode,
+            sort_time: self.sort_time,
+            pending: self.pending.clone(),
+        }
+    }
+
+    /// Back from the stored form, with the static fields of `rule` (which must be its rule),
+    /// marked as carried.
+    pub fn from_stored(stored: StoredFinding, rule: &'static super::RuleInfo) -> Finding {
+        Finding {
+            schema: SCHEMA,
+            id: stored.id,
+            rule: rule.id,
+            family: rule.family,
+            severity: stored.severity,
+            title: rule.title,
+            summary: stored.summary,
+            outcome: stored.outcome,
+            first_seen: stored.first_seen,
+            last_seen: stored.last_seen,
+            account: stored.account,
+            region: stored.region,
+            principal: stored.principal,
+            source_ip: stored.source_ip,
+            user_agent: stored.user_agent,
+            resources: stored.resources,
+            evidence: stored.evidence,
+            controls: rule.controls,
+            mitre: rule.mitre,
+            remediation: rule.remediation,
+            origin: stored.origin,
+            mode: stored.mode,
+            sort_time: stored.sort_time,
+            pending: stored.pending,
+            carried: true,
+        }
+    }
 }
 
 /// A finding of an aggregating rule, before [`crate::detect::aggregate`] runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     /// Events of one group aggregate together (principal, or principal and bucket …).
     pub group: String,
@@ -236,7 +331,7 @@ pub struct Pending {
 }
 
 /// The aggregation a pending finding waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PendingKind {
     /// The first alerts at once; the rest within the window become one update.
     Merge {

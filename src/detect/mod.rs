@@ -100,7 +100,7 @@ impl Hit {
 
     /// Adds a resource (the id is cleaned).
     pub fn resource(mut self, kind: &'static str, id: &str) -> Hit {
-        self.resources.push(Resource { kind, id: clean(id) });
+        self.resources.push(Resource { kind: kind.into(), id: clean(id) });
         self
     }
 
@@ -275,7 +275,9 @@ impl Engine {
         if self.every_event_reads_bodies {
             return true;
         }
-        if correlate::FACT_EVENTS.contains(&event.event_name) {
+        if correlate::FACT_EVENTS.contains(&event.event_name)
+            || (event.event_name == "PutObject" && correlate::raw_may_be_note(raw))
+        {
             return true;
         }
         let Some(indexes) = self.by_event_name.get(event.event_name) else { return false };
@@ -398,6 +400,7 @@ fn build_finding(
         mode,
         sort_time: event.event_time.unwrap_or(i64::MIN),
         pending: None,
+        carried: false,
     }
 }
 

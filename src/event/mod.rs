@@ -84,7 +84,7 @@ impl<'a> UserIdentity<'a> {
 }
 
 /// What kind of access key signed the call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyKind {
     /// `AKIA…`: an IAM user's or the root user's long-term key.
@@ -98,6 +98,8 @@ pub enum KeyKind {
 /// One CloudTrail record.
 #[derive(Debug, Clone, Copy)]
 pub struct Event<'a> {
+    /// The record's JSON text as stored (empty when unknown): for printing matched raw events.
+    pub raw: &'a [u8],
     /// `eventID`, the identity of an event.
     pub event_id: Option<&'a str>,
     /// `eventTime` as written.
@@ -136,6 +138,7 @@ impl<'a> Event<'a> {
     /// An event with no fields set yet.
     pub fn empty() -> Event<'a> {
         Event {
+            raw: &[],
             event_id: None,
             event_time_raw: None,
             event_time: None,

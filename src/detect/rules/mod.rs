@@ -92,3 +92,8 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(ecs_cluster_no_container_insights::EcsClusterNoContainerInsights),
     ]
 }
+
+/// The catalogue entry of rule `id`.
+pub fn info(id: &str) -> Option<&'static RuleInfo> {
+    catalogue().into_iter().find(|info| info.id == id)
+}

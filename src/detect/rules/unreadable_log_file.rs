@@ -55,7 +55,7 @@ pub fn unreadable_log_file(object: &str, reason: &str, events_read: u64, mode: M
         principal: Principal::default(),
         source_ip: None,
         user_agent: None,
-        resources: vec![Resource { kind: "AWS::S3::Object", id: clean(object) }],
+        resources: vec![Resource { kind: "AWS::S3::Object".into(), id: clean(object) }],
         evidence: finding::Evidence { event_ids: Vec::new(), count: 0, event_ids_truncated: false, details },
         controls: info.controls,
         mitre: info.mitre,
@@ -64,5 +64,6 @@ pub fn unreadable_log_file(object: &str, reason: &str, events_read: u64, mode: M
         mode,
         sort_time: i64::MIN,
         pending: None,
+        carried: false,
     }
 }

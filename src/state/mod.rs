@@ -1,0 +1,465 @@
+//! The state store (SPEC §5): per-key baselines, carried aggregation state, known instance roles,
+//! the dedup record and backfill checkpoints, behind one small interface.
+//!
+//! The interface is four operations on named tables of JSON items, chosen so that DynamoDB can
+//! implement it too (one table with a `tbl#key` partition key):
+//! - [`StateStore::get_many`] — `BatchGetItem`;
+//! - [`StateStore::scan`] — `Query`/`Scan` in key order, paginated by the last key;
+//! - [`StateStore::commit`] — all-or-nothing writes with per-item expectations (absent, or an
+//!   exact version): `TransactWriteItems` with condition expressions;
+//! - [`StateStore::evict`] — drop expired items or keep the most recent ones. DynamoDB does the
+//!   first with its TTL attribute and the second is unnecessary there (items expire instead).
+//!
+//! Values are JSON text so that a user can read the file with `sqlite3` or `trailhound state`.
+//! Two implementations: [`MemoryStore`] (the default of `scan`, and the scratch layer of a
+//! replay) and [`sqlite::SqliteStore`] (the default of the CLI with `--state` and of the daemon).
+//! [`Overlay`] reads through to a store and keeps every write in memory: a replay uses the
+//! persistent baselines but never changes them unless asked to.
+
+pub mod persist;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// The tables. Each has its own key space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    /// Store-wide values: the event-time watermark.
+    Meta,
+    /// One item per long-term access key: its baseline.
+    Baseline,
+    /// Findings that later events may still aggregate or correlate with (SSE-C writes, bursts,
+    /// chain companions) and the mass-delete facts, until their event-time horizon passes.
+    Carry,
+    /// Roles known to be used by EC2 instances, with the time they became known.
+    Role,
+    /// Finding ids already published (the daemon's dedup record).
+    Dedup,
+    /// Progress of a backfill.
+    Checkpoint,
+}
+
+impl Table {
+    /// Every table.
+    pub const ALL: [Table; 6] =
+        [Table::Meta, Table::Baseline, Table::Carry, Table::Role, Table::Dedup, Table::Checkpoint];
+
+    /// The name used in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Meta => "meta",
+            Table::Baseline => "baseline",
+            Table::Carry => "carry",
+            Table::Role => "role",
+            Table::Dedup => "dedup",
+            Table::Checkpoint => "checkpoint",
+        }
+    }
+
+    /// The table with this name.
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// A stored item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// JSON text.
+    pub value: String,
+    /// Incremented by every write; the basis of conditional writes.
+    pub version: u64,
+    /// When the item stops mattering (ms; event time for carried state, wall time for dedup).
+    pub expires_at: Option<i64>,
+    /// Recency used by [`Evict::KeepNewest`] (ms; a key's last use, say).
+    pub recency: i64,
+}
+
+/// What a write expects to find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Anything (unconditional).
+    Any,
+    /// No item.
+    Absent,
+    /// An item at exactly this version.
+    Version(u64),
+}
+
+/// One write of a [`StateStore::commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Create or replace an item.
+    Put {
+        /// Table.
+        table: Table,
+        /// Key.
+        key: String,
+        /// JSON text.
+        value: String,
+        /// Expiry (ms).
+        expires_at: Option<i64>,
+        /// Recency (ms).
+        recency: i64,
+        /// Condition.
+        expect: Expect,
+    },
+    /// Remove an item (absent is fine unless `expect` says otherwise).
+    Delete {
+        /// Table.
+        table: Table,
+        /// Key.
+        key: String,
+        /// Condition.
+        expect: Expect,
+    },
+}
+
+impl Write {
+    /// An unconditional put.
+    pub fn put(table: Table, key: impl Into<String>, value: String, expires_at: Option<i64>, recency: i64) -> Write {
+        Write::Put { table, key: key.into(), value, expires_at, recency, expect: Expect::Any }
+    }
+
+    fn target(&self) -> (Table, &str, Expect) {
+        match self {
+            Write::Put { table, key, expect, .. } | Write::Delete { table, key, expect } => (*table, key, *expect),
+        }
+    }
+}
+
+/// What [`StateStore::evict`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evict {
+    /// Items whose `expires_at` is before this time (ms).
+    ExpiredBefore(i64),
+    /// All but the `n` items of highest recency.
+    KeepNewest(usize),
+}
+
+/// A state store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A write's expectation did not hold; nothing of the commit was applied.
+    #[error("conditional write failed on {table}/{key}: the item changed since it was read")]
+    Conflict {
+        /// Table name.
+        table: &'static str,
+        /// Key.
+        key: String,
+    },
+    /// The file belongs to another program or a newer schema.
+    #[error("state file `{path}`: {reason}")]
+    Incompatible {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stored value is not what this version of trailhound wrote.
+    #[error("state item {table}/{key} is unreadable: {reason}")]
+    Corrupt {
+        /// Table name.
+        table: &'static str,
+        /// Key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The database failed.
+    #[error("state store `{path}`: {source}")]
+    Database {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The folder of the file could not be created.
+    #[error("cannot create the folder of state file `{path}`: {source}")]
+    Folder {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The storage interface shared by the file database, memory and (later) DynamoDB.
+pub trait StateStore: Send + Sync {
+    /// The items at `keys`, in the same order (`None` where absent).
+    fn get_many(&self, table: Table, keys: &[String]) -> Result<Vec<Option<Item>>, StateError>;
+    /// Up to `limit` items with keys after `after` (all keys when `None`), in key order.
+    fn scan(&self, table: Table, after: Option<&str>, limit: usize) -> Result<Vec<(String, Item)>, StateError>;
+    /// Applies every write or none.
+    fn commit(&self, writes: Vec<Write>) -> Result<(), StateError>;
+    /// Removes expired or surplus items of `table`; returns how many.
+    fn evict(&self, table: Table, what: Evict) -> Result<u64, StateError>;
+}
+
+/// Reads every item of a table, page by page.
+pub fn scan_all(store: &dyn StateStore, table: Table) -> Result<Vec<(String, Item)>, StateError> {
+    const PAGE: usize = 1_000;
+    let mut all: Vec<(String, Item)> = Vec::new();
+    loop {
+        let page = store.scan(table, all.last().map(|(k, _)| k.as_str()), PAGE)?;
+        let done = page.len() < PAGE;
+        all.extend(page);
+        if done {
+            return Ok(all);
+        }
+    }
+}
+
+/// State in memory, gone at exit.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    items: Mutex<BTreeMap<(Table, String), Item>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(Table, String), Item>> {
+        // A panic while holding the lock cannot leave a half-applied commit (writes are applied
+        // after every check), so a poisoned map is still consistent.
+        self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl StateStore for MemoryStore {
+    fn get_many(&self, table: Table, keys: &[String]) -> Result<Vec<Option<Item>>, StateError> {
+        let items = self.lock();
+        Ok(keys.iter().map(|k| items.get(&(table, k.clone())).cloned()).collect())
+    }
+
+    fn scan(&self, table: Table, after: Option<&str>, limit: usize) -> Result<Vec<(String, Item)>, StateError> {
+        let items = self.lock();
+        let start = (table, after.unwrap_or("").to_owned());
+        Ok(items
+            .range(start..)
+            .filter(|((t, k), _)| *t == table && after.is_none_or(|a| k.as_str() > a))
+            .take_while(|((t, _), _)| *t == table)
+            .take(limit)
+            .map(|((_, k), item)| (k.clone(), item.clone()))
+            .collect())
+    }
+
+    fn commit(&self, writes: Vec<Write>) -> Result<(), StateError> {
+        let mut items = self.lock();
+        for write in &writes {
+            let (table, key, expect) = write.target();
+            check(expect, items.get(&(table, key.to_owned())).map(|i| i.version), table, key)?;
+        }
+        for write in writes {
+            match write {
+                Write::Put { table, key, value, expires_at, recency, .. } => {
+                    let k = (table, key);
+                    let version = items.get(&k).map_or(1, |i| i.version + 1);
+                    items.insert(k, Item { value, version, expires_at, recency });
+                }
+                Write::Delete { table, key, .. } => {
+                    items.remove(&(table, key));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn evict(&self, table: Table, what: Evict) -> Result<u64, StateError> {
+        let mut items = self.lock();
+        let before = items.len();
+        match what {
+            Evict::ExpiredBefore(time) => {
+                items.retain(|(t, _), item| *t != table || item.expires_at.is_none_or(|e| e >= time))
+            }
+            Evict::KeepNewest(n) => {
+                let mut recencies: Vec<i64> =
+                    items.iter().filter(|((t, _), _)| *t == table).map(|(_, i)| i.recency).collect();
+                if recencies.len() > n {
+                    recencies.sort_unstable_by(|a, b| b.cmp(a));
+                    let mut surplus = recencies.len() - n;
+                    // Ties at the cut-off: drop the lowest keys first, so the outcome is deterministic.
+                    let cut = recencies[n];
+                    items.retain(|(t, _), item| {
+                        let drop = *t == table && (item.recency < cut || (item.recency == cut && surplus > 0));
+                        if drop {
+                            surplus = surplus.saturating_sub(1);
+                        }
+                        !drop
+                    });
+                }
+            }
+        }
+        Ok((before - items.len()) as u64)
+    }
+}
+
+/// Checks one expectation against the current version.
+fn check(expect: Expect, current: Option<u64>, table: Table, key: &str) -> Result<(), StateError> {
+    let holds = match expect {
+        Expect::Any => true,
+        Expect::Absent => current.is_none(),
+        Expect::Version(v) => current == Some(v),
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(StateError::Conflict { table: table.name(), key: key.to_owned() })
+    }
+}
+
+/// Reads from `base`, writes to memory: a store that can be used without changing `base`.
+pub struct Overlay<'a> {
+    base: &'a dyn StateStore,
+    top: MemoryStore,
+    /// Keys deleted in the overlay (so reads do not fall through to `base`).
+    deleted: Mutex<std::collections::HashSet<(Table, String)>>,
+}
+
+impl<'a> Overlay<'a> {
+    /// An overlay over `base`.
+    pub fn new(base: &'a dyn StateStore) -> Overlay<'a> {
+        Overlay { base, top: MemoryStore::new(), deleted: Mutex::default() }
+    }
+
+    fn is_deleted(&self, table: Table, key: &str) -> bool {
+        self.deleted.lock().unwrap_or_else(|p| p.into_inner()).contains(&(table, key.to_owned()))
+    }
+}
+
+impl StateStore for Overlay<'_> {
+    fn get_many(&self, table: Table, keys: &[String]) -> Result<Vec<Option<Item>>, StateError> {
+        let top = self.top.get_many(table, keys)?;
+        let base = self.base.get_many(table, keys)?;
+        Ok(top
+            .into_iter()
+            .zip(base)
+            .zip(keys)
+            .map(|((t, b), k)| t.or_else(|| b.filter(|_| !self.is_deleted(table, k))))
+            .collect())
+    }
+
+    fn scan(&self, table: Table, after: Option<&str>, limit: usize) -> Result<Vec<(String, Item)>, StateError> {
+        // Deleted keys may hide some of the base's page, so ask for that many more.
+        let hidden = self.deleted.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let mut merged: BTreeMap<String, Item> = self
+            .base
+            .scan(table, after, limit.saturating_add(hidden))?
+            .into_iter()
+            .filter(|(k, _)| !self.is_deleted(table, k))
+            .collect();
+        merged.extend(self.top.scan(table, after, limit)?);
+        Ok(merged.into_iter().take(limit).collect())
+    }
+
+    fn commit(&self, writes: Vec<Write>) -> Result<(), StateError> {
+        for write in &writes {
+            let (table, key, expect) = write.target();
+            let current = self.get_many(table, &[key.to_owned()])?.pop().flatten().map(|i| i.version);
+            check(expect, current, table, key)?;
+        }
+        let mut deleted = self.deleted.lock().unwrap_or_else(|p| p.into_inner());
+        let mut unconditional = Vec::with_capacity(writes.len());
+        for write in writes {
+            let (table, key, _) = write.target();
+            match &write {
+                Write::Put { .. } => deleted.remove(&(table, key.to_owned())),
+                Write::Delete { .. } => deleted.insert((table, key.to_owned())),
+            };
+            unconditional.push(match write {
+                Write::Put { table, key, value, expires_at, recency, .. } => {
+                    Write::Put { table, key, value, expires_at, recency, expect: Expect::Any }
+                }
+                Write::Delete { table, key, .. } => Write::Delete { table, key, expect: Expect::Any },
+            });
+        }
+        self.top.commit(unconditional)
+    }
+
+    fn evict(&self, table: Table, what: Evict) -> Result<u64, StateError> {
+        // Eviction only bounds size; the overlay lives for one command, so the base's bound holds.
+        self.top.evict(table, what)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contract every implementation keeps; run against each.
+    pub(crate) fn contract(store: &dyn StateStore) {
+        let put = |key: &str, value: &str, recency: i64| Write::put(Table::Baseline, key, value.into(), None, recency);
+        store.commit(vec![put("a", "1", 10), put("b", "2", 20), put("c", "3", 30)]).expect("commit");
+        store.commit(vec![Write::put(Table::Role, "a", "\"role\"".into(), Some(5), 0)]).expect("other table");
+        let got = store.get_many(Table::Baseline, &["b".into(), "x".into()]).expect("get");
+        assert_eq!(got[0].as_ref().map(|i| (i.value.as_str(), i.version)), Some(("2", 1)));
+        assert!(got[1].is_none());
+
+        // A failed expectation applies nothing.
+        let conflict = store.commit(vec![
+            put("d", "4", 40),
+            Write::Put {
+                table: Table::Baseline,
+                key: "a".into(),
+                value: "9".into(),
+                expires_at: None,
+                recency: 0,
+                expect: Expect::Absent,
+            },
+        ]);
+        assert!(matches!(conflict, Err(StateError::Conflict { .. })));
+        assert!(store.get_many(Table::Baseline, &["d".into()]).expect("get")[0].is_none());
+        let versioned = Write::Put {
+            table: Table::Baseline,
+            key: "a".into(),
+            value: "5".into(),
+            expires_at: None,
+            recency: 50,
+            expect: Expect::Version(1),
+        };
+        store.commit(vec![versioned]).expect("right version");
+        let a = store.get_many(Table::Baseline, &["a".into()]).expect("get")[0].clone().expect("a");
+        assert_eq!((a.value.as_str(), a.version), ("5", 2));
+
+        let keys: Vec<String> =
+            store.scan(Table::Baseline, Some("a"), 10).expect("scan").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["b", "c"]);
+        assert_eq!(scan_all(store, Table::Role).expect("scan").len(), 1);
+
+        // Keep the two most recent: a (50) and c (30).
+        assert_eq!(store.evict(Table::Baseline, Evict::KeepNewest(2)).expect("evict"), 1);
+        let keys: Vec<String> = scan_all(store, Table::Baseline).expect("scan").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["a", "c"]);
+        assert_eq!(store.evict(Table::Role, Evict::ExpiredBefore(6)).expect("expire"), 1);
+        store
+            .commit(vec![Write::Delete { table: Table::Baseline, key: "c".into(), expect: Expect::Any }])
+            .expect("del");
+        assert_eq!(scan_all(store, Table::Baseline).expect("scan").len(), 1);
+    }
+
+    #[test]
+    fn memory_store_keeps_the_contract() {
+        contract(&MemoryStore::new());
+    }
+
+    #[test]
+    fn overlay_keeps_the_contract_and_never_writes_through() {
+        let base = MemoryStore::new();
+        base.commit(vec![Write::put(Table::Baseline, "z", "0".into(), None, 0)]).expect("seed");
+        {
+            let overlay = Overlay::new(&base);
+            overlay
+                .commit(vec![Write::Delete { table: Table::Baseline, key: "z".into(), expect: Expect::Any }])
+                .expect("del");
+            contract(&overlay);
+        }
+        let keys: Vec<String> = scan_all(&base, Table::Baseline).expect("scan").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["z"], "the base is untouched");
+    }
+}

@@ -1,0 +1,216 @@
+//! The stateful passes over a stream of batches: aggregation, correlation and baselines, with
+//! the state that links one batch (a group of files, an SQS message, a run) to the next.
+//!
+//! Decoding and per-event detection run in parallel; a [`Batch`] is what a group of objects
+//! produced. [`Stateful::advance`] folds it into the state and returns the findings that are new:
+//!
+//! - **Carry.** Findings that later events may still aggregate or correlate with (every pending
+//!   finding of a merge or burst rule, and the chain's inputs: SSE-C writes, short expirations,
+//!   suspended versioning) and the mass-delete and ransom-note facts are kept until the
+//!   **watermark** — the latest event time seen — has passed them by their horizon (the rule's
+//!   window, or the chain's 24 h). Each batch re-runs the passes over carried ∪ new, in event
+//!   time, and reports only conclusions that rest on at least one new event: a merge window
+//!   that grows across batches yields an update with the cumulative count, a first alert is
+//!   never repeated. Events that arrive late are placed by event time among what is still
+//!   carried; an event older than the watermark minus the horizon aggregates only with its own
+//!   batch. At most [`CARRY_PER_GROUP`] findings per group are carried (the latest), which
+//!   bounds memory during a burst of any length.
+//! - **Instance roles** learned from `CreateRole`/`AddRoleToInstanceProfile` are kept for good.
+//! - **Baselines** ([`crate::baseline`]) are updated with the batch's observations in event time.
+//!
+//! Nothing here reads a clock or does I/O: [`crate::state::persist`] loads and saves this state
+//! through a [`crate::state::StateStore`]. Re-running the same input with the same state gives
+//! the same findings with the same ids, whatever the thread count.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::baseline::{self, Baselines, Observation};
+use crate::detect::aggregate::aggregate;
+use crate::detect::correlate::{self, Fact, CHAIN_WINDOW};
+use crate::detect::finding::PendingKind;
+use crate::detect::{Finding, Settings};
+use crate::event::time::Millis;
+
+/// Findings carried per aggregation group (principal and bucket …) at most.
+pub const CARRY_PER_GROUP: usize = 10_000;
+
+/// Rules whose findings the ransomware chain correlates, so they are carried for its window.
+const CHAIN_INPUTS: &[&str] =
+    &["s3.ssec_copy_overwrite", "s3.ssec_write", "s3.lifecycle_short_expiration", "s3.versioning_suspended"];
+
+/// What a group of objects produced for the stateful passes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Per-event findings (pending ones included).
+    pub findings: Vec<Finding>,
+    /// Uses of long-term keys.
+    pub observations: Vec<Observation>,
+    /// Facts for correlation.
+    pub facts: Vec<Fact>,
+    /// The latest event time in the batch.
+    pub latest: Option<Millis>,
+}
+
+/// The state between batches.
+#[derive(Debug)]
+pub struct Stateful {
+    settings: Settings,
+    /// Per-key baselines (a cache over the store; see [`crate::state::persist`]).
+    pub baselines: Baselines,
+    carry: Vec<Finding>,
+    carried_facts: Vec<Fact>,
+    roles: HashMap<String, Millis>,
+    new_roles: Vec<(String, Millis)>,
+    watermark: Option<Millis>,
+}
+
+impl Stateful {
+    /// Empty state.
+    pub fn new(settings: Settings) -> Stateful {
+        Stateful {
+            baselines: Baselines::new(settings.baseline),
+            settings,
+            carry: Vec::new(),
+            carried_facts: Vec::new(),
+            roles: HashMap::new(),
+            new_roles: Vec::new(),
+            watermark: None,
+        }
+    }
+
+    /// The detection settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The latest event time seen.
+    pub fn watermark(&self) -> Option<Millis> {
+        self.watermark
+    }
+
+    /// Restores state read from a store.
+    pub fn restore(
+        &mut self,
+        watermark: Option<Millis>,
+        carry: Vec<Finding>,
+        facts: Vec<Fact>,
+        roles: Vec<(String, Millis)>,
+    ) {
+        self.watermark = watermark.max(self.watermark);
+        self.carry = carry.into_iter().map(|f| Finding { carried: true, ..f }).collect();
+        self.carried_facts = facts
+            .into_iter()
+            .map(|mut fact| {
+                fact.mark_carried();
+                fact
+            })
+            .collect();
+        for (role, time) in roles {
+            let entry = self.roles.entry(role).or_insert(time);
+            *entry = (*entry).min(time);
+        }
+    }
+
+    /// The carried findings and facts, to save.
+    pub fn carried(&self) -> (&[Finding], &[Fact]) {
+        (&self.carry, &self.carried_facts)
+    }
+
+    /// Instance roles learned (or learned earlier) since the last call, to save.
+    pub fn take_new_roles(&mut self) -> Vec<(String, Millis)> {
+        std::mem::take(&mut self.new_roles)
+    }
+
+    /// Folds a batch into the state; returns the findings it newly concludes, in no order.
+    pub fn advance(&mut self, batch: Batch) -> Vec<Finding> {
+        self.watermark = self.watermark.max(batch.latest);
+        let mut facts = Vec::with_capacity(batch.facts.len() + self.carried_facts.len());
+        for fact in batch.facts {
+            match fact {
+                Fact::InstanceRole { role, time } => self.learn_role(role, time),
+                other => facts.push(other),
+            }
+        }
+        let new_facts = facts.clone();
+        facts.extend(self.carried_facts.iter().cloned());
+        facts.extend(self.roles.iter().map(|(role, time)| Fact::InstanceRole { role: role.clone(), time: *time }));
+
+        // New findings first, so a finding seen again (the same event in another file or run)
+        // counts as new: re-running input reports the same ids.
+        let (stateful_inputs, direct): (Vec<Finding>, Vec<Finding>) =
+            batch.findings.into_iter().partition(|f| f.pending.is_some() || CHAIN_INPUTS.contains(&f.rule));
+        let mut seen = HashSet::new();
+        let inputs: Vec<Finding> = stateful_inputs
+            .into_iter()
+            .chain(std::mem::take(&mut self.carry))
+            .filter(|f| seen.insert(f.id.clone()))
+            .collect();
+        self.carry = self.next_carry(&inputs);
+        self.carried_facts = self.next_facts(new_facts);
+
+        let mut findings = aggregate(inputs.into_iter().chain(direct).collect());
+        correlate::correlate(&mut findings, &facts, &self.settings);
+        findings.retain(|f| !f.carried);
+        findings.extend(baseline::run(&mut self.baselines, batch.observations, &self.settings));
+        findings
+    }
+
+    fn learn_role(&mut self, role: String, time: Millis) {
+        match self.roles.get_mut(&role) {
+            Some(known) if *known <= time => {}
+            Some(known) => {
+                *known = time;
+                self.new_roles.push((role, time));
+            }
+            None => {
+                self.roles.insert(role.clone(), time);
+                self.new_roles.push((role, time));
+            }
+        }
+    }
+
+    /// What to carry: inputs still within their horizon of the watermark, the latest
+    /// [`CARRY_PER_GROUP`] per group.
+    fn next_carry(&self, inputs: &[Finding]) -> Vec<Finding> {
+        let Some(watermark) = self.watermark else { return Vec::new() };
+        let mut groups: BTreeMap<(&str, &str), Vec<&Finding>> = BTreeMap::new();
+        for finding in inputs.iter().filter(|f| f.sort_time >= watermark.saturating_sub(horizon(f))) {
+            let group = finding.pending.as_ref().map_or("", |p| p.group.as_str());
+            groups.entry((finding.rule, group)).or_default().push(finding);
+        }
+        let mut carry = Vec::new();
+        for (_, mut members) in groups {
+            members.sort_by(|a, b| (b.sort_time, &b.id).cmp(&(a.sort_time, &a.id)));
+            members.truncate(CARRY_PER_GROUP);
+            carry.extend(members.into_iter().map(|f| Finding { carried: true, ..f.clone() }));
+        }
+        carry
+    }
+
+    fn next_facts(&self, new_facts: Vec<Fact>) -> Vec<Fact> {
+        let Some(watermark) = self.watermark else { return Vec::new() };
+        let mut kept: Vec<Fact> = Vec::new();
+        for mut fact in new_facts.into_iter().chain(self.carried_facts.iter().cloned()) {
+            fact.mark_carried();
+            if fact.time() >= watermark.saturating_sub(CHAIN_WINDOW) && !kept.contains(&fact) {
+                kept.push(fact);
+            }
+        }
+        kept
+    }
+}
+
+/// How long after its event time a finding may still aggregate or correlate with a new one.
+fn horizon(finding: &Finding) -> Millis {
+    let window = match finding.pending.as_ref().map(|p| p.kind) {
+        Some(PendingKind::Merge { window_minutes } | PendingKind::Burst { window_minutes, .. }) => {
+            window_minutes * 60_000
+        }
+        None => 0,
+    };
+    if CHAIN_INPUTS.contains(&finding.rule) {
+        window.max(CHAIN_WINDOW)
+    } else {
+        window
+    }
+}
