@@ -13,7 +13,6 @@ use crate::output;
 use crate::scan::{self, ScanPlan, ScanResult};
 use crate::state::persist::Session;
 use crate::state::sqlite::{SqliteStore, SCHEMA_VERSION};
-use crate::state::{MemoryStore, Overlay, StateStore};
 
 /// Exit status: success.
 pub const EXIT_OK: u8 = 0;
@@ -44,16 +43,14 @@ fn run_scan(args: &ScanArgs) -> Result<u8> {
         limits: config.limits,
         ..ScanPlan::new(config.paths.clone())
     };
-    let memory = MemoryStore::new();
-    let file = match &config.state {
-        Some(path) => Some(open_state(path)?),
-        None => None,
-    };
-    let store: &dyn StateStore = match &file {
-        Some(file) => file,
-        None => &memory,
-    };
-    run_pipeline(&config, &plan, store, Mode::Scan)
+    match &config.state {
+        Some(path) => {
+            let file = open_state(path)?;
+            let session = Session::open(&file, config.settings.clone()).context("cannot load the state")?;
+            run_pipeline(&config, &plan, session, Mode::Scan)
+        }
+        None => run_pipeline(&config, &plan, Session::in_memory(config.settings.clone()), Mode::Scan),
+    }
 }
 
 fn open_state(path: &std::path::Path) -> Result<SqliteStore> {
@@ -71,29 +68,27 @@ fn run_replay(args: &ReplayArgs) -> Result<u8> {
         events: replay.events.clone(),
         ..ScanPlan::new(config.paths.clone())
     };
-    let memory = MemoryStore::new();
-    let path = config.state.as_deref();
-    // Without --update-state the file is opened read-only under an in-memory overlay, so nothing
-    // the replay learns reaches it; without a file the replay starts from nothing.
-    let file = match path {
-        Some(path) if replay.update_state => Some(open_state(path)?),
-        Some(path) if path.exists() => Some(
-            SqliteStore::open_read_only(path)
-                .with_context(|| format!("cannot read state file `{}`", path.display()))?,
-        ),
-        _ => None,
-    };
-    let overlay = file.as_ref().filter(|_| !replay.update_state).map(|f| Overlay::new(f));
-    let store: &dyn StateStore = match (&file, &overlay) {
-        (_, Some(overlay)) => overlay,
-        (Some(file), None) => file,
-        (None, None) => &memory,
-    };
-    run_pipeline(config, &plan, store, Mode::Replay)
+    let settings = config.settings.clone();
+    // Without --update-state the file is opened read-only and what the replay learns stays in
+    // memory; without a file the replay starts from nothing.
+    match config.state.as_deref() {
+        Some(path) if replay.update_state => {
+            let file = open_state(path)?;
+            let session = Session::open(&file, settings).context("cannot load the state")?;
+            run_pipeline(config, &plan, session, Mode::Replay)
+        }
+        Some(path) if path.exists() => {
+            let file = SqliteStore::open_read_only(path)
+                .with_context(|| format!("cannot read state file `{}`", path.display()))?;
+            let session = Session::read_only(&file, settings).context("cannot load the state")?;
+            run_pipeline(config, &plan, session, Mode::Replay)
+        }
+        _ => run_pipeline(config, &plan, Session::in_memory(settings), Mode::Replay),
+    }
 }
 
 /// The shared body of `scan` and `replay`: pool, engine, pipeline, output, summary, status.
-fn run_pipeline(config: &ScanConfig, plan: &ScanPlan, store: &dyn StateStore, mode: Mode) -> Result<u8> {
+fn run_pipeline(config: &ScanConfig, plan: &ScanPlan, mut session: Session<'_>, mode: Mode) -> Result<u8> {
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(threads) = config.threads {
         builder = builder.num_threads(threads);
@@ -101,7 +96,6 @@ fn run_pipeline(config: &ScanConfig, plan: &ScanPlan, store: &dyn StateStore, mo
     let pool = builder.build().context("cannot start the worker threads")?;
     let engine = Engine::new(config.settings.clone(), mode);
     let started = Instant::now();
-    let mut session = Session::open(store, config.settings.clone()).context("cannot load the state")?;
     let result = pool.install(|| scan::scan_with_state(plan, &engine, mode, &mut session));
     let result = result.context("cannot update the state")?;
     session.close().context("cannot bound the state")?;

@@ -25,7 +25,7 @@ use crate::detect::{Engine, EventOrigin, Finding, Mode};
 use crate::event::time::Millis;
 use crate::filter::{self, EventFilter};
 use crate::state::persist::Session;
-use crate::state::{MemoryStore, StateError};
+use crate::state::StateError;
 use crate::stateful::Batch;
 
 /// Files per batch of the stateful passes.
@@ -244,11 +244,9 @@ struct Scratch {
 
 /// Scans files on the current rayon pool with state that lives for this call only.
 pub fn scan(plan: &ScanPlan, engine: &Engine, mode: Mode) -> ScanResult {
-    let store = MemoryStore::new();
-    let outcome = Session::open(&store, engine.settings().clone())
-        .and_then(|mut session| scan_with_state(plan, engine, mode, &mut session));
-    outcome.unwrap_or_else(|error| ScanResult {
-        // The memory store cannot fail; say so plainly if it ever does.
+    let mut session = Session::in_memory(engine.settings().clone());
+    scan_with_state(plan, engine, mode, &mut session).unwrap_or_else(|error| ScanResult {
+        // Without a store nothing can fail; say so plainly if it ever does.
         input_errors: vec![InputError { path: "(state)".into(), reason: error.to_string() }],
         ..ScanResult::default()
     })

@@ -1,6 +1,7 @@
 //! The correlation pass over `testdata/sequences/ransomware`: the S3 ransomware chain (SSE-C
-//! writes plus a short expiration, or plus mass deletes, by one principal within 24 h; not for an
-//! SSE-C user's small clean-up) and instance-role awareness for admin policies.
+//! writes plus a short expiration, mass deletes, or ransom notes in many prefixes, by one
+//! principal within 24 h; not for an SSE-C user's small clean-up, a docs deploy full of READMEs,
+//! or an SSE-C user's two recovery notes) and instance-role awareness for admin policies.
 
 use std::path::Path;
 
@@ -27,9 +28,13 @@ fn chains_need_sse_c_plus_a_destructive_step_by_the_same_principal() {
         summary,
         [
             (Some("intruder"), serde_json::json!(["short_expiration"])),
-            (Some("wiper"), serde_json::json!(["mass_delete"]))
+            (Some("wiper"), serde_json::json!(["mass_delete"])),
+            (Some("extortionist"), serde_json::json!(["ransom_notes"])),
         ]
     );
+    let notes = chains[2];
+    assert_eq!(notes.evidence.details["ransom_note_prefixes"], 6);
+    assert_eq!(notes.evidence.event_ids.len(), 8, "two writes and six notes");
     assert!(chains.iter().all(|c| c.severity == Severity::Critical));
     let intruder = chains[0];
     assert_eq!(intruder.evidence.details["sse_c_writes"], 2);
@@ -67,5 +72,5 @@ fn the_chain_rule_can_be_disabled_or_allowlisted() {
     let chains = run(settings);
     let users: Vec<Option<&str>> =
         of_rule(&chains, "s3.ransomware_chain").iter().map(|c| c.principal.user_name.as_deref()).collect();
-    assert_eq!(users, [Some("intruder")]);
+    assert_eq!(users, [Some("intruder"), Some("extortionist")]);
 }

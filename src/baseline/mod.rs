@@ -126,9 +126,21 @@ impl KeyState {
     }
 
     /// Adds a use to the activity stretches; returns the silence (ms) before it when this use
-    /// starts a stretch after an earlier one.
-    fn record_activity(&mut self, time: Millis, event_id: &str, gap: Millis) -> Option<Millis> {
+    /// starts a stretch after an earlier one, and whether anything changed.
+    fn record_activity(&mut self, time: Millis, event_id: &str, gap: Millis) -> (Option<Millis>, bool) {
         let touches = |a: &Active| a.start.saturating_sub(gap) < time && time < a.end.saturating_add(gap);
+        // The common case: inside a known stretch, after its first use.
+        let mut touching = self.active.iter().filter(|a| touches(a));
+        if let (Some(only), None) = (touching.next(), touching.next()) {
+            let first_use = (only.start, only.start_event.as_str());
+            if first_use <= (time, event_id) && time <= only.end {
+                // Seen before: nothing changes. If it is the stretch's first use (a replay), the
+                // verdict is the same as when it was new.
+                let starts_here = first_use == (time, event_id);
+                let previous_end = self.active.iter().filter(|a| a.end < only.start).map(|a| a.end).max();
+                return (previous_end.filter(|_| starts_here).map(|end| time - end), false);
+            }
+        }
         let mut merged = Active { start: time, start_event: event_id.to_owned(), end: time };
         self.active.retain(|a| {
             if !touches(a) {
@@ -148,7 +160,7 @@ impl KeyState {
         if self.active.len() > ACTIVE_CAP {
             self.active.remove(0);
         }
-        previous_end.filter(|_| starts_here).map(|end| time - end)
+        (previous_end.filter(|_| starts_here).map(|end| time - end), true)
     }
 }
 
@@ -205,6 +217,11 @@ impl Baselines {
         keys.into_iter().filter_map(|k| self.keys.get(&k).cloned().map(|s| (k, s))).collect()
     }
 
+    /// Forgets which keys changed (their state needs no saving).
+    pub fn clear_changed(&mut self) {
+        self.changed.clear();
+    }
+
     /// Forgets the least recently seen keys beyond `max_keys` (changed keys are kept, so
     /// nothing unsaved is lost).
     pub fn shrink(&mut self) {
@@ -231,8 +248,8 @@ impl Baselines {
             }
             None => self.keys.entry(key.to_owned()).or_insert_with(|| KeyState::new(time)),
         };
-        let before = state.clone();
-        if let Some(silence) = state.record_activity(time, event_id, settings.dormant_days * DAY) {
+        let (silence, mut changed) = state.record_activity(time, event_id, settings.dormant_days * DAY);
+        if let Some(silence) = silence {
             verdict.dormant_days = Some(silence / DAY);
         }
         let first_seen = state.first_seen.min(time);
@@ -243,13 +260,19 @@ impl Baselines {
                 Some(existing) => {
                     // This event is (again) the first use of the value unless an earlier one is known.
                     if (time, event_id) <= (existing.first, existing.first_event.as_str()) {
-                        existing.first = time;
-                        existing.first_event = event_id.to_owned();
+                        if (time, event_id) != (existing.first, existing.first_event.as_str()) {
+                            existing.first = time;
+                            existing.first_event = event_id.to_owned();
+                            changed = true;
+                        }
                         if !learning {
                             verdict.reasons.push((REASONS[index], value.clone()));
                         }
                     }
-                    existing.last = existing.last.max(time);
+                    if time > existing.last {
+                        existing.last = time;
+                        changed = true;
+                    }
                 }
                 None => {
                     if !learning {
@@ -262,12 +285,14 @@ impl Baselines {
                         }
                     }
                     seen.push(Seen { value: value.clone(), first: time, first_event: event_id.to_owned(), last: time });
+                    changed = true;
                 }
             }
         }
+        changed |= first_seen != state.first_seen || time > state.last_seen;
         state.first_seen = first_seen;
         state.last_seen = state.last_seen.max(time);
-        if *state != before {
+        if changed && !self.changed.contains(key) {
             self.changed.insert(key.to_owned());
         }
         self.recency.insert((state.last_seen, key.to_owned()));

@@ -11,10 +11,10 @@
 //!   first with its TTL attribute and the second is unnecessary there (items expire instead).
 //!
 //! Values are JSON text so that a user can read the file with `sqlite3` or `trailhound state`.
-//! Two implementations: [`MemoryStore`] (the default of `scan`, and the scratch layer of a
-//! replay) and [`sqlite::SqliteStore`] (the default of the CLI with `--state` and of the daemon).
-//! [`Overlay`] reads through to a store and keeps every write in memory: a replay uses the
-//! persistent baselines but never changes them unless asked to.
+//! Two implementations: [`sqlite::SqliteStore`] (the file behind `--state`, and the daemon's)
+//! and [`MemoryStore`] (for tests of the contract and of code written against the interface).
+//! `scan` without `--state` uses no store at all ([`persist::Session::in_memory`]), and a
+//! replay reads a store without writing to it ([`persist::Session::read_only`]).
 
 pub mod persist;
 pub mod sqlite;
@@ -314,80 +314,6 @@ fn check(expect: Expect, current: Option<u64>, table: Table, key: &str) -> Resul
     }
 }
 
-/// Reads from `base`, writes to memory: a store that can be used without changing `base`.
-pub struct Overlay<'a> {
-    base: &'a dyn StateStore,
-    top: MemoryStore,
-    /// Keys deleted in the overlay (so reads do not fall through to `base`).
-    deleted: Mutex<std::collections::HashSet<(Table, String)>>,
-}
-
-impl<'a> Overlay<'a> {
-    /// An overlay over `base`.
-    pub fn new(base: &'a dyn StateStore) -> Overlay<'a> {
-        Overlay { base, top: MemoryStore::new(), deleted: Mutex::default() }
-    }
-
-    fn is_deleted(&self, table: Table, key: &str) -> bool {
-        self.deleted.lock().unwrap_or_else(|p| p.into_inner()).contains(&(table, key.to_owned()))
-    }
-}
-
-impl StateStore for Overlay<'_> {
-    fn get_many(&self, table: Table, keys: &[String]) -> Result<Vec<Option<Item>>, StateError> {
-        let top = self.top.get_many(table, keys)?;
-        let base = self.base.get_many(table, keys)?;
-        Ok(top
-            .into_iter()
-            .zip(base)
-            .zip(keys)
-            .map(|((t, b), k)| t.or_else(|| b.filter(|_| !self.is_deleted(table, k))))
-            .collect())
-    }
-
-    fn scan(&self, table: Table, after: Option<&str>, limit: usize) -> Result<Vec<(String, Item)>, StateError> {
-        // Deleted keys may hide some of the base's page, so ask for that many more.
-        let hidden = self.deleted.lock().unwrap_or_else(|p| p.into_inner()).len();
-        let mut merged: BTreeMap<String, Item> = self
-            .base
-            .scan(table, after, limit.saturating_add(hidden))?
-            .into_iter()
-            .filter(|(k, _)| !self.is_deleted(table, k))
-            .collect();
-        merged.extend(self.top.scan(table, after, limit)?);
-        Ok(merged.into_iter().take(limit).collect())
-    }
-
-    fn commit(&self, writes: Vec<Write>) -> Result<(), StateError> {
-        for write in &writes {
-            let (table, key, expect) = write.target();
-            let current = self.get_many(table, &[key.to_owned()])?.pop().flatten().map(|i| i.version);
-            check(expect, current, table, key)?;
-        }
-        let mut deleted = self.deleted.lock().unwrap_or_else(|p| p.into_inner());
-        let mut unconditional = Vec::with_capacity(writes.len());
-        for write in writes {
-            let (table, key, _) = write.target();
-            match &write {
-                Write::Put { .. } => deleted.remove(&(table, key.to_owned())),
-                Write::Delete { .. } => deleted.insert((table, key.to_owned())),
-            };
-            unconditional.push(match write {
-                Write::Put { table, key, value, expires_at, recency, .. } => {
-                    Write::Put { table, key, value, expires_at, recency, expect: Expect::Any }
-                }
-                Write::Delete { table, key, .. } => Write::Delete { table, key, expect: Expect::Any },
-            });
-        }
-        self.top.commit(unconditional)
-    }
-
-    fn evict(&self, table: Table, what: Evict) -> Result<u64, StateError> {
-        // Eviction only bounds size; the overlay lives for one command, so the base's bound holds.
-        self.top.evict(table, what)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,20 +372,5 @@ mod tests {
     #[test]
     fn memory_store_keeps_the_contract() {
         contract(&MemoryStore::new());
-    }
-
-    #[test]
-    fn overlay_keeps_the_contract_and_never_writes_through() {
-        let base = MemoryStore::new();
-        base.commit(vec![Write::put(Table::Baseline, "z", "0".into(), None, 0)]).expect("seed");
-        {
-            let overlay = Overlay::new(&base);
-            overlay
-                .commit(vec![Write::Delete { table: Table::Baseline, key: "z".into(), expect: Expect::Any }])
-                .expect("del");
-            contract(&overlay);
-        }
-        let keys: Vec<String> = scan_all(&base, Table::Baseline).expect("scan").into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["z"], "the base is untouched");
     }
 }

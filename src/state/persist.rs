@@ -32,9 +32,12 @@ struct RoleValue {
     since: Millis,
 }
 
-/// The stateful passes bound to a store for the length of a command.
+/// The stateful passes, bound to a store or not, for the length of a command.
 pub struct Session<'a> {
-    store: &'a dyn StateStore,
+    /// Where state is read from (none: it lives in memory for this command only).
+    store: Option<&'a dyn StateStore>,
+    /// Whether what is learned is written back.
+    writes: bool,
     /// The state.
     pub stateful: Stateful,
     stored_carry: HashSet<String>,
@@ -50,8 +53,25 @@ fn to_json<T: Serialize>(value: &T) -> String {
 }
 
 impl<'a> Session<'a> {
-    /// Restores the watermark, carried findings and facts, and known instance roles.
+    /// State in memory for this command only (`scan` without `--state`): nothing is read or
+    /// written, and baselines are bounded by `max_keys` in memory.
+    pub fn in_memory(settings: Settings) -> Session<'static> {
+        Session { store: None, writes: false, stateful: Stateful::new(settings), stored_carry: HashSet::new() }
+    }
+
+    /// Restores the state from `store`; every batch writes what it changed back.
     pub fn open(store: &'a dyn StateStore, settings: Settings) -> Result<Session<'a>, StateError> {
+        Self::restore(store, settings, true)
+    }
+
+    /// Restores the state from `store` but never writes to it (a replay without
+    /// `--update-state`): what the command learns stays in memory.
+    pub fn read_only(store: &'a dyn StateStore, settings: Settings) -> Result<Session<'a>, StateError> {
+        Self::restore(store, settings, false)
+    }
+
+    /// Restores the watermark, carried findings and facts, and known instance roles.
+    fn restore(store: &'a dyn StateStore, settings: Settings, writes: bool) -> Result<Session<'a>, StateError> {
         let mut stateful = Stateful::new(settings);
         let watermark = match store.get_many(Table::Meta, &[WATERMARK.to_owned()])?.pop().flatten() {
             Some(item) => Some(item.value.parse::<Millis>().map_err(|e| corrupt(Table::Meta, WATERMARK, e))?),
@@ -78,24 +98,33 @@ impl<'a> Session<'a> {
             roles.push((role, value.since));
         }
         stateful.restore(watermark, carry, facts, roles);
-        Ok(Session { store, stateful, stored_carry })
+        Ok(Session { store: Some(store), writes, stateful, stored_carry })
     }
 
     /// Runs a batch: loads the baselines it needs, advances, saves. Returns the new findings.
     pub fn advance(&mut self, batch: Batch) -> Result<Vec<Finding>, StateError> {
         self.load_baselines(batch.observations.iter().map(|o| o.key.as_str()))?;
         let findings = self.stateful.advance(batch);
-        self.save()?;
+        if self.writes {
+            self.save()?;
+        } else if self.store.is_none() {
+            // Nothing to save to: forget the least recently seen keys beyond the bound.
+            self.stateful.baselines.clear_changed();
+            self.stateful.baselines.shrink();
+        }
         Ok(findings)
     }
 
     /// Bounds the store (least recently seen keys beyond `max_keys`) at the end of a command.
     pub fn close(self) -> Result<(), StateError> {
-        self.store.evict(Table::Baseline, Evict::KeepNewest(self.stateful.settings().baseline.max_keys))?;
+        if let Some(store) = self.store.filter(|_| self.writes) {
+            store.evict(Table::Baseline, Evict::KeepNewest(self.stateful.settings().baseline.max_keys))?;
+        }
         Ok(())
     }
 
     fn load_baselines<'k>(&mut self, keys: impl Iterator<Item = &'k str>) -> Result<(), StateError> {
+        let Some(store) = self.store else { return Ok(()) };
         let mut wanted: Vec<String> =
             keys.filter(|k| !self.stateful.baselines.contains(k)).map(str::to_owned).collect();
         wanted.sort_unstable();
@@ -103,7 +132,7 @@ impl<'a> Session<'a> {
         if wanted.is_empty() {
             return Ok(());
         }
-        let items = self.store.get_many(Table::Baseline, &wanted)?;
+        let items = store.get_many(Table::Baseline, &wanted)?;
         for (key, item) in wanted.into_iter().zip(items) {
             if let Some(item) = item {
                 let state: KeyState =
@@ -115,6 +144,7 @@ impl<'a> Session<'a> {
     }
 
     fn save(&mut self) -> Result<(), StateError> {
+        let Some(store) = self.store else { return Ok(()) };
         let mut writes = Vec::new();
         for (key, state) in self.stateful.baselines.take_changed() {
             writes.push(Write::put(Table::Baseline, key, to_json(&state), None, state.last_seen));
@@ -144,7 +174,7 @@ impl<'a> Session<'a> {
             writes.push(Write::Delete { table: Table::Carry, key: gone.clone(), expect: super::Expect::Any });
         }
         writes.push(Write::put(Table::Carry, FACTS, to_json(&facts), None, 0));
-        self.store.commit(writes)?;
+        store.commit(writes)?;
         self.stored_carry = now_carried;
         self.stateful.baselines.shrink();
         Ok(())
