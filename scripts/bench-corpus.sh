@@ -34,3 +34,15 @@ for threads in 1 "$(nproc)"; do
   echo "trailhound --threads $threads: best $best MB/s, median $median MB/s over $runs runs; peak RSS $((rss / 1024)) MB"
   echo "  last run: ${summary#scanned }"
 done
+# With a persistent state file (fresh each run): throughput with every write, and the file's size.
+state_dir=$(mktemp -d)
+rates=()
+for _ in $(seq "$runs"); do
+  rm -f "$state_dir"/state.db*
+  summary=$(./target/release/trailhound scan --state "$state_dir/state.db" --format jsonl "$dir/AWSLogs" 2>&1 >/dev/null | head -n 1)
+  rates+=("$(grep -o '[0-9]* MB/s' <<<"$summary" | grep -o '[0-9]*')")
+done
+sorted=$(printf '%s\n' "${rates[@]}" | sort -n)
+echo "trailhound --state (every core): best $(tail -n 1 <<<"$sorted") MB/s, median $(sed -n "$(( (runs + 1) / 2 ))p" <<<"$sorted") MB/s"
+./target/release/trailhound state --state "$state_dir/state.db" | sed 's/^/  /'
+rm -rf "$state_dir"

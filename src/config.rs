@@ -15,7 +15,7 @@
 //! learning_days = 7
 //! dormant_days = 30
 //! max_keys = 1000000
-//! max_values = 64                     # per feature per key
+//! max_values = 256                    # per feature per key (APIs need the most)
 //!
 //! [limits]
 //! max_object_bytes = 1073741824

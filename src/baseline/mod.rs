@@ -50,7 +50,7 @@ pub struct BaselineSettings {
 
 impl Default for BaselineSettings {
     fn default() -> Self {
-        BaselineSettings { learning_days: 7, dormant_days: 30, max_keys: 1_000_000, max_values: 64 }
+        BaselineSettings { learning_days: 7, dormant_days: 30, max_keys: 1_000_000, max_values: 256 }
     }
 }
 
