@@ -25,7 +25,9 @@
 //! - [`config`]: CLI flags and the TOML file validated into one configuration before any work.
 //! - [`cli`] and [`app`]: argument definitions and one function per subcommand.
 
+pub mod alert;
 pub mod app;
+pub mod aws;
 pub mod baseline;
 pub mod cli;
 pub mod config;
@@ -33,6 +35,7 @@ pub mod decode;
 pub mod detect;
 pub mod event;
 pub mod filter;
+pub mod notify;
 pub mod output;
 pub mod scan;
 pub mod state;
