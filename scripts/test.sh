@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test of trailhound: unit, detector fixtures, decode bad-input catalogue, CLI golden
-# files, the synthetic corpus, and the real-log corpus (../shared/corpus, or $TRAILHOUND_CORPUS;
-# skipped with a notice when absent).
+# files, state, the synthetic corpus, the real-log corpus (../shared/corpus, or
+# $TRAILHOUND_CORPUS; skipped with a notice when absent), and the worker against a moto server
+# that this script installs (once, into a venv outside the work tree) and starts on 127.0.0.1.
 #
-# Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test corpus`).
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test worker`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -z "${TRAILHOUND_CORPUS:-}" && -d ../shared/corpus ]]; then
   TRAILHOUND_CORPUS="$(cd ../shared/corpus && pwd)"
   export TRAILHOUND_CORPUS
 fi
+eval "$(scripts/moto.sh start)"
+trap 'scripts/moto.sh stop' EXIT
+export TRAILHOUND_REQUIRE_MOTO=1 AWS_EC2_METADATA_DISABLED=true
 cargo test "$@"

@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Cli, Command, ReplayArgs, RulesArgs, ScanArgs, StateArgs};
+use crate::cli::{Cli, Command, LogFormatArg, ReplayArgs, RulesArgs, RunArgs, ScanArgs, StateArgs};
 use crate::config::{self, OutputConfig, ScanConfig};
 use crate::detect::{rules, Engine, Finding, Mode, Severity};
 use crate::output;
@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Scan(args) => run_scan(&args),
         Command::Replay(args) => run_replay(&args),
+        Command::Run(args) => run_worker(&args),
         Command::Rules(args) => run_rules(&args),
         Command::State(args) => run_state(&args),
     }
@@ -105,6 +106,74 @@ fn run_pipeline(config: &ScanConfig, plan: &ScanPlan, mut session: Session<'_>, 
     write_output(&config.output, &shown, plan.events.as_ref().map(|_| result.events.as_slice()))?;
     print_summary(&result, elapsed, pool.current_num_threads());
     Ok(exit_status(&result.findings, config.output.fail_on))
+}
+
+fn run_worker(args: &RunArgs) -> Result<u8> {
+    let config = config::run_config(args)?;
+    init_logging(args.log_format);
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(threads) = config.threads {
+        pool = pool.num_threads(threads);
+    }
+    pool.build_global().context("cannot start the decode threads")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")?;
+    // The state lives as long as the process.
+    let store: &'static SqliteStore = Box::leak(Box::new(open_state(&config.state)?));
+    runtime.block_on(async move {
+        let metrics = std::sync::Arc::new(crate::worker::metrics::Metrics::default());
+        if let Some(addr) = config.metrics_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on --metrics-addr {addr}"))?;
+            tokio::spawn(crate::worker::metrics::serve(listener, metrics.clone(), now_millis));
+        }
+        let clients = crate::aws::clients(&config.aws).await;
+        let engine = Engine::new(config.settings.clone(), Mode::Live);
+        let worker = crate::worker::Worker::new(clients, config.worker.clone(), engine, store, metrics, now_millis)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        worker.expire_dedup();
+        worker.run(shutdown_signal()).await;
+        anyhow::Ok(())
+    })?;
+    Ok(EXIT_OK)
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+fn init_logging(format: LogFormatArg) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRAILHOUND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr);
+    let _ = match format {
+        LogFormatArg::Json => builder.json().try_init(),
+        LogFormatArg::Text => builder.try_init(),
+    };
 }
 
 fn run_state(args: &StateArgs) -> Result<u8> {

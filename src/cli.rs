@@ -29,6 +29,12 @@ pub enum Command {
         after_help = "Examples:\n  trailhound replay --since 2026-11-01T10:00:00Z --until 2026-11-01T14:00:00Z --warmup 30d AWSLogs/\n  trailhound replay --since 6h --until 1h --events --where accessKeyId=AKIAEXAMPLE --where eventName=CopyObject logs/"
     )]
     Replay(ReplayArgs),
+    /// Run the always-on worker: consume S3/CloudTrail notifications from SQS, fetch and inspect
+    /// each log object, publish alerts to SNS.
+    #[command(
+        after_help = "Examples:\n  trailhound run --queue-url https://sqs.us-east-1.amazonaws.com/111122223333/trail --topic-arn arn:aws:sns:us-east-1:111122223333:alerts\n  trailhound run --endpoint-url http://127.0.0.1:5000 --path-style --metrics-addr 127.0.0.1:9898 --log-format json ..."
+    )]
+    Run(RunArgs),
     /// List every rule with its severity, family and description.
     Rules(RulesArgs),
     /// Show what a state file holds (schema, items per table) and check its integrity.
@@ -156,4 +162,58 @@ pub struct RulesArgs {
     /// Output format (default: table on a terminal, jsonl otherwise).
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `trailhound run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The SQS queue of notifications (or `[run] queue_url` in the config file).
+    #[arg(long, value_name = "URL", env = "TRAILHOUND_QUEUE_URL")]
+    pub queue_url: Option<String>,
+    /// The SNS topic for alerts (or `[run] topic_arn`).
+    #[arg(long, value_name = "ARN", env = "TRAILHOUND_TOPIC_ARN")]
+    pub topic_arn: Option<String>,
+    /// Endpoint URL for S3, SQS and SNS (S3-compatible stores, emulators); the SDK also reads
+    /// AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// AWS region (default: the SDK's chain, e.g. AWS_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Path-style S3 addressing.
+    #[arg(long)]
+    pub path_style: bool,
+    /// Publish findings at or above this severity (default medium).
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub publish_severity: Option<SeverityArg>,
+    /// Objects fetched at once (default 8).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Serve Prometheus metrics (/metrics) and a health check (/healthz) here, e.g. 127.0.0.1:9898.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormatArg,
+    /// Seconds to finish work in progress after SIGTERM/SIGINT (default 30).
+    #[arg(long, value_name = "SECONDS")]
+    pub grace: Option<u64>,
+    /// State file (default: the user's state file).
+    #[arg(long, value_name = "FILE", env = "TRAILHOUND_STATE")]
+    pub state: Option<PathBuf>,
+    /// Worker threads for decoding (default: every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Configuration file (TOML).
+    #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
+    pub config: Option<PathBuf>,
 }

@@ -17,6 +17,14 @@
 //! max_keys = 1000000
 //! max_values = 256                    # per feature per key (APIs need the most)
 //!
+//! [run]                               # trailhound run (flags and environment win)
+//! queue_url = "https://sqs.us-east-1.amazonaws.com/111122223333/trail-notifications"
+//! topic_arn = "arn:aws:sns:us-east-1:111122223333:trailhound-alerts"
+//! publish_severity = "medium"
+//! concurrency = 8
+//! grace_seconds = 30
+//! metrics_addr = "127.0.0.1:9898"
+//!
 //! [limits]
 //! max_object_bytes = 1073741824
 //! max_record_bytes = 8388608
@@ -35,7 +43,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{FormatArg, OutputArgs, ReplayArgs, ScanArgs, SeverityArg};
+use crate::cli::{FormatArg, OutputArgs, ReplayArgs, RunArgs, ScanArgs, SeverityArg};
 use crate::decode::Limits;
 use crate::detect::net::Cidr;
 use crate::detect::{rules, RuleSettings, Settings, Severity};
@@ -95,6 +103,22 @@ pub struct FileConfig {
     baseline: BaselineSection,
     #[serde(default)]
     rules: HashMap<String, RuleSection>,
+    #[serde(default)]
+    run: RunSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunSection {
+    queue_url: Option<String>,
+    topic_arn: Option<String>,
+    endpoint_url: Option<String>,
+    region: Option<String>,
+    path_style: Option<bool>,
+    publish_severity: Option<String>,
+    concurrency: Option<usize>,
+    grace_seconds: Option<u64>,
+    metrics_addr: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,6 +199,79 @@ pub struct ReplayConfig {
     pub events: Option<EventFilter>,
     /// Write the learned state back.
     pub update_state: bool,
+}
+
+/// Everything `run` needs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Worker settings.
+    pub worker: crate::worker::WorkerConfig,
+    /// AWS wiring.
+    pub aws: crate::aws::AwsOptions,
+    /// Detection settings.
+    pub settings: Settings,
+    /// State file.
+    pub state: PathBuf,
+    /// Metrics address.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Decode threads.
+    pub threads: Option<usize>,
+}
+
+/// Validates `run` flags, environment and the `[run]` section of the configuration file.
+pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
+    let file = match &args.config {
+        Some(path) => load_file(path)?,
+        None => FileConfig::default(),
+    };
+    let section = &file.run;
+    let queue_url = args.queue_url.clone().or_else(|| section.queue_url.clone()).filter(|v| !v.is_empty());
+    let queue_url =
+        queue_url.ok_or_else(|| bad("--queue-url", "", "required (flag, TRAILHOUND_QUEUE_URL or [run] queue_url)"))?;
+    let topic_arn = args.topic_arn.clone().or_else(|| section.topic_arn.clone()).filter(|v| !v.is_empty());
+    let topic_arn =
+        topic_arn.ok_or_else(|| bad("--topic-arn", "", "required (flag, TRAILHOUND_TOPIC_ARN or [run] topic_arn)"))?;
+    if !topic_arn.starts_with("arn:") {
+        return Err(bad("--topic-arn", &topic_arn, "not an ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"));
+    }
+    let mut worker = crate::worker::WorkerConfig::new(queue_url, topic_arn);
+    worker.publish_at = match (args.publish_severity, &section.publish_severity) {
+        (Some(flag), _) => severity(flag),
+        (None, Some(text)) => Severity::parse(text)
+            .ok_or_else(|| bad("run.publish_severity", text, "expected info, low, medium, high or critical"))?,
+        (None, None) => Severity::Medium,
+    };
+    if let Some(n) = args.concurrency.or(section.concurrency) {
+        if n == 0 {
+            return Err(bad("--concurrency", 0, "must be at least 1"));
+        }
+        worker.fetch_concurrency = n;
+    }
+    if let Some(seconds) = args.grace.or(section.grace_seconds) {
+        worker.grace = std::time::Duration::from_secs(seconds);
+    }
+    worker.limits = limits(&file)?;
+    let metrics_addr = match args.metrics_addr.clone().or_else(|| section.metrics_addr.clone()) {
+        Some(text) => {
+            Some(text.parse().map_err(|_| bad("--metrics-addr", &text, "expected HOST:PORT, e.g. 127.0.0.1:9898"))?)
+        }
+        None => None,
+    };
+    if args.threads == Some(0) {
+        return Err(bad("--threads", 0, "must be at least 1"));
+    }
+    let state = args
+        .state
+        .clone()
+        .or_else(default_state_path)
+        .ok_or_else(|| bad("--state", "", "no home folder to keep the state in; pass --state FILE"))?;
+    let aws = crate::aws::AwsOptions {
+        endpoint_url: args.endpoint_url.clone().or_else(|| section.endpoint_url.clone()),
+        region: args.region.clone().or_else(|| section.region.clone()),
+        path_style: args.path_style || section.path_style.unwrap_or(false),
+        static_credentials: None,
+    };
+    Ok(RunConfig { worker, aws, settings: settings(&file)?, state, metrics_addr, threads: args.threads })
 }
 
 /// Where the state lives unless `--state` says: `$XDG_DATA_HOME/trailhound/state.db`, else

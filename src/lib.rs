@@ -41,3 +41,4 @@ pub mod scan;
 pub mod state;
 pub mod stateful;
 pub mod synth;
+pub mod worker;

@@ -1,0 +1,280 @@
+//! The worker end to end against a real AWS-compatible endpoint: a moto server on loopback
+//! (`scripts/moto.sh`, started by `scripts/test.sh`; its URL in `TRAILHOUND_MOTO_ENDPOINT`) and
+//! the real AWS SDK. Every test makes its own uniquely named bucket, queues and topic; alerts
+//! are read back from an SQS queue subscribed to the topic.
+//!
+//! Without the endpoint the tests print a notice and pass, unless `TRAILHOUND_REQUIRE_MOTO` is
+//! set (the test command sets it, so CI cannot skip them silently).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::{json, Value};
+use trailhound::aws::{clients, AwsOptions, Clients};
+use trailhound::detect::{Engine, Mode, Settings};
+use trailhound::state::sqlite::SqliteStore;
+use trailhound::worker::metrics::Metrics;
+use trailhound::worker::{Worker, WorkerConfig};
+
+fn endpoint() -> Option<String> {
+    match std::env::var("TRAILHOUND_MOTO_ENDPOINT") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("TRAILHOUND_REQUIRE_MOTO").is_some() => {
+            panic!("TRAILHOUND_REQUIRE_MOTO is set but TRAILHOUND_MOTO_ENDPOINT is not")
+        }
+        _ => {
+            eprintln!("NOTICE: TRAILHOUND_MOTO_ENDPOINT not set (scripts/test.sh starts moto); worker tests skipped");
+            None
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A name no other test (or earlier run) uses.
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{}-{n}", std::process::id(), now_millis() % 1_000_000_000)
+}
+
+/// One test's AWS resources.
+struct Stack {
+    clients: Clients,
+    bucket: String,
+    queue_url: String,
+    dlq_url: String,
+    topic_arn: String,
+    alerts_url: String,
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+}
+
+async fn queue(clients: &Clients, name: &str, attributes: &[(QueueAttributeName, String)]) -> String {
+    let mut request = clients.sqs.create_queue().queue_name(name);
+    for (key, value) in attributes {
+        request = request.attributes(key.clone(), value);
+    }
+    request.send().await.expect("create queue").queue_url.expect("queue url")
+}
+
+async fn queue_arn(clients: &Clients, url: &str) -> String {
+    let attributes =
+        clients.sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await;
+    attributes.expect("attributes").attributes.expect("map")[&QueueAttributeName::QueueArn].clone()
+}
+
+/// Bucket → queue notifications, a DLQ after `max_receives`, a topic with an alert queue.
+async fn stack(endpoint: &str, visibility_s: u32, max_receives: u32) -> Stack {
+    let options = AwsOptions {
+        endpoint_url: Some(endpoint.to_owned()),
+        region: Some("us-east-1".into()),
+        path_style: true,
+        static_credentials: Some(("testing".into(), "testing".into())),
+    };
+    let clients = clients(&options).await;
+    let bucket = unique("trail");
+    clients.s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    let dlq_url = queue(&clients, &unique("dlq"), &[]).await;
+    let dlq_arn = queue_arn(&clients, &dlq_url).await;
+    let redrive = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receives.to_string()}).to_string();
+    let queue_url = queue(
+        &clients,
+        &unique("notifications"),
+        &[
+            (QueueAttributeName::VisibilityTimeout, visibility_s.to_string()),
+            (QueueAttributeName::RedrivePolicy, redrive),
+        ],
+    )
+    .await;
+    let notifications_arn = queue_arn(&clients, &queue_url).await;
+    let notification = NotificationConfiguration::builder()
+        .queue_configurations(
+            QueueConfiguration::builder()
+                .queue_arn(notifications_arn)
+                .events(Event::S3ObjectCreated)
+                .build()
+                .expect("config"),
+        )
+        .build();
+    clients
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(notification)
+        .send()
+        .await
+        .expect("notification configuration");
+    let topic_arn =
+        clients.sns.create_topic().name(unique("alerts")).send().await.expect("topic").topic_arn.expect("arn");
+    let alerts_url = queue(&clients, &unique("alert-inbox"), &[]).await;
+    let alerts_arn = queue_arn(&clients, &alerts_url).await;
+    clients
+        .sns
+        .subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("sqs")
+        .endpoint(alerts_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .expect("subscribe");
+    // The configuration's s3:TestEvent lands first; the worker acknowledges it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.db");
+    Stack { clients, bucket, queue_url, dlq_url, topic_arn, alerts_url, _dir: dir, state }
+}
+
+/// A gzip CloudTrail object made of fixture files' records.
+fn object(fixtures: &[&str]) -> Vec<u8> {
+    let mut records = Vec::new();
+    for fixture in fixtures {
+        let value: Value =
+            serde_json::from_slice(&std::fs::read(root().join("testdata/events").join(fixture)).expect("fixture"))
+                .expect("json");
+        records.extend(value["Records"].as_array().expect("records").iter().cloned());
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(json!({ "Records": records }).to_string().as_bytes()).expect("gzip");
+    gz.finish().expect("gzip")
+}
+
+const SSE_C: &str = "s3.ssec_copy_overwrite/positive/critical_in_place_with_sse_c_header.json";
+const SSH: &str = "ec2.instance_connect_ssh/positive/medium_send_ssh_public_key.json";
+
+fn log_key(name: &str) -> String {
+    format!("AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/01/111122223333_CloudTrail_us-east-1_20261101T1000Z_{name}.json.gz")
+}
+
+impl Stack {
+    async fn put(&self, key: &str, body: Vec<u8>) {
+        self.clients
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .expect("put");
+    }
+
+    async fn send(&self, body: &str) {
+        self.clients.sqs.send_message().queue_url(&self.queue_url).message_body(body).send().await.expect("send");
+    }
+
+    async fn worker(&self, configure: impl FnOnce(&mut WorkerConfig)) -> (Worker, Arc<Metrics>) {
+        let mut config = WorkerConfig::new(&self.queue_url, &self.topic_arn);
+        config.wait_seconds = 1;
+        configure(&mut config);
+        let store: &'static SqliteStore = Box::leak(Box::new(SqliteStore::open(&self.state).expect("state")));
+        let metrics = Arc::new(Metrics::default());
+        let engine = Engine::new(Settings::default(), Mode::Live);
+        let worker = Worker::new(self.clients.clone(), config, engine, store, metrics.clone(), now_millis)
+            .await
+            .expect("worker");
+        (worker, metrics)
+    }
+
+    /// Alerts on the inbox until `done` says so or the deadline passes.
+    async fn alerts_until(&self, deadline: Duration, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let start = Instant::now();
+        let mut alerts = Vec::new();
+        while !done(&alerts) && start.elapsed() < deadline {
+            let received = self
+                .clients
+                .sqs
+                .receive_message()
+                .queue_url(&self.alerts_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .expect("receive alerts");
+            for message in received.messages.unwrap_or_default() {
+                let body: Value = serde_json::from_str(message.body().unwrap_or("")).expect("alert is JSON");
+                alerts.push(body);
+                let receipt = message.receipt_handle().unwrap_or_default();
+                self.clients.sqs.delete_message().queue_url(&self.alerts_url).receipt_handle(receipt).send().await.ok();
+            }
+        }
+        alerts
+    }
+
+    async fn depth(&self, url: &str) -> u64 {
+        let attributes = self
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("attributes")
+            .attributes
+            .unwrap_or_default();
+        let get = |name| attributes.get(&name).and_then(|v: &String| v.parse::<u64>().ok()).unwrap_or(0);
+        get(QueueAttributeName::ApproximateNumberOfMessages)
+            + get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+    }
+}
+
+fn rules(alerts: &[Value]) -> Vec<String> {
+    let mut rules: Vec<String> = alerts.iter().map(|a| a["rule"].as_str().unwrap_or("").to_owned()).collect();
+    rules.sort();
+    rules
+}
+
+/// Runs the worker until `stop` resolves.
+async fn run_until(worker: &Worker, stop: impl std::future::Future<Output = ()>) {
+    worker.run(stop).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploaded_log_becomes_alerts_and_its_message_is_deleted() {
+    let Some(endpoint) = endpoint() else { return };
+    let stack = stack(&endpoint, 30, 3).await;
+    stack.put(&log_key("planted"), object(&[SSE_C, SSH])).await;
+    let (worker, metrics) = stack.worker(|_| {}).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = run_until(&worker, async {
+        let _ = stopped.await;
+    });
+    let watch = async {
+        let alerts = stack.alerts_until(Duration::from_secs(60), |a| a.len() >= 2).await;
+        // Wait for the delete, which follows the publication.
+        let start = Instant::now();
+        while stack.depth(&stack.queue_url).await > 0 && start.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let _ = stop.send(());
+        alerts
+    };
+    let ((), alerts) = tokio::join!(running, watch);
+    assert_eq!(rules(&alerts), ["ec2.instance_connect_ssh", "s3.ssec_copy_overwrite"]);
+    let sse_c = alerts.iter().find(|a| a["rule"] == "s3.ssec_copy_overwrite").expect("sse-c");
+    assert_eq!(sse_c["mode"], "live");
+    assert_eq!(sse_c["severity"], "critical");
+    assert!(sse_c["origin"].as_str().is_some_and(|o| o.starts_with(&format!("s3://{}/AWSLogs/", stack.bucket))));
+    assert_eq!(stack.depth(&stack.queue_url).await, 0, "the notification (and the test event) were deleted");
+    assert_eq!(metrics.objects_inspected.load(Ordering::Relaxed), 1);
+    let text = metrics.render(now_millis());
+    assert!(
+        text.contains("trailhound_findings_total{rule=\"s3.ssec_copy_overwrite\",severity=\"critical\"} 1"),
+        "{text}"
+    );
+}
