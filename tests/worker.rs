@@ -278,3 +278,155 @@ async fn an_uploaded_log_becomes_alerts_and_its_message_is_deleted() {
         "{text}"
     );
 }
+
+/// Runs a worker until the alert inbox holds `expected` alerts (or a minute passes) and the
+/// notification queue is empty, then stops it; returns the alerts.
+async fn run_to_alerts(stack: &Stack, worker: &Worker, expected: usize) -> Vec<Value> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = run_until(worker, async {
+        let _ = stopped.await;
+    });
+    let watch = async {
+        let alerts = stack.alerts_until(Duration::from_secs(60), |a| a.len() >= expected).await;
+        let start = Instant::now();
+        while stack.depth(&stack.queue_url).await > 0 && start.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // A little longer, to catch any alert that should not be there.
+        let extra = stack.alerts_until(Duration::from_secs(2), |_| false).await;
+        let _ = stop.send(());
+        alerts.into_iter().chain(extra).collect::<Vec<_>>()
+    };
+    let ((), alerts) = tokio::join!(running, watch);
+    alerts
+}
+
+/// A bucket without notifications, for objects whose notifications the test writes itself.
+async fn quiet_bucket(stack: &Stack) -> String {
+    let bucket = unique("quiet");
+    stack.clients.s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    bucket
+}
+
+async fn put_in(stack: &Stack, bucket: &str, key: &str, body: Vec<u8>) {
+    stack.clients.s3.put_object().bucket(bucket).key(key).body(ByteStream::from(body)).send().await.expect("put");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_notification_envelope_is_understood() {
+    let Some(endpoint) = endpoint() else { return };
+    let stack = stack(&endpoint, 30, 3).await;
+    let bucket = quiet_bucket(&stack).await;
+    let keys = [log_key("with space+plus ü"), log_key("sns"), log_key("native-1"), log_key("native-2"), log_key("bridge")];
+    let fixtures = [
+        SSE_C,
+        SSH,
+        "ec2.serial_console_enabled/positive/medium_enable_serial_console.json",
+        "ssm.port_forward_remote_admin/positive/medium_port_forward_ssh.json",
+        "ecs.execute_command/positive/medium_interactive_shell.json",
+    ];
+    for (key, fixture) in keys.iter().zip(fixtures) {
+        put_in(&stack, &bucket, key, object(&[fixture])).await;
+    }
+    // 1. S3 notification, key form-encoded as S3 does it.
+    let encoded: String = keys[0]
+        .split('/')
+        .map(|part| {
+            percent_encoding::utf8_percent_encode(part, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+                .replace("%20", "+")
+                .replace("%2E", ".")
+                .replace("%5F", "_")
+                .replace("%2D", "-")
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    let s3 = |key: &str| {
+        json!({"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": bucket}, "object": {"key": key}}}]})
+        .to_string()
+    };
+    stack.send(&s3(&encoded)).await;
+    // 2. The same inside an SNS envelope (keys encoded too; this one has nothing to encode).
+    stack.send(&json!({"Type": "Notification", "Message": s3(&keys[1])}).to_string()).await;
+    // 3. CloudTrail's own notification with two keys, not encoded.
+    stack.send(&json!({"s3Bucket": bucket, "s3ObjectKey": [keys[2], keys[3]]}).to_string()).await;
+    // 4. EventBridge.
+    let bridge = json!({"version": "0", "detail-type": "Object Created", "source": "aws.s3",
+        "detail": {"bucket": {"name": bucket}, "object": {"key": keys[4]}}});
+    stack.send(&bridge.to_string()).await;
+    let (worker, metrics) = stack.worker(|_| {}).await;
+    let alerts = run_to_alerts(&stack, &worker, 5).await;
+    assert_eq!(
+        rules(&alerts),
+        ["ec2.instance_connect_ssh", "ec2.serial_console_enabled", "ecs.execute_command", "s3.ssec_copy_overwrite", "ssm.port_forward_remote_admin"]
+    );
+    assert_eq!(metrics.objects_inspected.load(Ordering::Relaxed), 5);
+    assert_eq!(stack.depth(&stack.queue_url).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_body_reaches_the_dead_letter_queue_unchanged() {
+    let Some(endpoint) = endpoint() else { return };
+    let stack = stack(&endpoint, 1, 2).await;
+    let poison = "{\"not\": \"a notification\", \"bytes\": \"\\u00e9\\n\"}  trailing";
+    stack.send(poison).await;
+    let (worker, metrics) = stack.worker(|_| {}).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = run_until(&worker, async {
+        let _ = stopped.await;
+    });
+    let watch = async {
+        let start = Instant::now();
+        while stack.depth(&stack.dlq_url).await == 0 && start.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let _ = stop.send(());
+    };
+    tokio::join!(running, watch);
+    let moved = stack.clients.sqs.receive_message().queue_url(&stack.dlq_url).send().await.expect("dlq");
+    let bodies: Vec<&str> = moved.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies, [poison], "dead-lettered byte-identical");
+    assert_eq!(stack.depth(&stack.queue_url).await, 0);
+    assert!(metrics.messages_received.load(Ordering::Relaxed) >= 2, "received maxReceiveCount times");
+    assert_eq!(metrics.messages_deleted.load(Ordering::Relaxed), 1, "only the s3:TestEvent was deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_object_is_quarantined_and_acknowledged_and_its_good_records_still_count() {
+    let Some(endpoint) = endpoint() else { return };
+    let stack = stack(&endpoint, 30, 3).await;
+    let good = object(&[SSE_C]);
+    let mut truncated = good.clone();
+    truncated.truncate(good.len() - 12); // the gzip trailer and a little of the stream
+    stack.put(&log_key("truncated"), truncated).await;
+    stack.put(&log_key("random"), (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect()).await;
+    let (worker, metrics) = stack.worker(|_| {}).await;
+    let alerts = run_to_alerts(&stack, &worker, 2).await;
+    let quarantined: Vec<&Value> = alerts.iter().filter(|a| a["rule"] == "trail.unreadable_log_file").collect();
+    assert_eq!(quarantined.len(), 2, "{alerts:#?}");
+    assert_eq!(metrics.objects_quarantined.load(Ordering::Relaxed), 2);
+    assert_eq!(stack.depth(&stack.queue_url).await, 0, "quarantined objects are acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_notifications_page_once_per_finding() {
+    let Some(endpoint) = endpoint() else { return };
+    let stack = stack(&endpoint, 30, 3).await;
+    let bucket = quiet_bucket(&stack).await;
+    let key = log_key("twice");
+    put_in(&stack, &bucket, &key, object(&[SSE_C, SSH])).await;
+    let native = json!({"s3Bucket": bucket, "s3ObjectKey": [key]}).to_string();
+    for _ in 0..3 {
+        stack.send(&native).await;
+    }
+    // The same events in another object: the same finding ids.
+    let copy = log_key("copy");
+    put_in(&stack, &bucket, &copy, object(&[SSE_C, SSH])).await;
+    stack.send(&json!({"s3Bucket": bucket, "s3ObjectKey": [copy]}).to_string()).await;
+    let (worker, metrics) = stack.worker(|_| {}).await;
+    let alerts = run_to_alerts(&stack, &worker, 2).await;
+    assert_eq!(rules(&alerts), ["ec2.instance_connect_ssh", "s3.ssec_copy_overwrite"], "one alert per finding id");
+    assert!(metrics.alerts_suppressed.load(Ordering::Relaxed) >= 6);
+    assert_eq!(stack.depth(&stack.queue_url).await, 0);
+}

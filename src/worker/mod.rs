@@ -114,6 +114,9 @@ pub struct Worker {
     fetches: Arc<Semaphore>,
     /// Message id → receipt handle, for the messages in progress.
     in_flight: Mutex<HashMap<String, String>>,
+    /// Serializes check-dedup → publish → record, so concurrent messages naming the same events
+    /// page once.
+    publishing: tokio::sync::Mutex<()>,
     visibility: Duration,
     clock: fn() -> i64,
 }
@@ -155,6 +158,7 @@ impl Worker {
             store,
             metrics,
             in_flight: Mutex::default(),
+            publishing: tokio::sync::Mutex::new(()),
             visibility: Duration::from_secs(seconds.max(1)),
             clock,
         })
@@ -378,6 +382,7 @@ impl Worker {
         if alerts.is_empty() {
             return Ok(());
         }
+        let _turn = self.publishing.lock().await;
         let keys: Vec<String> = alerts.iter().map(|(key, _)| key.clone()).collect();
         let store = self.store;
         let known = tokio::task::spawn_blocking(move || store.get_many(Table::Dedup, &keys))
