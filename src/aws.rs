@@ -26,6 +26,8 @@ pub struct AwsOptions {
     pub endpoint_url: Option<String>,
     /// Region (else the default chain: `AWS_REGION`, profile …).
     pub region: Option<String>,
+    /// Endpoint URL for S3 alone (an S3-compatible store beside AWS's SQS and SNS).
+    pub s3_endpoint_url: Option<String>,
     /// Path-style S3 addressing (`http://host/bucket/key`), for S3-compatible stores.
     pub path_style: bool,
     /// Static credentials (tests against an emulator); else the default chain.
@@ -65,7 +67,11 @@ pub async fn clients(options: &AwsOptions) -> Clients {
         loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(key, secret, None, None, "static"));
     }
     let shared = loader.load().await;
-    let s3_config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(options.path_style).build();
+    let mut s3_config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(options.path_style);
+    if let Some(url) = &options.s3_endpoint_url {
+        s3_config = s3_config.endpoint_url(url);
+    }
+    let s3_config = s3_config.build();
     Clients {
         s3: aws_sdk_s3::Client::from_conf(s3_config),
         sqs: aws_sdk_sqs::Client::new(&shared),

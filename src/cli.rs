@@ -186,6 +186,9 @@ pub struct RunArgs {
     /// AWS_ENDPOINT_URL.
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
+    /// Endpoint URL for S3 only (an S3-compatible store), overriding --endpoint-url for S3.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint_url: Option<String>,
     /// AWS region (default: the SDK's chain, e.g. AWS_REGION).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,

@@ -113,6 +113,7 @@ struct RunSection {
     queue_url: Option<String>,
     topic_arn: Option<String>,
     endpoint_url: Option<String>,
+    s3_endpoint_url: Option<String>,
     region: Option<String>,
     path_style: Option<bool>,
     publish_severity: Option<String>,
@@ -267,6 +268,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         .ok_or_else(|| bad("--state", "", "no home folder to keep the state in; pass --state FILE"))?;
     let aws = crate::aws::AwsOptions {
         endpoint_url: args.endpoint_url.clone().or_else(|| section.endpoint_url.clone()),
+        s3_endpoint_url: args.s3_endpoint_url.clone().or_else(|| section.s3_endpoint_url.clone()),
         region: args.region.clone().or_else(|| section.region.clone()),
         path_style: args.path_style || section.path_style.unwrap_or(false),
         static_credentials: None,

@@ -52,6 +52,7 @@ fn unique(prefix: &str) -> String {
 
 /// One test's AWS resources.
 struct Stack {
+    endpoint: String,
     clients: Clients,
     bucket: String,
     queue_url: String,
@@ -77,14 +78,58 @@ async fn queue_arn(clients: &Clients, url: &str) -> String {
 }
 
 /// Bucket → queue notifications, a DLQ after `max_receives`, a topic with an alert queue.
-async fn stack(endpoint: &str, visibility_s: u32, max_receives: u32) -> Stack {
-    let options = AwsOptions {
+fn options(endpoint: &str) -> AwsOptions {
+    AwsOptions {
         endpoint_url: Some(endpoint.to_owned()),
+        s3_endpoint_url: None,
         region: Some("us-east-1".into()),
         path_style: true,
         static_credentials: Some(("testing".into(), "testing".into())),
-    };
-    let clients = clients(&options).await;
+    }
+}
+
+/// A loopback proxy to `endpoint` that holds every chunk the client sends for `delay`: each
+/// request takes at least that long, however fast the machine. Returns its URL.
+async fn slow_proxy(endpoint: &str, delay: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = endpoint.trim_start_matches("http://").to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else { return };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let upstream = async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n) = client_read.read(&mut buffer).await {
+                        if n == 0
+                            || {
+                                tokio::time::sleep(delay).await;
+                                false
+                            }
+                            || server_write.write_all(&buffer[..n]).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    let _ = server_write.shutdown().await;
+                };
+                let downstream = async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                    let _ = client_write.shutdown().await;
+                };
+                tokio::join!(upstream, downstream);
+            });
+        }
+    });
+    url
+}
+
+async fn stack(endpoint: &str, visibility_s: u32, max_receives: u32) -> Stack {
+    let clients = clients(&options(endpoint)).await;
     let bucket = unique("trail");
     clients.s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
     let dlq_url = queue(&clients, &unique("dlq"), &[]).await;
@@ -134,7 +179,17 @@ async fn stack(endpoint: &str, visibility_s: u32, max_receives: u32) -> Stack {
     // The configuration's s3:TestEvent lands first; the worker acknowledges it.
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.db");
-    Stack { clients, bucket, queue_url, dlq_url, topic_arn, alerts_url, _dir: dir, state }
+    Stack {
+        endpoint: endpoint.to_owned(),
+        clients,
+        bucket,
+        queue_url,
+        dlq_url,
+        topic_arn,
+        alerts_url,
+        _dir: dir,
+        state,
+    }
 }
 
 /// A gzip CloudTrail object made of fixture files' records.
@@ -176,15 +231,24 @@ impl Stack {
     }
 
     async fn worker(&self, configure: impl FnOnce(&mut WorkerConfig)) -> (Worker, Arc<Metrics>) {
+        self.worker_with(self.clients.clone(), configure).await
+    }
+
+    /// A worker whose S3 requests go through `s3_endpoint` (a slow proxy, say).
+    async fn worker_via(&self, s3_endpoint: &str, configure: impl FnOnce(&mut WorkerConfig)) -> (Worker, Arc<Metrics>) {
+        let endpoint = options(&self.endpoint);
+        let options = AwsOptions { s3_endpoint_url: Some(s3_endpoint.to_owned()), ..endpoint };
+        self.worker_with(clients(&options).await, configure).await
+    }
+
+    async fn worker_with(&self, clients: Clients, configure: impl FnOnce(&mut WorkerConfig)) -> (Worker, Arc<Metrics>) {
         let mut config = WorkerConfig::new(&self.queue_url, &self.topic_arn);
         config.wait_seconds = 1;
         configure(&mut config);
         let store: &'static SqliteStore = Box::leak(Box::new(SqliteStore::open(&self.state).expect("state")));
         let metrics = Arc::new(Metrics::default());
         let engine = Engine::new(Settings::default(), Mode::Live);
-        let worker = Worker::new(self.clients.clone(), config, engine, store, metrics.clone(), now_millis)
-            .await
-            .expect("worker");
+        let worker = Worker::new(clients, config, engine, store, metrics.clone(), now_millis).await.expect("worker");
         (worker, metrics)
     }
 
@@ -317,7 +381,8 @@ async fn every_notification_envelope_is_understood() {
     let Some(endpoint) = endpoint() else { return };
     let stack = stack(&endpoint, 30, 3).await;
     let bucket = quiet_bucket(&stack).await;
-    let keys = [log_key("with space+plus ü"), log_key("sns"), log_key("native-1"), log_key("native-2"), log_key("bridge")];
+    let keys =
+        [log_key("with space+plus ü"), log_key("sns"), log_key("native-1"), log_key("native-2"), log_key("bridge")];
     let fixtures = [
         SSE_C,
         SSH,
@@ -359,7 +424,13 @@ async fn every_notification_envelope_is_understood() {
     let alerts = run_to_alerts(&stack, &worker, 5).await;
     assert_eq!(
         rules(&alerts),
-        ["ec2.instance_connect_ssh", "ec2.serial_console_enabled", "ecs.execute_command", "s3.ssec_copy_overwrite", "ssm.port_forward_remote_admin"]
+        [
+            "ec2.instance_connect_ssh",
+            "ec2.serial_console_enabled",
+            "ecs.execute_command",
+            "s3.ssec_copy_overwrite",
+            "ssm.port_forward_remote_admin"
+        ]
     );
     assert_eq!(metrics.objects_inspected.load(Ordering::Relaxed), 5);
     assert_eq!(stack.depth(&stack.queue_url).await, 0);
@@ -429,4 +500,198 @@ async fn duplicate_notifications_page_once_per_finding() {
     assert_eq!(rules(&alerts), ["ec2.instance_connect_ssh", "s3.ssec_copy_overwrite"], "one alert per finding id");
     assert!(metrics.alerts_suppressed.load(Ordering::Relaxed) >= 6);
     assert_eq!(stack.depth(&stack.queue_url).await, 0);
+}
+
+/// A gzip log of `records` benign events (no findings): decoding it takes a while.
+fn benign_object(tag: usize, records: usize) -> Vec<u8> {
+    let records: Vec<Value> = (0..records)
+        .map(|i| {
+            json!({"eventVersion": "1.10", "eventTime": "2026-11-01T10:00:00Z", "eventSource": "ec2.amazonaws.com",
+                "eventName": "DescribeInstances", "awsRegion": "us-east-1", "sourceIPAddress": "10.0.0.1",
+                "userAgent": "aws-cli/2.15.30", "eventID": format!("benign-{tag}-{i}"), "eventType": "AwsApiCall",
+                "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/ops/alice",
+                    "accessKeyId": "ASIAEXAMPLE", "accountId": "111122223333"},
+                "requestParameters": {"instancesSet": {}, "filterSet": {"items": [{"name": "tag:team", "valueSet": {"items": [{"value": "payments"}]}}]}},
+                "responseElements": null, "recipientAccountId": "111122223333"})
+        })
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(json!({ "Records": records }).to_string().as_bytes()).expect("gzip");
+    gz.finish().expect("gzip")
+}
+
+/// Uploads `n` logs to a quiet bucket and returns a CloudTrail-native notification naming them
+/// all: with one fetch at a time, a message that takes seconds.
+async fn slow_message(stack: &Stack, n: usize) -> String {
+    let bucket = quiet_bucket(stack).await;
+    let mut keys = Vec::new();
+    for i in 0..n {
+        let key = log_key(&format!("slow-{i:04}"));
+        put_in(stack, &bucket, &key, benign_object(i, 200)).await;
+        keys.push(key);
+    }
+    json!({"s3Bucket": bucket, "s3ObjectKey": keys}).to_string()
+}
+
+/// Two workers share a queue with a 1 s visibility timeout; one message takes several times
+/// longer (the first worker reaches moto through a slow proxy). Returns the objects inspected by
+/// both and the number named.
+async fn two_workers_on_a_slow_message(heartbeat: bool) -> Option<(u64, usize)> {
+    let endpoint = endpoint()?;
+    let stack = stack(&endpoint, 1, 5).await;
+    let objects = 40;
+    let message = slow_message(&stack, objects).await;
+    let configure = |config: &mut WorkerConfig| {
+        config.heartbeat = heartbeat;
+        config.fetch_concurrency = 1;
+    };
+    // 100 ms per S3 request, one object at a time: the message takes at least 4 s.
+    let slow = slow_proxy(&endpoint, Duration::from_millis(100)).await;
+    let (first, first_metrics) = stack.worker_via(&slow, configure).await;
+    let (second, second_metrics) = stack.worker(configure).await;
+    stack.send(&message).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let watch = async {
+        let start = Instant::now();
+        while stack.depth(&stack.queue_url).await > 0 && start.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!("queue empty after {:?}", start.elapsed());
+        let _ = stop.send(true);
+    };
+    // The second worker starts once the first has the message (it is the slow one).
+    let second_run = async {
+        let start = Instant::now();
+        while first_metrics.objects_inspected.load(Ordering::Relaxed) == 0 && start.elapsed() < Duration::from_secs(30)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        second.run(until_stopped(stopped.clone())).await;
+    };
+    tokio::join!(first.run(until_stopped(stopped.clone())), second_run, watch);
+    let inspected = first_metrics.objects_inspected.load(Ordering::Relaxed)
+        + second_metrics.objects_inspected.load(Ordering::Relaxed);
+    eprintln!(
+        "heartbeat {heartbeat}: {inspected} objects inspected, receives {} + {}",
+        first_metrics.messages_received.load(Ordering::Relaxed),
+        second_metrics.messages_received.load(Ordering::Relaxed)
+    );
+    Some((inspected, objects))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_heartbeat_keeps_a_slow_message_from_being_redelivered() {
+    let Some((inspected, objects)) = two_workers_on_a_slow_message(true).await else { return };
+    assert_eq!(inspected, objects as u64, "one worker did the message, once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_heartbeat_the_test_sees_the_redelivery() {
+    // The control: proves the heartbeat test could see a duplicate.
+    let Some((inspected, objects)) = two_workers_on_a_slow_message(false).await else { return };
+    assert!(inspected > objects as u64, "the message ran out of visibility and was done twice: {inspected}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_work_in_flight_exits_in_time_and_releases_the_message() {
+    let Some(endpoint) = endpoint() else { return };
+    let stack = stack(&endpoint, 120, 5).await;
+    let message = slow_message(&stack, 40).await;
+    stack.send(&message).await;
+    // Every S3 request takes 100 ms: the message is in progress for seconds.
+    let slow = slow_proxy(&endpoint, Duration::from_millis(100)).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_trailhound"))
+        .args(["run", "--queue-url", &stack.queue_url, "--topic-arn", &stack.topic_arn])
+        .args([
+            "--endpoint-url",
+            &endpoint,
+            "--s3-endpoint-url",
+            &slow,
+            "--region",
+            "us-east-1",
+            "--path-style",
+            "--concurrency",
+            "1",
+        ])
+        .args(["--grace", "0", "--metrics-addr", &metrics_addr, "--log-format", "json"])
+        .arg("--state")
+        .arg(&stack.state)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("TRAILHOUND_CONFIG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut child = KillOnDrop(child);
+    // Wait until the slow message is in progress.
+    let start = Instant::now();
+    loop {
+        let body = http_get(&metrics_addr, "/metrics").await.unwrap_or_default();
+        if metric(&body, "trailhound_in_flight") == 1 && metric(&body, "trailhound_objects_inspected_total") >= 1 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the worker never took the message: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(http_get(&metrics_addr, "/healthz").await.as_deref(), Some("ok\n"));
+    let signalled = Instant::now();
+    let status = std::process::Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let exit = loop {
+        if let Some(exit) = child.0.try_wait().expect("wait") {
+            break exit;
+        }
+        assert!(signalled.elapsed() < Duration::from_secs(10), "no exit within the grace period");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(exit.code(), Some(0));
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.0.stderr.take().expect("stderr"), &mut logs).expect("logs");
+    assert!(logs.contains("released unfinished message"), "{logs}");
+    // Visible again at once, although the queue's visibility timeout is two minutes.
+    let again = stack
+        .clients
+        .sqs
+        .receive_message()
+        .queue_url(&stack.queue_url)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .expect("receive");
+    let bodies: Vec<&str> = again.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies, [message.as_str()], "the unfinished message is back, unchanged");
+}
+
+/// Kills the child if the test fails before it exits.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A metric's value in Prometheus text (0 when absent).
+fn metric(text: &str, name: &str) -> i64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A GET over a plain TCP connection; the body, or `None` when nothing answers.
+async fn http_get(addr: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\n\r\n").as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
 }

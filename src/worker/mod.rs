@@ -348,16 +348,6 @@ impl Worker {
 
     fn add_inspected(&self, batch: &mut Batch, inspected: Inspected) {
         let totals = &inspected.totals;
-        Metrics::add(&self.metrics.objects_inspected, 1);
-        Metrics::add(&self.metrics.bytes_stored, totals.stored_bytes);
-        Metrics::add(&self.metrics.bytes_json, totals.json_bytes);
-        Metrics::add(&self.metrics.events, totals.events);
-        if let Some(latest) = totals.latest_event_time {
-            self.metrics.newest_event_time.fetch_max(latest, Ordering::Relaxed);
-        }
-        if inspected.report.damage.is_some() {
-            Metrics::add(&self.metrics.objects_quarantined, 1);
-        }
         batch.latest = batch.latest.max(totals.latest_event_time);
         batch.findings.extend(inspected.findings);
         batch.observations.extend(inspected.observations);
@@ -514,7 +504,23 @@ impl FetchContext {
             let _ = sender.send(inspected);
         });
         let inspected = receiver.await.map_err(|_| Leave::Transient("decode task ended".into()))?;
+        self.count(&inspected);
         Ok(Fetched::Inspected(Box::new(inspected)))
+    }
+
+    /// Counts an inspected object as soon as it is done (not when its whole message is).
+    fn count(&self, inspected: &Inspected) {
+        let totals = &inspected.totals;
+        Metrics::add(&self.metrics.objects_inspected, 1);
+        Metrics::add(&self.metrics.bytes_stored, totals.stored_bytes);
+        Metrics::add(&self.metrics.bytes_json, totals.json_bytes);
+        Metrics::add(&self.metrics.events, totals.events);
+        if let Some(latest) = totals.latest_event_time {
+            self.metrics.newest_event_time.fetch_max(latest, Ordering::Relaxed);
+        }
+        if inspected.report.damage.is_some() {
+            Metrics::add(&self.metrics.objects_quarantined, 1);
+        }
     }
 
     /// The object's bytes; `Ok(Err(reason))` when it is permanently unreadable.
