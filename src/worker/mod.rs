@@ -18,7 +18,8 @@
 //! message from paging twice; a finding that grew (an update with more objects) is new. On
 //! shutdown the loop stops receiving, lets the batch in progress finish within the grace period,
 //! and makes whatever is unfinished visible again at once. Memory is bounded by one batch: at
-//! most 10 messages, each with its objects.
+//! most 10 messages, each with its objects. Bucket names, keys and error texts are escaped
+//! ([`clean`]) before they reach a log line.
 
 pub mod metrics;
 
@@ -39,7 +40,7 @@ use crate::alert::{self, Alert};
 use crate::aws::Clients;
 use crate::decode::{Decoder, Limits};
 use crate::detect::rules::unreadable_log_file;
-use crate::detect::{Engine, Finding, Mode, Severity};
+use crate::detect::{clean, Engine, Finding, Mode, Severity};
 use crate::notify::{self, Notification, ObjectRef, Target};
 use crate::scan::{inspect_object, Inspected, Window};
 use crate::state::persist::Session;
@@ -261,13 +262,13 @@ impl Worker {
             },
             Err(Leave::Poison(reason)) => {
                 self.metrics.error("poison_message");
-                warn!(message_id = %id, %reason, "not a notification; left for the dead-letter queue");
+                warn!(message_id = %id, reason = %clean(&reason), "not a notification; left for the dead-letter queue");
             }
             Err(Leave::Transient(reason)) => {
                 self.metrics.error("transient");
                 let count = receive_count(&message);
                 let pause = backoff(count);
-                warn!(message_id = %id, %reason, retry_in_s = pause.as_secs(), "will retry");
+                warn!(message_id = %id, reason = %clean(&reason), retry_in_s = pause.as_secs(), "will retry");
                 let _ = self.set_visibility(&receipt, pause).await;
             }
         }
@@ -308,7 +309,7 @@ impl Worker {
                 }
                 Target::Skip(object, reason) => {
                     Metrics::add(&self.metrics.objects_skipped, 1);
-                    debug!(bucket = %object.bucket, key = %object.key, reason, "skipped");
+                    debug!(bucket = %clean(&object.bucket), key = %clean(&object.key), reason, "skipped");
                 }
                 Target::Unreadable { bucket, raw_key, reason } => {
                     let origin = format!("s3://{bucket}/{raw_key}");
@@ -356,7 +357,7 @@ impl Worker {
 
     fn quarantined(&self, origin: &str, reason: &str) {
         Metrics::add(&self.metrics.objects_quarantined, 1);
-        warn!(object = %origin, %reason, "object quarantined");
+        warn!(object = %clean(origin), reason = %clean(reason), "object quarantined");
     }
 
     /// Publishes the findings at or above the threshold that the dedup record does not have.
@@ -489,7 +490,7 @@ impl FetchContext {
                 Ok(bytes) => bytes,
                 Err(reason) => {
                     Metrics::add(&self.metrics.objects_quarantined, 1);
-                    warn!(object = %origin, %reason, "object quarantined");
+                    warn!(object = %clean(&origin), reason = %clean(&reason), "object quarantined");
                     return Ok(Fetched::Quarantined(Box::new(unreadable_log_file(&origin, &reason, 0, Mode::Live))));
                 }
             }
