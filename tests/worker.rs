@@ -265,11 +265,24 @@ impl Stack {
                 .max_number_of_messages(10)
                 .wait_time_seconds(1)
                 .message_attribute_names("All")
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
                 .send()
                 .await
                 .expect("receive alerts");
             for message in received.messages.unwrap_or_default() {
-                let body: Value = serde_json::from_str(message.body().unwrap_or("")).expect("alert is JSON");
+                let mut body: Value = serde_json::from_str(message.body().unwrap_or("")).expect("alert is JSON");
+                // The SNS message attributes, as the subscription delivered them.
+                let attributes: serde_json::Map<String, Value> = message
+                    .message_attributes()
+                    .into_iter()
+                    .flatten()
+                    .map(|(name, value)| (name.clone(), json!(value.string_value())))
+                    .collect();
+                body["__attributes"] = Value::Object(attributes);
+                let group = message
+                    .attributes()
+                    .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId));
+                body["__group"] = json!(group);
                 alerts.push(body);
                 let receipt = message.receipt_handle().unwrap_or_default();
                 self.clients.sqs.delete_message().queue_url(&self.alerts_url).receipt_handle(receipt).send().await.ok();
@@ -332,6 +345,11 @@ async fn an_uploaded_log_becomes_alerts_and_its_message_is_deleted() {
     assert_eq!(rules(&alerts), ["ec2.instance_connect_ssh", "s3.ssec_copy_overwrite"]);
     let sse_c = alerts.iter().find(|a| a["rule"] == "s3.ssec_copy_overwrite").expect("sse-c");
     assert_eq!(sse_c["mode"], "live");
+    let attributes = &sse_c["__attributes"];
+    assert_eq!(attributes["severity"], "critical");
+    assert_eq!(attributes["rule"], "s3.ssec_copy_overwrite");
+    assert_eq!(attributes["family"], "s3-ransomware");
+    assert_eq!(attributes["account"], "111122223333");
     assert_eq!(sse_c["severity"], "critical");
     assert!(sse_c["origin"].as_str().is_some_and(|o| o.starts_with(&format!("s3://{}/AWSLogs/", stack.bucket))));
     assert_eq!(stack.depth(&stack.queue_url).await, 0, "the notification (and the test event) were deleted");
@@ -694,4 +712,108 @@ async fn http_get(addr: &str, path: &str) -> Option<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;
     response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifo_topics_get_group_and_deduplication_ids() {
+    let Some(endpoint) = endpoint() else { return };
+    let mut stack = stack(&endpoint, 30, 3).await;
+    let topic = stack
+        .clients
+        .sns
+        .create_topic()
+        .name(format!("{}.fifo", unique("alerts")))
+        .attributes("FifoTopic", "true")
+        .send()
+        .await
+        .expect("fifo topic")
+        .topic_arn
+        .expect("arn");
+    let inbox =
+        queue(&stack.clients, &format!("{}.fifo", unique("inbox")), &[(QueueAttributeName::FifoQueue, "true".into())])
+            .await;
+    let inbox_arn = queue_arn(&stack.clients, &inbox).await;
+    stack
+        .clients
+        .sns
+        .subscribe()
+        .topic_arn(&topic)
+        .protocol("sqs")
+        .endpoint(inbox_arn)
+        .attributes("RawMessageDelivery", "true")
+        .send()
+        .await
+        .expect("subscribe");
+    stack.topic_arn = topic;
+    stack.alerts_url = inbox.clone();
+    stack.put(&log_key("fifo"), object(&[SSE_C, SSH])).await;
+    let (worker, _) = stack.worker(|_| {}).await;
+    let alerts = run_to_alerts(&stack, &worker, 2).await;
+    assert_eq!(rules(&alerts), ["ec2.instance_connect_ssh", "s3.ssec_copy_overwrite"]);
+    for alert in &alerts {
+        assert_eq!(alert["__group"], alert["rule"], "one FIFO group per rule");
+    }
+}
+
+/// A loopback HTTP server that answers every request with 503 (S3 "Slow Down"-like trouble).
+async fn failing_endpoint() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 64 * 1024];
+                while let Ok(n) = stream.read(&mut buffer).await {
+                    if n == 0 {
+                        break;
+                    }
+                    let body = "<Error><Code>ServiceUnavailable</Code><Message>try again</Message></Error>";
+                    let response = format!(
+                        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if stream.write_all(response.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_s3_errors_leave_the_message_for_a_later_retry() {
+    let Some(endpoint) = endpoint() else { return };
+    let stack = stack(&endpoint, 30, 5).await;
+    stack.put(&log_key("unlucky"), object(&[SSE_C])).await;
+    let failing = failing_endpoint().await;
+    let (worker, metrics) = stack.worker_via(&failing, |_| {}).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let watch = async {
+        let start = Instant::now();
+        while metrics
+            .render(now_millis())
+            .lines()
+            .all(|l| !l.starts_with("trailhound_errors_total{kind=\"transient\"}"))
+            && start.elapsed() < Duration::from_secs(60)
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = stop.send(());
+    };
+    tokio::join!(
+        run_until(&worker, async {
+            let _ = stopped.await;
+        }),
+        watch
+    );
+    assert!(metrics.render(now_millis()).contains("trailhound_errors_total{kind=\"transient\"} 1"));
+    assert_eq!(stack.depth(&stack.queue_url).await, 1, "the message is kept, not deleted");
+    assert!(stack.alerts_until(Duration::from_secs(1), |_| false).await.is_empty());
+    // S3 recovers: the retry (here a fresh worker once the backoff has passed) does the work.
+    let (healthy, _) = stack.worker(|_| {}).await;
+    let alerts = run_to_alerts(&stack, &healthy, 1).await;
+    assert_eq!(rules(&alerts), ["s3.ssec_copy_overwrite"]);
 }
