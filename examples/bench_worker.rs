@@ -151,6 +151,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("TRAILHOUND_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    }
     let args: Vec<String> = std::env::args().collect();
     let endpoint = args.get(1).cloned().unwrap_or_else(|| "http://127.0.0.1:5000".into());
     let objects: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200);
@@ -202,22 +205,20 @@ async fn main() {
     let metrics = Arc::new(Metrics::default());
     let worker = start_worker(metrics.clone()).await;
     let (stop, running) = spawn(worker);
+    // Alerts are collected while the objects are uploaded, so arrival times are real.
+    let collector = {
+        let (clients, inbox) = (clients.clone(), inbox.clone());
+        tokio::spawn(async move { collect(&clients, &inbox, objects, Duration::from_secs(600)).await })
+    };
     let mut uploaded = HashMap::new();
     let upload_start = Instant::now();
     for (tag, body) in &bodies[..objects] {
-        clients
-            .s3
-            .put_object()
-            .bucket(&bucket)
-            .key(key(tag))
-            .body(ByteStream::from(body.clone()))
-            .send()
-            .await
-            .expect("put");
+        let put = clients.s3.put_object().bucket(&bucket).key(key(tag)).body(ByteStream::from(body.clone()));
+        put.send().await.expect("put");
         uploaded.insert(format!("planted-{tag}"), Instant::now());
     }
     let upload_secs = upload_start.elapsed().as_secs_f64();
-    let arrivals = collect(&clients, &inbox, objects, Duration::from_secs(600)).await;
+    let arrivals = collector.await.unwrap_or_default();
     let mut latencies: Vec<f64> = arrivals
         .iter()
         .filter_map(|(id, at)| uploaded.get(id).map(|up| at.saturating_duration_since(*up).as_secs_f64() * 1e3))

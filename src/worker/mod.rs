@@ -17,7 +17,8 @@
 //! dedup record (`dedup/<finding id>:<count>` in the state store, kept 24 h) stops a redelivered
 //! message from paging twice; a finding that grew (an update with more objects) is new. On
 //! shutdown the loop stops receiving, lets the batch in progress finish within the grace period,
-//! and makes whatever is unfinished visible again at once. Memory is bounded by one batch: at
+//! and makes whatever is unfinished visible again at once (a long poll in progress is allowed to
+//! return within the grace period, and what it brought is released too). Memory is bounded by one batch: at
 //! most 10 messages, each with its objects. Bucket names, keys and error texts are escaped
 //! ([`clean`]) before they reach a log line.
 
@@ -171,9 +172,16 @@ impl Worker {
         info!(queue = %self.config.queue_url, visibility_s = self.visibility.as_secs(), "worker started");
         let mut failures = 0u32;
         loop {
+            let mut receive = pin!(self.receive());
             let received = tokio::select! {
-                _ = &mut shutdown => break,
-                received = self.receive() => received,
+                _ = &mut shutdown => {
+                    // A long poll in flight may still hand out messages (the server does not see
+                    // the client leave): let it finish within the grace period, then release
+                    // what it brought, so nothing waits out a visibility timeout.
+                    let _ = tokio::time::timeout(self.config.grace, &mut receive).await;
+                    break;
+                }
+                received = &mut receive => received,
             };
             let messages = match received {
                 Ok(messages) => {
@@ -318,6 +326,7 @@ impl Worker {
                 }
             }
         }
+        let started = std::time::Instant::now();
         let mut results = Vec::new();
         while let Some(joined) = fetches.join_next().await {
             results.push(joined.map_err(|e| Leave::Transient(format!("fetch task failed: {e}")))?);
@@ -329,12 +338,21 @@ impl Worker {
                 Fetched::Quarantined(finding) => batch.findings.push(*finding),
             }
         }
+        let fetched = started.elapsed();
         let session = self.session.clone();
         let findings = tokio::task::spawn_blocking(move || lock(&session).advance(batch))
             .await
             .map_err(|e| Leave::Transient(format!("state task failed: {e}")))?
             .map_err(|e| Leave::Transient(format!("state: {e}")))?;
-        self.publish(findings).await.map_err(Leave::Transient)
+        let advanced = started.elapsed();
+        self.publish(findings).await.map_err(Leave::Transient)?;
+        debug!(
+            fetch_ms = fetched.as_millis() as u64,
+            state_ms = (advanced - fetched).as_millis() as u64,
+            publish_ms = (started.elapsed() - advanced).as_millis() as u64,
+            "message processed"
+        );
+        Ok(())
     }
 
     fn fetch_context(&self) -> FetchContext {
