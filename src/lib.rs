@@ -20,6 +20,10 @@
 //! - [`scan`]: the parallel pipeline over local files (rayon, per-thread buffers, time-ordered
 //!   batches) and the run summary; `scan` and `replay` share it.
 //! - [`filter`]: `replay --events --where` filters and secret redaction of printed events.
+//! - [`layout`]: the CloudTrail key layout, to list a trail bucket no more than a window needs.
+//!   Pure CPU.
+//! - [`notify`] and [`alert`]: SQS bodies → objects, findings → SNS alerts. Pure CPU.
+//! - [`aws`] and [`worker`]: the SDK clients and `trailhound run`.
 //! - [`output`]: findings as JSON lines or a terminal table.
 //! - [`synth`]: the seeded synthetic corpus generator used by benches and tests.
 //! - [`config`]: CLI flags and the TOML file validated into one configuration before any work.
@@ -35,6 +39,7 @@ pub mod decode;
 pub mod detect;
 pub mod event;
 pub mod filter;
+pub mod layout;
 pub mod notify;
 pub mod output;
 pub mod scan;

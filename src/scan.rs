@@ -362,7 +362,7 @@ pub struct Inspected {
 }
 
 /// Decodes one object and runs the engine over the events inside `window`: the unit of work
-/// shared by every source (local files now, S3 objects later).
+/// shared by every source: local files (`scan`, `replay`) and S3 objects (the worker).
 pub fn inspect_object(
     decoder: &mut Decoder,
     object: &[u8],

@@ -187,7 +187,7 @@ pub enum StateError {
     },
 }
 
-/// The storage interface shared by the file database, memory and (later) DynamoDB.
+/// The storage interface shared by the file database and memory (and, to come, DynamoDB).
 pub trait StateStore: Send + Sync {
     /// The items at `keys`, in the same order (`None` where absent).
     fn get_many(&self, table: Table, keys: &[String]) -> Result<Vec<Option<Item>>, StateError>;
