@@ -77,6 +77,12 @@ async fn queue_arn(clients: &Clients, url: &str) -> String {
     attributes.expect("attributes").attributes.expect("map")[&QueueAttributeName::QueueArn].clone()
 }
 
+/// Subscribes a queue to a topic with raw delivery (the alert JSON as the message body).
+async fn subscribe(clients: &Clients, topic_arn: &str, queue_arn: String) {
+    let subscription = clients.sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(queue_arn);
+    subscription.attributes("RawMessageDelivery", "true").send().await.expect("subscribe");
+}
+
 /// Bucket → queue notifications, a DLQ after `max_receives`, a topic with an alert queue.
 fn options(endpoint: &str) -> AwsOptions {
     AwsOptions {
@@ -166,16 +172,7 @@ async fn stack(endpoint: &str, visibility_s: u32, max_receives: u32) -> Stack {
         clients.sns.create_topic().name(unique("alerts")).send().await.expect("topic").topic_arn.expect("arn");
     let alerts_url = queue(&clients, &unique("alert-inbox"), &[]).await;
     let alerts_arn = queue_arn(&clients, &alerts_url).await;
-    clients
-        .sns
-        .subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(alerts_arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .expect("subscribe");
+    subscribe(&clients, &topic_arn, alerts_arn).await;
     // The configuration's s3:TestEvent lands first; the worker acknowledges it.
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.db");
@@ -733,17 +730,7 @@ async fn fifo_topics_get_group_and_deduplication_ids() {
         queue(&stack.clients, &format!("{}.fifo", unique("inbox")), &[(QueueAttributeName::FifoQueue, "true".into())])
             .await;
     let inbox_arn = queue_arn(&stack.clients, &inbox).await;
-    stack
-        .clients
-        .sns
-        .subscribe()
-        .topic_arn(&topic)
-        .protocol("sqs")
-        .endpoint(inbox_arn)
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .expect("subscribe");
+    subscribe(&stack.clients, &topic, inbox_arn).await;
     stack.topic_arn = topic;
     stack.alerts_url = inbox.clone();
     stack.put(&log_key("fifo"), object(&[SSE_C, SSH])).await;
