@@ -24,7 +24,7 @@ pub struct Alert {
     pub subject: String,
     /// The finding JSON, at most [`MAX_MESSAGE_BYTES`].
     pub message: String,
-    /// `severity`, `rule`, `family`, `account` (String attributes).
+    /// `severity`, `rule`, `family`, `account`, `mode` (String attributes).
     pub attributes: Vec<(&'static str, String)>,
     /// FIFO message group (the rule).
     pub group_id: String,
@@ -41,6 +41,7 @@ pub fn render(finding: &Finding) -> Alert {
             ("rule", finding.rule.to_owned()),
             ("family", finding.family.as_str().to_owned()),
             ("account", finding.account.clone().filter(|a| !a.is_empty()).unwrap_or_else(|| "unknown".into())),
+            ("mode", finding.mode.as_str().to_owned()),
         ],
         group_id: finding.rule.to_owned(),
     }

@@ -6,8 +6,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Cli, Command, LogFormatArg, ReplayArgs, RulesArgs, RunArgs, ScanArgs, StateArgs};
-use crate::config::{self, OutputConfig, ScanConfig};
+use crate::backfill::{self, Processing, Resume, RunStats, Selection};
+use crate::cli::{BackfillArgs, Cli, Command, LogFormatArg, ReplayArgs, RulesArgs, RunArgs, ScanArgs, StateArgs};
+use crate::config::{self, OutputConfig, RemoteConfig, ScanConfig};
+use crate::progress::Progress;
 use crate::detect::{rules, Engine, Finding, Mode, Severity};
 use crate::output;
 use crate::scan::{self, ScanPlan, ScanResult};
@@ -26,6 +28,7 @@ pub fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Scan(args) => run_scan(&args),
         Command::Replay(args) => run_replay(&args),
+        Command::Backfill(args) => run_backfill(&args),
         Command::Run(args) => run_worker(&args),
         Command::Rules(args) => run_rules(&args),
         Command::State(args) => run_state(&args),
@@ -70,31 +73,136 @@ fn run_replay(args: &ReplayArgs) -> Result<u8> {
         ..ScanPlan::new(config.paths.clone())
     };
     let settings = config.settings.clone();
+    let go = |session: Session<'_>| match &replay.remote {
+        Some(remote) => run_remote(config, remote, &plan, session, Mode::Replay, None),
+        None => run_pipeline(config, &plan, session, Mode::Replay),
+    };
     // Without --update-state the file is opened read-only and what the replay learns stays in
     // memory; without a file the replay starts from nothing.
     match config.state.as_deref() {
         Some(path) if replay.update_state => {
             let file = open_state(path)?;
-            let session = Session::open(&file, settings).context("cannot load the state")?;
-            run_pipeline(config, &plan, session, Mode::Replay)
+            go(Session::open(&file, settings).context("cannot load the state")?)
         }
         Some(path) if path.exists() => {
             let file = SqliteStore::open_read_only(path)
                 .with_context(|| format!("cannot read state file `{}`", path.display()))?;
-            let session = Session::read_only(&file, settings).context("cannot load the state")?;
-            run_pipeline(config, &plan, session, Mode::Replay)
+            go(Session::read_only(&file, settings).context("cannot load the state")?)
         }
-        _ => run_pipeline(config, &plan, Session::in_memory(settings), Mode::Replay),
+        _ => go(Session::in_memory(settings)),
     }
+}
+
+fn run_backfill(args: &BackfillArgs) -> Result<u8> {
+    let backfill = config::backfill_config(args, now_millis())?;
+    let config = &backfill.scan;
+    let path = config.state.as_deref().context("no state file")?;
+    let store = open_state(path)?;
+    let mut resume = Resume::load(&store, "backfill", &backfill.arguments).context("cannot read the checkpoint")?;
+    if backfill.restart {
+        resume.from = None;
+    }
+    if let Some(from) = &resume.from {
+        eprintln!(
+            "resuming: {} objects were done by an earlier run of this command, up to {} (--restart starts over)",
+            from.objects, from.after.object
+        );
+    }
+    if let Some(queue_url) = &backfill.enqueue {
+        let runtime = io_runtime()?;
+        let clients = runtime.block_on(crate::aws::clients(&backfill.remote.aws));
+        let selection = selection(&backfill.remote, config.since, config.until);
+        let mut progress = Progress::new(backfill.remote.progress, selection.since, selection.until);
+        let stats = backfill::enqueue(&runtime, &clients, &selection, queue_url, Some((&store, &resume)), &mut progress)?;
+        eprintln!(
+            "enqueued {} objects in {} messages to {queue_url}; {}",
+            stats.selected - stats.resumed_past,
+            stats.messages,
+            listing_summary(&stats)
+        );
+        return Ok(EXIT_OK);
+    }
+    let plan = ScanPlan { since: config.since, until: config.until, limits: config.limits, ..ScanPlan::new(Vec::new()) };
+    let session = Session::open(&store, config.settings.clone()).context("cannot load the state")?;
+    run_remote(config, &backfill.remote, &plan, session, Mode::Backfill, Some(&resume))
+}
+
+/// The I/O runtime of the S3 commands (decoding stays on the rayon pool).
+fn io_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")
+}
+
+fn selection(remote: &RemoteConfig, since: Option<i64>, until: Option<i64>) -> Selection {
+    Selection {
+        locations: remote.locations.clone(),
+        filters: remote.filters.clone(),
+        since: since.unwrap_or(0),
+        until: until.unwrap_or_else(now_millis),
+        slack: remote.slack,
+    }
+}
+
+fn listing_summary(stats: &RunStats) -> String {
+    format!(
+        "listed {} log objects with {} ListObjectsV2 requests, {} in the window, {} done before",
+        stats.listed, stats.list_requests, stats.selected, stats.resumed_past
+    )
+}
+
+/// The body of `backfill` and `replay s3://…`: the S3 pipeline, then output like `scan`.
+fn run_remote(
+    config: &ScanConfig,
+    remote: &RemoteConfig,
+    plan: &ScanPlan,
+    mut session: Session<'_>,
+    mode: Mode,
+    resume: Option<&Resume>,
+) -> Result<u8> {
+    let runtime = io_runtime()?;
+    let clients = runtime.block_on(crate::aws::clients(&remote.aws));
+    let pool = thread_pool(config.threads)?;
+    let engine = Engine::new(config.settings.clone(), mode);
+    let selection = selection(remote, plan.since, plan.until);
+    let mut progress = Progress::new(remote.progress, selection.since, selection.until);
+    let mut publish = |findings: &[Finding]| match &remote.publish {
+        Some((topic, at)) => runtime.block_on(crate::aws::publish_findings(&clients.sns, topic, *at, findings)),
+        None => Ok(0),
+    };
+    let processing =
+        Processing { runtime: &runtime, s3: &clients.s3, plan, engine: &engine, mode, concurrency: remote.concurrency };
+    let started = Instant::now();
+    let (result, stats) = pool.install(|| {
+        backfill::process(&selection, &processing, &mut session, resume, &mut progress, &mut publish)
+    })?;
+    session.close().context("cannot bound the state")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let shown: Vec<Finding> =
+        result.findings.iter().filter(|f| f.severity >= config.output.min_severity).cloned().collect();
+    write_output(&config.output, &shown, plan.events.as_ref().map(|_| result.events.as_slice()))?;
+    print_summary(&result, elapsed, pool.current_num_threads());
+    let mut remote_summary = listing_summary(&stats);
+    if let Some((topic, _)) = &remote.publish {
+        remote_summary.push_str(&format!("; published {} alerts to {topic}", stats.published));
+    }
+    eprintln!("{remote_summary}");
+    Ok(exit_status(&result.findings, config.output.fail_on))
+}
+
+fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(threads) = threads {
+        builder = builder.num_threads(threads);
+    }
+    builder.build().context("cannot start the worker threads")
 }
 
 /// The shared body of `scan` and `replay`: pool, engine, pipeline, output, summary, status.
 fn run_pipeline(config: &ScanConfig, plan: &ScanPlan, mut session: Session<'_>, mode: Mode) -> Result<u8> {
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(threads) = config.threads {
-        builder = builder.num_threads(threads);
-    }
-    let pool = builder.build().context("cannot start the worker threads")?;
+    let pool = thread_pool(config.threads)?;
     let engine = Engine::new(config.settings.clone(), mode);
     let started = Instant::now();
     let result = pool.install(|| scan::scan_with_state(plan, &engine, mode, &mut session));
@@ -116,11 +224,7 @@ fn run_worker(args: &RunArgs) -> Result<u8> {
         pool = pool.num_threads(threads);
     }
     pool.build_global().context("cannot start the decode threads")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the I/O runtime")?;
+    let runtime = io_runtime()?;
     // The state lives as long as the process.
     let store: &'static SqliteStore = Box::leak(Box::new(open_state(&config.state)?));
     runtime.block_on(async move {

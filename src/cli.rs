@@ -22,13 +22,21 @@ pub enum Command {
         after_help = "Examples:\n  trailhound scan testdata/\n  trailhound scan --since 7d --min-severity high logs/ | jq .\n  trailhound scan --fail-on high --format jsonl --output findings.jsonl AWSLogs/"
     )]
     Scan(ScanArgs),
-    /// Replay a time window of local files: learn baselines from a warm-up period before it,
+    /// Replay a time window of local files or of a trail bucket (s3://bucket/prefix): learn
+    /// baselines from a warm-up period before it,
     /// report the findings inside it, optionally print the matching raw events. Never changes the
     /// persistent state unless --update-state.
     #[command(
-        after_help = "Examples:\n  trailhound replay --since 2026-11-01T10:00:00Z --until 2026-11-01T14:00:00Z --warmup 30d AWSLogs/\n  trailhound replay --since 6h --until 1h --events --where accessKeyId=AKIAEXAMPLE --where eventName=CopyObject logs/"
+        after_help = "Examples:\n  trailhound replay --since 2026-11-01T10:00:00Z --until 2026-11-01T14:00:00Z --warmup 30d AWSLogs/\n  trailhound replay --since 2026-11-01T10:00:00Z --until 2026-11-01T14:00:00Z s3://trail-bucket/AWSLogs/ --account 111122223333\n  trailhound replay --since 6h --until 1h --events --where accessKeyId=AKIAEXAMPLE --where eventName=CopyObject logs/"
     )]
     Replay(ReplayArgs),
+    /// Read a window of a trail bucket from S3: warm the state (baselines) so the worker starts
+    /// warm, print findings, optionally publish them or hand the objects to the worker fleet.
+    /// Resumable: the same command run again skips what it finished.
+    #[command(
+        after_help = "Examples:\n  trailhound backfill s3://trail-bucket/AWSLogs/ --since 90d\n  trailhound backfill s3://trail-bucket --since 2026-09-01T00:00:00Z --account 111122223333 --region us-east-1\n  trailhound backfill s3://trail-bucket --since 30d --enqueue https://sqs.us-east-1.amazonaws.com/111122223333/trail"
+    )]
+    Backfill(BackfillArgs),
     /// Run the always-on worker: consume S3/CloudTrail notifications from SQS, fetch and inspect
     /// each log object, publish alerts to SNS.
     #[command(
@@ -95,9 +103,12 @@ pub struct ScanArgs {
 /// `trailhound replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Files or folders, searched recursively.
-    #[arg(required = true, value_name = "PATH")]
+    /// Files or folders (searched recursively), or s3://bucket[/prefix] locations (not both).
+    #[arg(required = true, value_name = "SOURCE")]
     pub paths: Vec<PathBuf>,
+    /// Options for s3:// sources.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     /// Output options.
     #[command(flatten)]
     pub output: OutputArgs,
@@ -129,6 +140,94 @@ pub struct ReplayArgs {
     /// Configuration file (TOML).
     #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+/// `trailhound backfill`.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Trail bucket locations: s3://bucket[/prefix], at or above AWSLogs/ or any level below.
+    #[arg(required = true, value_name = "S3_URL")]
+    pub sources: Vec<String>,
+    /// Output options.
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Options for reading S3.
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Window start: RFC 3339 or relative (90d).
+    #[arg(long, value_name = "TIME")]
+    pub since: String,
+    /// Window end: RFC 3339 or relative (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Send the selected object keys to this SQS queue (CloudTrail's notification format) for
+    /// the `trailhound run` fleet, instead of processing them here.
+    #[arg(long, value_name = "QUEUE_URL")]
+    pub enqueue: Option<String>,
+    /// Start over, ignoring the checkpoint of an earlier run of the same command.
+    #[arg(long)]
+    pub restart: bool,
+    /// State file to warm (default: the user's state file).
+    #[arg(long, value_name = "FILE", env = "TRAILHOUND_STATE")]
+    pub state: Option<PathBuf>,
+    /// Worker threads for decoding (default: every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Configuration file (TOML).
+    #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// How progress is shown on standard error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// A bar when standard error is a terminal, else nothing.
+    Auto,
+    /// A bar.
+    Bar,
+    /// A JSON object per line, every 2 s.
+    Jsonl,
+    /// Nothing.
+    Off,
+}
+
+/// Options for reading a trail bucket (`backfill`, `replay s3://…`).
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Only these accounts (repeat the flag).
+    #[arg(long = "account", value_name = "ID")]
+    pub accounts: Vec<String>,
+    /// Only these regions of the trail (repeat the flag); the AWS region is --aws-region.
+    #[arg(long = "region", value_name = "REGION")]
+    pub regions: Vec<String>,
+    /// Read objects whose names are this far outside the window (CloudTrail delivers late);
+    /// default 1h.
+    #[arg(long, value_name = "DURATION")]
+    pub slack: Option<String>,
+    /// Objects downloaded at once (default 16).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Publish findings to this SNS topic, tagged with the mode (backfill or replay).
+    #[arg(long, value_name = "TOPIC_ARN")]
+    pub publish: Option<String>,
+    /// Publish findings at or above this severity (default medium).
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    pub publish_severity: Option<SeverityArg>,
+    /// Progress on standard error.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: ProgressArg,
+    /// Endpoint URL for S3, SQS and SNS (S3-compatible stores, emulators).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Endpoint URL for S3 only.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint_url: Option<String>,
+    /// AWS region for the clients (default: the SDK's chain, e.g. AWS_REGION).
+    #[arg(long, value_name = "REGION")]
+    pub aws_region: Option<String>,
+    /// Path-style S3 addressing.
+    #[arg(long)]
+    pub path_style: bool,
 }
 
 /// `trailhound state`.

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{FormatArg, OutputArgs, ReplayArgs, RunArgs, ScanArgs, SeverityArg};
+use crate::cli::{BackfillArgs, FormatArg, OutputArgs, ProgressArg, RemoteArgs, ReplayArgs, RunArgs, ScanArgs, SeverityArg};
 use crate::decode::Limits;
 use crate::detect::net::Cidr;
 use crate::detect::{rules, RuleSettings, Settings, Severity};
@@ -200,6 +200,148 @@ pub struct ReplayConfig {
     pub events: Option<EventFilter>,
     /// Write the learned state back.
     pub update_state: bool,
+    /// The S3 side, when the sources are s3:// locations.
+    pub remote: Option<RemoteConfig>,
+}
+
+/// Reading a trail bucket (`backfill`, `replay s3://…`).
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    /// Locations.
+    pub locations: Vec<crate::layout::S3Location>,
+    /// Account and region filters.
+    pub filters: crate::layout::Filters,
+    /// Delivery slack (ms).
+    pub slack: Millis,
+    /// Objects downloaded at once.
+    pub concurrency: usize,
+    /// Topic and severity to publish at.
+    pub publish: Option<(String, Severity)>,
+    /// Progress display.
+    pub progress: crate::progress::Style,
+    /// AWS wiring.
+    pub aws: crate::aws::AwsOptions,
+}
+
+/// Everything `backfill` needs.
+#[derive(Debug, Clone)]
+pub struct BackfillConfig {
+    /// Output, window, settings, limits, threads and the state file (always set).
+    pub scan: ScanConfig,
+    /// The bucket side.
+    pub remote: RemoteConfig,
+    /// Queue to hand the objects to instead.
+    pub enqueue: Option<String>,
+    /// Ignore an earlier checkpoint.
+    pub restart: bool,
+    /// The command's own words, naming its checkpoint.
+    pub arguments: Vec<String>,
+}
+
+/// Validates the options for reading S3 `sources`.
+pub fn remote_config(args: &RemoteArgs, sources: &[&str]) -> Result<RemoteConfig, ConfigError> {
+    let locations = sources
+        .iter()
+        .map(|source| crate::layout::S3Location::parse(source).map_err(|e| bad("SOURCE", source, &e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for account in &args.accounts {
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("--account", account, "expected a 12-digit account id"));
+        }
+    }
+    let slack = match &args.slack {
+        Some(text) => parse_duration("--slack", text)?,
+        None => crate::backfill::DEFAULT_SLACK,
+    };
+    if args.concurrency == Some(0) {
+        return Err(bad("--concurrency", 0, "must be at least 1"));
+    }
+    let publish = match &args.publish {
+        Some(topic) if !topic.starts_with("arn:") => {
+            return Err(bad("--publish", topic, "not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"))
+        }
+        Some(topic) => Some((topic.clone(), args.publish_severity.map(severity).unwrap_or(Severity::Medium))),
+        None => None,
+    };
+    let progress = match args.progress {
+        ProgressArg::Auto if std::io::stderr().is_terminal() => crate::progress::Style::Bar,
+        ProgressArg::Auto | ProgressArg::Off => crate::progress::Style::Off,
+        ProgressArg::Bar => crate::progress::Style::Bar,
+        ProgressArg::Jsonl => crate::progress::Style::Jsonl,
+    };
+    Ok(RemoteConfig {
+        locations,
+        filters: crate::layout::Filters { accounts: args.accounts.clone(), regions: args.regions.clone() },
+        slack,
+        concurrency: args.concurrency.unwrap_or(16),
+        publish,
+        progress,
+        aws: crate::aws::AwsOptions {
+            endpoint_url: args.endpoint_url.clone(),
+            s3_endpoint_url: args.s3_endpoint_url.clone(),
+            region: args.aws_region.clone(),
+            path_style: args.path_style,
+            static_credentials: None,
+        },
+    })
+}
+
+/// Splits replay sources into local paths and s3:// locations; mixing them is refused.
+fn s3_sources(paths: &[PathBuf]) -> Result<Option<Vec<&str>>, ConfigError> {
+    let remote: Vec<&str> = paths.iter().filter_map(|p| p.to_str()).filter(|p| p.starts_with("s3://")).collect();
+    match remote.len() {
+        0 => Ok(None),
+        n if n == paths.len() => Ok(Some(remote)),
+        _ => Err(bad("SOURCE", remote[0], "s3:// locations and local paths cannot be mixed in one replay")),
+    }
+}
+
+/// Validates `backfill` flags and the configuration file.
+pub fn backfill_config(args: &BackfillArgs, now: Millis) -> Result<BackfillConfig, ConfigError> {
+    let file = match &args.config {
+        Some(path) => load_file(path)?,
+        None => FileConfig::default(),
+    };
+    let sources: Vec<&str> = args.sources.iter().map(String::as_str).collect();
+    let remote = remote_config(&args.remote, &sources)?;
+    let since = parse_time("--since", &args.since, now)?;
+    let until = match &args.until {
+        Some(text) => parse_time("--until", text, now)?,
+        None => now,
+    };
+    if since >= until {
+        return Err(bad("--until", args.until.as_deref().unwrap_or("now"), "must be later than --since"));
+    }
+    if args.threads == Some(0) {
+        return Err(bad("--threads", 0, "must be at least 1"));
+    }
+    if args.enqueue.is_some() && remote.publish.is_some() {
+        return Err(bad("--publish", "", "cannot be combined with --enqueue: the workers publish"));
+    }
+    let state = args
+        .state
+        .clone()
+        .or_else(default_state_path)
+        .ok_or_else(|| bad("--state", "", "no home folder to keep the state in; pass --state FILE"))?;
+    let output_is_terminal = args.output.output.is_none() && std::io::stdout().is_terminal();
+    let scan = ScanConfig {
+        paths: Vec::new(),
+        output: output_config(&args.output, output_is_terminal),
+        since: Some(since),
+        until: Some(until),
+        threads: args.threads,
+        settings: settings(&file)?,
+        limits: limits(&file)?,
+        state: Some(state),
+    };
+    let mut arguments: Vec<String> = args.sources.clone();
+    arguments.extend(["--since".into(), args.since.clone(), "--until".into(), args.until.clone().unwrap_or_default()]);
+    arguments.extend(args.remote.accounts.iter().map(|a| format!("--account={a}")));
+    arguments.extend(args.remote.regions.iter().map(|r| format!("--region={r}")));
+    if let Some(queue) = &args.enqueue {
+        arguments.push(format!("--enqueue={queue}"));
+    }
+    Ok(BackfillConfig { scan, remote, enqueue: args.enqueue.clone(), restart: args.restart, arguments })
 }
 
 /// Everything `run` needs.
@@ -328,7 +470,20 @@ pub fn replay_config(args: &ReplayArgs, now: Millis) -> Result<ReplayConfig, Con
         limits: limits(&file)?,
         state: args.state.clone().or_else(default_state_path),
     };
-    Ok(ReplayConfig { scan, report_since: since, events, update_state: args.update_state })
+    let remote = match s3_sources(&args.paths)? {
+        Some(sources) => Some(remote_config(&args.remote, &sources)?),
+        None => {
+            let remote = &args.remote;
+            if !remote.accounts.is_empty() || !remote.regions.is_empty() || remote.slack.is_some() {
+                return Err(bad("--account/--region/--slack", "", "apply to s3:// sources only"));
+            }
+            None
+        }
+    };
+    if remote.as_ref().is_none() && args.remote.publish.is_some() {
+        return Err(bad("--publish", "", "is supported for s3:// sources only"));
+    }
+    Ok(ReplayConfig { scan, report_since: since, events, update_state: args.update_state, remote })
 }
 
 /// Validates `scan` flags and the configuration file. `now` is the wall clock, used only to

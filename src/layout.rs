@@ -78,14 +78,7 @@ fn is_region(name: &str) -> bool {
 /// The `YYYY/MM/DD/` folders below a region prefix (ending in `/`) that can hold objects
 /// delivered in `[since - slack, until + slack)`.
 pub fn day_prefixes(region_prefix: &str, since: Millis, until: Millis, slack: Millis) -> Vec<String> {
-    let first = (since - slack).div_euclid(DAY);
-    let last = (until + slack - 1).div_euclid(DAY);
-    (first..=last)
-        .map(|day| {
-            let date = format_rfc3339(day * DAY);
-            format!("{region_prefix}{}/{}/{}/", &date[0..4], &date[5..7], &date[8..10])
-        })
-        .collect()
+    days(since, until, slack).into_iter().map(|(_, folder)| format!("{region_prefix}{folder}")).collect()
 }
 
 /// True when the delivery time in the object's name lies in `[since - slack, until + slack)`;
@@ -103,6 +96,117 @@ fn digits(time: Millis) -> u64 {
     let text = format_rfc3339(time);
     let kept: String = text.chars().filter(char::is_ascii_digit).take(12).collect();
     kept.parse().unwrap_or(0)
+}
+
+/// An S3 location: `s3://bucket[/prefix]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Location {
+    /// The bucket.
+    pub bucket: String,
+    /// The prefix: empty, or a folder ending in `/`.
+    pub prefix: String,
+}
+
+impl S3Location {
+    /// Parses `s3://bucket[/prefix]`; a prefix is taken as a folder (a `/` is added).
+    pub fn parse(text: &str) -> Result<S3Location, String> {
+        let rest = text.strip_prefix("s3://").ok_or_else(|| format!("`{text}` is not an s3://bucket[/prefix] URL"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let bucket_ok = (3..=63).contains(&bucket.len())
+            && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !bucket_ok {
+            return Err(format!("`{bucket}` is not an S3 bucket name (3–63 lowercase letters, digits, `-`, `.`)"));
+        }
+        let prefix = prefix.trim_start_matches('/');
+        let prefix = match prefix {
+            "" => String::new(),
+            p if p.ends_with('/') => p.to_owned(),
+            p => format!("{p}/"),
+        };
+        Ok(S3Location { bucket: bucket.to_owned(), prefix })
+    }
+
+    /// `s3://bucket/prefix`.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// Where a prefix sits in the layout, which decides how a listing starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Above `AWSLogs/` (the bucket root or a trail's own prefix): look for `AWSLogs/` below.
+    Above,
+    /// At a level of the layout: walk down by folders.
+    At(Level),
+    /// A region folder: list its day folders.
+    Region,
+    /// Inside a region (a year, month or day), or off the layout: list everything below.
+    Below,
+}
+
+/// Locates a prefix (empty or ending in `/`) in the layout.
+pub fn locate(prefix: &str) -> Start {
+    let segments: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+    let Some(logs) = segments.iter().rposition(|s| *s == "AWSLogs") else {
+        return Start::Above;
+    };
+    let mut rest = &segments[logs + 1..];
+    if rest.first().is_some_and(|s| s.starts_with("o-")) {
+        if rest.len() == 1 {
+            return Start::At(Level::Organization);
+        }
+        rest = &rest[1..];
+    }
+    match rest {
+        [] => Start::At(Level::Logs),
+        [account] if is_account(account) => Start::At(Level::Account),
+        [account, "CloudTrail"] if is_account(account) => Start::At(Level::Service),
+        [account, "CloudTrail", region] if is_account(account) && is_region(region) => Start::Region,
+        _ => Start::Below,
+    }
+}
+
+/// The level below a folder classified as `folder`, if it is walked.
+pub fn level_below(folder: Folder) -> Option<Level> {
+    match folder {
+        Folder::Organization => Some(Level::Organization),
+        Folder::Account => Some(Level::Account),
+        Folder::CloudTrail => Some(Level::Service),
+        Folder::Region | Folder::Skip => None,
+    }
+}
+
+/// The day (days since 1970-01-01) of a `YYYYMMDDHHMM` name time.
+pub fn name_day(name_time: u64) -> Option<i64> {
+    name_millis(name_time).map(|t| t.div_euclid(DAY))
+}
+
+/// A `YYYYMMDDHHMM` name time in milliseconds.
+pub fn name_millis(name_time: u64) -> Option<Millis> {
+    let (date, clock) = (name_time / 10_000, name_time % 10_000);
+    let text = format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:00Z",
+        date / 10_000,
+        date / 100 % 100,
+        date % 100,
+        clock / 100,
+        clock % 100
+    );
+    crate::event::time::parse_rfc3339(&text)
+}
+
+/// The days (since 1970-01-01) whose folders can hold objects delivered in
+/// `[since - slack, until + slack)`, with their `YYYY/MM/DD/` folder names.
+pub fn days(since: Millis, until: Millis, slack: Millis) -> Vec<(i64, String)> {
+    let first = (since - slack).div_euclid(DAY);
+    let last = (until + slack - 1).div_euclid(DAY);
+    (first..=last)
+        .map(|day| {
+            let date = format_rfc3339(day * DAY);
+            (day, format!("{}/{}/{}/", &date[0..4], &date[5..7], &date[8..10]))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -159,5 +263,38 @@ mod tests {
         assert!(!in_window(&key("20261101T0930Z"), since, until, slack));
         assert!(!in_window(&key("20261101T1215Z"), since, until, slack));
         assert!(in_window("AWSLogs/odd-name.json.gz", since, until, slack));
+    }
+
+    #[test]
+    fn locations_parse_and_locate() {
+        let location = S3Location::parse("s3://trail-bucket/AWSLogs").expect("parses");
+        assert_eq!(location, S3Location { bucket: "trail-bucket".into(), prefix: "AWSLogs/".into() });
+        assert_eq!(S3Location::parse("s3://trail-bucket").expect("root").prefix, "");
+        assert!(S3Location::parse("trail-bucket/AWSLogs").is_err());
+        assert!(S3Location::parse("s3://Bad_Bucket/x").is_err());
+        assert!(S3Location::parse("s3:///x").is_err());
+        let cases = [
+            ("", Start::Above),
+            ("team/trail/", Start::Above),
+            ("AWSLogs/", Start::At(Level::Logs)),
+            ("p/AWSLogs/o-abc123/", Start::At(Level::Organization)),
+            ("AWSLogs/o-abc123/111122223333/", Start::At(Level::Account)),
+            ("AWSLogs/111122223333/", Start::At(Level::Account)),
+            ("AWSLogs/111122223333/CloudTrail/", Start::At(Level::Service)),
+            ("AWSLogs/o-abc123/111122223333/CloudTrail/eu-west-1/", Start::Region),
+            ("AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/", Start::Below),
+            ("AWSLogs/111122223333/CloudTrail-Digest/", Start::Below),
+        ];
+        for (prefix, start) in cases {
+            assert_eq!(locate(prefix), start, "{prefix}");
+        }
+    }
+
+    #[test]
+    fn name_times_map_to_their_day() {
+        let day = name_day(202611011005).expect("day");
+        assert_eq!(days(t("2026-11-01T00:00:00Z"), t("2026-11-01T01:00:00Z"), 0), [(day, "2026/11/01/".to_owned())]);
+        assert_eq!(name_day(202613011005), None);
+        assert_eq!(name_millis(202611011005), Some(t("2026-11-01T10:05:00Z")));
     }
 }

@@ -30,6 +30,7 @@
 //! - [`cli`] and [`app`]: argument definitions and one function per subcommand.
 
 pub mod alert;
+pub mod backfill;
 pub mod app;
 pub mod aws;
 pub mod baseline;
@@ -42,6 +43,7 @@ pub mod filter;
 pub mod layout;
 pub mod notify;
 pub mod output;
+pub mod progress;
 pub mod scan;
 pub mod state;
 pub mod stateful;

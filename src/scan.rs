@@ -224,16 +224,60 @@ fn input_error(path: &Path, reason: &str) -> InputError {
     InputError { path: path.display().to_string(), reason: reason.to_owned() }
 }
 
-/// What one file produced.
-struct FileOutcome {
+/// What one object (a file or an S3 object) produced: the input of [`Collector::add_batch`].
+pub struct ObjectOutcome {
     path: String,
     report: Option<ObjectReport>,
     read_error: Option<String>,
+    quarantine: Option<String>,
     findings: Vec<Finding>,
     observations: Vec<Observation>,
     facts: Vec<Fact>,
     events: Vec<MatchedEvent>,
     totals: Totals,
+}
+
+impl ObjectOutcome {
+    /// An object that was read and inspected.
+    pub fn inspected(path: String, inspected: Inspected) -> ObjectOutcome {
+        ObjectOutcome {
+            path,
+            report: Some(inspected.report),
+            read_error: None,
+            quarantine: None,
+            findings: inspected.findings,
+            observations: inspected.observations,
+            facts: inspected.facts,
+            events: inspected.events,
+            totals: inspected.totals,
+        }
+    }
+
+    /// A local file that could not be read (an input error, not a finding).
+    pub fn unreadable_file(path: String, error: String) -> ObjectOutcome {
+        ObjectOutcome { read_error: Some(error), ..ObjectOutcome::empty(path) }
+    }
+
+    /// A stored object that can never be read (missing, encrypted, over the cap): quarantined
+    /// with a `trail.unreadable_log_file` finding.
+    pub fn quarantined(path: String, reason: String, mode: Mode) -> ObjectOutcome {
+        let finding = unreadable_log_file(&path, &reason, 0, mode);
+        ObjectOutcome { quarantine: Some(reason), findings: vec![finding], ..ObjectOutcome::empty(path) }
+    }
+
+    fn empty(path: String) -> ObjectOutcome {
+        ObjectOutcome {
+            path,
+            report: None,
+            read_error: None,
+            quarantine: None,
+            findings: Vec::new(),
+            observations: Vec::new(),
+            facts: Vec::new(),
+            events: Vec::new(),
+            totals: Totals::default(),
+        }
+    }
 }
 
 /// Per-thread scratch: the decoder's buffers and the file buffer.
@@ -259,71 +303,104 @@ pub fn scan_with_state(
     mode: Mode,
     session: &mut Session<'_>,
 ) -> Result<ScanResult, StateError> {
-    let mut result = ScanResult::default();
-    let files = collect_files(&plan.paths, &mut result.input_errors, &mut result.totals.skipped_files);
-    // Finding id → position: a later batch's version of a finding (a window or chain that grew)
-    // replaces the earlier one.
-    let mut reported: HashMap<String, usize> = HashMap::new();
+    let mut collector = Collector::new(plan.report_since);
+    let mut skipped = 0;
+    let files = collect_files(&plan.paths, &mut collector.result.input_errors, &mut skipped);
+    collector.result.totals.skipped_files = skipped;
     for batch_files in files.chunks(BATCH_FILES) {
-        let outcomes: Vec<FileOutcome> = batch_files
+        let outcomes: Vec<ObjectOutcome> = batch_files
             .par_iter()
             .map_init(
                 || Scratch { decoder: Decoder::new(plan.limits), file: Vec::new() },
                 |scratch, path| scan_file(path, plan, engine, mode, scratch),
             )
             .collect();
-        let batch = merge(outcomes, &mut result);
-        for finding in session.advance(batch)? {
-            if plan.report_since.is_some_and(|since| finding.sort_time < since) {
+        collector.add_batch(outcomes, session, Vec::new())?;
+    }
+    Ok(collector.finish())
+}
+
+/// Runs the stateful passes batch by batch and gathers a run's result: the part of the
+/// pipeline shared by local files and S3 objects.
+pub struct Collector {
+    /// The result so far.
+    pub result: ScanResult,
+    report_since: Option<Millis>,
+    /// Finding id → position: a later batch's version of a finding (a window or chain that
+    /// grew) replaces the earlier one.
+    reported: HashMap<String, usize>,
+}
+
+impl Collector {
+    /// An empty run; findings before `report_since` are learned from but not reported.
+    pub fn new(report_since: Option<Millis>) -> Collector {
+        Collector { result: ScanResult::default(), report_since, reported: HashMap::new() }
+    }
+
+    /// Adds one batch (objects in time order) and advances the state, committing `extra`
+    /// writes (a checkpoint) with it. Returns the findings this batch reported or grew.
+    pub fn add_batch(
+        &mut self,
+        outcomes: Vec<ObjectOutcome>,
+        session: &mut Session<'_>,
+        extra: Vec<crate::state::Write>,
+    ) -> Result<Vec<Finding>, StateError> {
+        let batch = merge(outcomes, &mut self.result);
+        let mut changed = Vec::new();
+        for finding in session.advance_with(batch, extra)? {
+            if self.report_since.is_some_and(|since| finding.sort_time < since) {
                 continue;
             }
-            match reported.get(&finding.id) {
-                Some(&at) if finding.evidence.count > result.findings[at].evidence.count => {
-                    result.findings[at] = finding
+            let findings = &mut self.result.findings;
+            match self.reported.get(&finding.id) {
+                Some(&at) if finding.evidence.count > findings[at].evidence.count => {
+                    findings[at] = finding.clone();
+                    changed.push(finding);
                 }
                 Some(_) => {}
                 None => {
-                    reported.insert(finding.id.clone(), result.findings.len());
-                    result.findings.push(finding);
+                    self.reported.insert(finding.id.clone(), findings.len());
+                    findings.push(finding.clone());
+                    changed.push(finding);
                 }
             }
         }
+        Ok(changed)
     }
-    result.findings.sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
-    for finding in &result.findings {
-        *result.totals.findings_per_rule.entry(finding.rule).or_default() += 1;
+
+    /// Orders the findings and events and counts findings per rule.
+    pub fn finish(mut self) -> ScanResult {
+        let result = &mut self.result;
+        result.findings.sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
+        for finding in &result.findings {
+            *result.totals.findings_per_rule.entry(finding.rule).or_default() += 1;
+        }
+        result.events.sort_by(|a, b| (a.time, &a.origin).cmp(&(b.time, &b.origin)));
+        self.result
     }
-    result.events.sort_by(|a, b| (a.time, &a.origin).cmp(&(b.time, &b.origin)));
-    Ok(result)
 }
 
-fn scan_file(path: &Path, plan: &ScanPlan, engine: &Engine, mode: Mode, scratch: &mut Scratch) -> FileOutcome {
+fn scan_file(path: &Path, plan: &ScanPlan, engine: &Engine, mode: Mode, scratch: &mut Scratch) -> ObjectOutcome {
     let name = path.display().to_string();
     if let Err(error) = read_capped(path, plan.limits.max_object_bytes, &mut scratch.file) {
-        return FileOutcome {
-            path: name,
-            report: None,
-            read_error: Some(error),
-            findings: Vec::new(),
-            observations: Vec::new(),
-            facts: Vec::new(),
-            events: Vec::new(),
-            totals: Totals::default(),
-        };
+        return ObjectOutcome::unreadable_file(name, error);
     }
+    let inspected = inspect_planned(&mut scratch.decoder, &scratch.file, &name, plan, engine, mode);
+    ObjectOutcome::inspected(name, inspected)
+}
+
+/// [`inspect_object`] with the plan's window and event listing.
+pub fn inspect_planned(
+    decoder: &mut Decoder,
+    object: &[u8],
+    origin: &str,
+    plan: &ScanPlan,
+    engine: &Engine,
+    mode: Mode,
+) -> Inspected {
     let window = Window { since: plan.since, until: plan.until };
     let listing = plan.events.as_ref().map(|filter| Listing { filter, since: plan.report_since });
-    let inspected = inspect_object(&mut scratch.decoder, &scratch.file, &name, engine, window, mode, listing);
-    FileOutcome {
-        path: name,
-        report: Some(inspected.report),
-        read_error: None,
-        findings: inspected.findings,
-        observations: inspected.observations,
-        facts: inspected.facts,
-        events: inspected.events,
-        totals: inspected.totals,
-    }
+    inspect_object(decoder, object, origin, engine, window, mode, listing)
 }
 
 /// Which raw events to collect while inspecting.
@@ -434,12 +511,16 @@ fn read_capped(path: &Path, cap: u64, buf: &mut Vec<u8>) -> Result<(), String> {
 }
 
 /// Adds a batch's outcomes to the run's totals and problems and returns their stateful input.
-fn merge(outcomes: Vec<FileOutcome>, result: &mut ScanResult) -> Batch {
+fn merge(outcomes: Vec<ObjectOutcome>, result: &mut ScanResult) -> Batch {
     let mut batch = Batch::default();
     for outcome in outcomes {
         if let Some(error) = outcome.read_error {
             result.input_errors.push(InputError { path: outcome.path, reason: error });
             continue;
+        }
+        if let Some(reason) = outcome.quarantine {
+            result.totals.files += 1;
+            result.quarantined.push((outcome.path.clone(), reason));
         }
         result.totals.add(&outcome.totals);
         batch.latest = batch.latest.max(outcome.totals.latest_event_time);

@@ -8,7 +8,7 @@
 
 use std::io::Write as _;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,33 +22,8 @@ use trailhound::state::sqlite::SqliteStore;
 use trailhound::worker::metrics::Metrics;
 use trailhound::worker::{Worker, WorkerConfig};
 
-fn endpoint() -> Option<String> {
-    match std::env::var("TRAILHOUND_MOTO_ENDPOINT") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("TRAILHOUND_REQUIRE_MOTO").is_some() => {
-            panic!("TRAILHOUND_REQUIRE_MOTO is set but TRAILHOUND_MOTO_ENDPOINT is not")
-        }
-        _ => {
-            eprintln!("NOTICE: TRAILHOUND_MOTO_ENDPOINT not set (scripts/test.sh starts moto); worker tests skipped");
-            None
-        }
-    }
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-/// A name no other test (or earlier run) uses.
-fn unique(prefix: &str) -> String {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("{prefix}-{}-{}-{n}", std::process::id(), now_millis() % 1_000_000_000)
-}
+mod common;
+use common::*;
 
 /// One test's AWS resources.
 struct Stack {
@@ -61,37 +36,6 @@ struct Stack {
     alerts_url: String,
     _dir: tempfile::TempDir,
     state: PathBuf,
-}
-
-async fn queue(clients: &Clients, name: &str, attributes: &[(QueueAttributeName, String)]) -> String {
-    let mut request = clients.sqs.create_queue().queue_name(name);
-    for (key, value) in attributes {
-        request = request.attributes(key.clone(), value);
-    }
-    request.send().await.expect("create queue").queue_url.expect("queue url")
-}
-
-async fn queue_arn(clients: &Clients, url: &str) -> String {
-    let attributes =
-        clients.sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await;
-    attributes.expect("attributes").attributes.expect("map")[&QueueAttributeName::QueueArn].clone()
-}
-
-/// Subscribes a queue to a topic with raw delivery (the alert JSON as the message body).
-async fn subscribe(clients: &Clients, topic_arn: &str, queue_arn: String) {
-    let subscription = clients.sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(queue_arn);
-    subscription.attributes("RawMessageDelivery", "true").send().await.expect("subscribe");
-}
-
-/// Bucket → queue notifications, a DLQ after `max_receives`, a topic with an alert queue.
-fn options(endpoint: &str) -> AwsOptions {
-    AwsOptions {
-        endpoint_url: Some(endpoint.to_owned()),
-        s3_endpoint_url: None,
-        region: Some("us-east-1".into()),
-        path_style: true,
-        static_credentials: Some(("testing".into(), "testing".into())),
-    }
 }
 
 /// A loopback proxy to `endpoint` that holds every chunk the client sends for `delay`: each
@@ -134,6 +78,7 @@ async fn slow_proxy(endpoint: &str, delay: Duration) -> String {
     url
 }
 
+/// Bucket → queue notifications, a DLQ after `max_receives`, a topic with an alert queue.
 async fn stack(endpoint: &str, visibility_s: u32, max_receives: u32) -> Stack {
     let clients = clients(&options(endpoint)).await;
     let bucket = unique("trail");

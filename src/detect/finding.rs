@@ -132,6 +132,18 @@ pub enum Mode {
     Scan,
 }
 
+impl Mode {
+    /// The name used in findings and alert attributes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Live => "live",
+            Mode::Backfill => "backfill",
+            Mode::Replay => "replay",
+            Mode::Scan => "scan",
+        }
+    }
+}
+
 /// The principal that made the call.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Principal {

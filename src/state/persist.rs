@@ -103,10 +103,16 @@ impl<'a> Session<'a> {
 
     /// Runs a batch: loads the baselines it needs, advances, saves. Returns the new findings.
     pub fn advance(&mut self, batch: Batch) -> Result<Vec<Finding>, StateError> {
+        self.advance_with(batch, Vec::new())
+    }
+
+    /// [`Session::advance`], committing `extra` writes (a backfill's checkpoint) in the same
+    /// transaction as the state, when this session writes.
+    pub fn advance_with(&mut self, batch: Batch, extra: Vec<Write>) -> Result<Vec<Finding>, StateError> {
         self.load_baselines(batch.observations.iter().map(|o| o.key.as_str()))?;
         let findings = self.stateful.advance(batch);
         if self.writes {
-            self.save()?;
+            self.save(extra)?;
         } else if self.store.is_none() {
             // Nothing to save to: forget the least recently seen keys beyond the bound.
             self.stateful.baselines.clear_changed();
@@ -143,9 +149,19 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn save(&mut self) -> Result<(), StateError> {
+    /// Whether batches are written back to a store.
+    pub fn writes(&self) -> bool {
+        self.writes && self.store.is_some()
+    }
+
+    /// The store behind this session, if any.
+    pub fn store(&self) -> Option<&'a dyn StateStore> {
+        self.store
+    }
+
+    fn save(&mut self, extra: Vec<Write>) -> Result<(), StateError> {
         let Some(store) = self.store else { return Ok(()) };
-        let mut writes = Vec::new();
+        let mut writes = extra;
         for (key, state) in self.stateful.baselines.take_changed() {
             writes.push(Write::put(Table::Baseline, key, to_json(&state), None, state.last_seen));
         }

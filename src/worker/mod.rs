@@ -32,13 +32,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use crate::alert::{self, Alert};
-use crate::aws::Clients;
+use crate::aws::{error_text, get_object, publish_alerts, Clients, FetchError, PUBLISH_BATCH};
 use crate::decode::{Decoder, Limits};
 use crate::detect::rules::unreadable_log_file;
 use crate::detect::{clean, Engine, Finding, Mode, Severity};
@@ -401,31 +400,8 @@ impl Worker {
         let fresh: Vec<&(String, Alert)> =
             alerts.iter().zip(known).filter(|(_, k)| k.is_none()).map(|(a, _)| a).collect();
         Metrics::add(&self.metrics.alerts_suppressed, (alerts.len() - fresh.len()) as u64);
-        let fifo = self.config.topic_arn.ends_with(".fifo");
-        for chunk in fresh.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, (key, alert))| batch_entry(i, key, alert, fifo))
-                .collect::<Result<Vec<_>, String>>()?;
-            let output = self
-                .clients
-                .sns
-                .publish_batch()
-                .topic_arn(&self.config.topic_arn)
-                .set_publish_batch_request_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| format!("SNS publish: {}", error_text(&e)))?;
-            if let Some(failed) = output.failed.as_ref().filter(|f| !f.is_empty()) {
-                let first = &failed[0];
-                return Err(format!(
-                    "SNS rejected {} alert(s): {} {}",
-                    failed.len(),
-                    first.code,
-                    first.message.as_deref().unwrap_or("")
-                ));
-            }
+        for chunk in fresh.chunks(PUBLISH_BATCH) {
+            publish_alerts(&self.clients.sns, &self.config.topic_arn, chunk).await?;
             Metrics::add(&self.metrics.alerts_published, chunk.len() as u64);
             let expires = (self.clock)() + DEDUP_TTL.as_millis() as i64;
             let now = (self.clock)();
@@ -544,35 +520,11 @@ impl FetchContext {
 
     /// The object's bytes; `Ok(Err(reason))` when it is permanently unreadable.
     async fn fetch(&self, object: &ObjectRef) -> Result<Result<Vec<u8>, String>, Leave> {
-        let response = self.s3.get_object().bucket(&object.bucket).key(&object.key).send().await;
-        let output = match response {
-            Ok(output) => output,
-            Err(error) => {
-                let service = error.as_service_error();
-                if service.is_some_and(|e| e.is_no_such_key()) {
-                    return Ok(Err("log object not found (deleted after its notification?)".into()));
-                }
-                let code = service.and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::code(e)).unwrap_or("");
-                let message = service.and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::message(e)).unwrap_or("");
-                if code == "InvalidRequest" && message.to_ascii_lowercase().contains("encrypt") {
-                    return Ok(Err(format!("log object is encrypted with a customer key (SSE-C): {message}")));
-                }
-                return Err(Leave::Transient(format!("GET {}: {}", object.key, error_text(&error))));
-            }
-        };
-        let cap = self.limits.max_object_bytes;
-        if output.content_length().is_some_and(|n| n as u64 > cap) {
-            return Ok(Err(format!(
-                "object of {} bytes exceeds the size cap of {cap} bytes",
-                output.content_length().unwrap_or(0)
-            )));
+        match get_object(&self.s3, &object.bucket, &object.key, self.limits.max_object_bytes).await {
+            Ok(bytes) => Ok(Ok(bytes)),
+            Err(FetchError::Unreadable(reason)) => Ok(Err(reason)),
+            Err(FetchError::Transient(reason)) => Err(Leave::Transient(reason)),
         }
-        let body = output.body.collect().await.map_err(|e| Leave::Transient(format!("reading {}: {e}", object.key)))?;
-        let bytes = body.into_bytes();
-        if bytes.len() as u64 > cap {
-            return Ok(Err(format!("object of {} bytes exceeds the size cap of {cap} bytes", bytes.len())));
-        }
-        Ok(Ok(bytes.to_vec()))
     }
 }
 
@@ -589,28 +541,6 @@ fn with_decoder<T>(limits: Limits, work: impl FnOnce(&mut Decoder) -> T) -> T {
     })
 }
 
-fn batch_entry(index: usize, key: &str, alert: &Alert, fifo: bool) -> Result<PublishBatchRequestEntry, String> {
-    let mut entry =
-        PublishBatchRequestEntry::builder().id(format!("a{index}")).subject(&alert.subject).message(&alert.message);
-    for (name, value) in &alert.attributes {
-        let attribute = MessageAttributeValue::builder()
-            .data_type("String")
-            .string_value(value)
-            .build()
-            .map_err(|e| e.to_string())?;
-        entry = entry.message_attributes(*name, attribute);
-    }
-    if fifo {
-        entry = entry.message_group_id(&alert.group_id).message_deduplication_id(dedup_id(key));
-    }
-    entry.build().map_err(|e| e.to_string())
-}
-
-/// A FIFO deduplication id: at most 128 characters of `[A-Za-z0-9!-~]`.
-fn dedup_id(key: &str) -> String {
-    key.chars().filter(|c| c.is_ascii_graphic()).take(128).collect()
-}
-
 fn receive_count(message: &Message) -> u32 {
     message
         .attributes()
@@ -622,18 +552,6 @@ fn receive_count(message: &Message) -> u32 {
 /// 5 s doubling per attempt, at most 5 min.
 fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(5u64.saturating_mul(1 << attempt.saturating_sub(1).min(6)).min(300))
-}
-
-/// An SDK error with its service code when there is one.
-fn error_text<E: std::error::Error + 'static>(error: &E) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Waits for every future (a small join-all, to avoid a dependency for one function).

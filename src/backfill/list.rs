@@ -1,0 +1,246 @@
+//! Listing a trail bucket with `ListObjectsV2`, no deeper than a window needs (the layout rules
+//! are in [`crate::layout`]; this module does the requests).
+//!
+//! The walk goes down the layout one level at a time with delimiter listings, every folder of a
+//! level at once (at most [`LIST_CONCURRENCY`] requests in flight), keeping only the folders
+//! [`layout::classify`] keeps: organizations, accounts (`--account`), `CloudTrail/`, regions
+//! (`--region`). Year and month folders are never listed: the day folders of the window are
+//! named directly, and a day is listed across every region when the pipeline reaches it. Every
+//! listing follows continuation tokens. Requests are counted, so tests and the summary can show
+//! that nothing more was listed than the window needed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::aws::error_text;
+use crate::layout::{self, Filters, Folder, Level, S3Location, Start};
+use crate::notify::{self, Target};
+use crate::scan::name_time;
+
+/// Listing requests in flight at once.
+pub const LIST_CONCURRENCY: usize = 16;
+
+/// How deep below the given prefix to look for `AWSLogs/` when the prefix is above it.
+const MAX_SEARCH_DEPTH: usize = 3;
+
+/// A listed log object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// The bucket.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+    /// Its size as stored.
+    pub size: u64,
+    /// The delivery time in its name, as `YYYYMMDDHHMM` digits.
+    pub name_time: Option<u64>,
+}
+
+impl Listed {
+    /// `s3://bucket/key`, the object's name in findings and summaries.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// Where objects are listed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    /// A region folder: its day folders are listed one day at a time.
+    Region {
+        /// The bucket.
+        bucket: String,
+        /// `…/CloudTrail/<region>/`.
+        prefix: String,
+    },
+    /// A prefix inside a region or off the layout: everything below it is listed at once.
+    Whole {
+        /// The bucket.
+        bucket: String,
+        /// The prefix.
+        prefix: String,
+    },
+}
+
+/// Issues and counts listing requests.
+#[derive(Debug, Clone)]
+pub struct Lister {
+    s3: aws_sdk_s3::Client,
+    requests: Arc<AtomicU64>,
+    listed: Arc<AtomicU64>,
+}
+
+/// A folder still to be walked.
+#[derive(Debug, Clone)]
+struct Node {
+    bucket: String,
+    prefix: String,
+    /// `None`: above `AWSLogs/`.
+    level: Option<Level>,
+    depth: usize,
+}
+
+impl Lister {
+    /// A lister over `s3`.
+    pub fn new(s3: aws_sdk_s3::Client) -> Lister {
+        Lister { s3, requests: Arc::default(), listed: Arc::default() }
+    }
+
+    /// `ListObjectsV2` requests made so far (each page counts).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Log objects listed so far.
+    pub fn listed(&self) -> u64 {
+        self.listed.load(Ordering::Relaxed)
+    }
+
+    /// The region folders (or whole prefixes) below `locations` that the filters keep.
+    pub async fn roots(&self, locations: &[S3Location], filters: &Filters) -> Result<Vec<Root>, String> {
+        let mut roots = Vec::new();
+        let mut frontier = Vec::new();
+        for location in locations {
+            let (bucket, prefix) = (location.bucket.clone(), location.prefix.clone());
+            match layout::locate(&location.prefix) {
+                Start::Above => frontier.push(Node { bucket, prefix, level: None, depth: 0 }),
+                Start::At(level) => frontier.push(Node { bucket, prefix, level: Some(level), depth: 0 }),
+                Start::Region => roots.push(Root::Region { bucket, prefix }),
+                Start::Below => roots.push(Root::Whole { bucket, prefix }),
+            }
+        }
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for (node, folders) in self.children_of(frontier).await? {
+                for folder in folders {
+                    let name = folder.strip_prefix(&node.prefix).unwrap_or(&folder).trim_end_matches('/');
+                    let child = |level| Node { bucket: node.bucket.clone(), prefix: folder.clone(), level, depth: node.depth + 1 };
+                    match node.level {
+                        None if name == "AWSLogs" => next.push(child(Some(Level::Logs))),
+                        None if node.depth + 1 < MAX_SEARCH_DEPTH => next.push(child(None)),
+                        None => {}
+                        Some(level) => match layout::classify(level, name, filters) {
+                            Folder::Region => roots.push(Root::Region { bucket: node.bucket.clone(), prefix: folder.clone() }),
+                            other => {
+                                if let Some(below) = layout::level_below(other) {
+                                    next.push(child(Some(below)));
+                                }
+                            }
+                        },
+                    }
+                }
+            }
+            frontier = next;
+        }
+        roots.sort_by(|a, b| root_key(a).cmp(&root_key(b)));
+        Ok(roots)
+    }
+
+    /// Lists the child folders of every node at once.
+    async fn children_of(&self, nodes: Vec<Node>) -> Result<Vec<(Node, Vec<String>)>, String> {
+        let limit = Arc::new(Semaphore::new(LIST_CONCURRENCY));
+        let mut tasks = JoinSet::new();
+        for (index, node) in nodes.into_iter().enumerate() {
+            let (lister, limit) = (self.clone(), limit.clone());
+            tasks.spawn(async move {
+                let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
+                let folders = lister.folders(&node.bucket, &node.prefix).await?;
+                Ok::<_, String>((index, node, folders))
+            });
+        }
+        let mut done = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            done.push(joined.map_err(|e| format!("listing task failed: {e}"))??);
+        }
+        done.sort_by_key(|(index, _, _)| *index);
+        Ok(done.into_iter().map(|(_, node, folders)| (node, folders)).collect())
+    }
+
+    /// The folders directly below `prefix` (delimiter listing; objects at this level are ignored).
+    async fn folders(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, String> {
+        let mut folders = Vec::new();
+        let mut token = None;
+        loop {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let page = self
+                .s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .delimiter("/")
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| format!("listing s3://{bucket}/{prefix}: {}", error_text(&e)))?;
+            folders.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)));
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(folders);
+            }
+        }
+    }
+
+    /// Every log object below `prefix` (no delimiter), digests, Insight and non-log keys left out.
+    pub async fn objects(&self, bucket: &str, prefix: &str) -> Result<Vec<Listed>, String> {
+        let mut objects = Vec::new();
+        let mut token = None;
+        loop {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let page = self
+                .s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| format!("listing s3://{bucket}/{prefix}: {}", error_text(&e)))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                if let Target::Inspect(_) = notify::classify(bucket, key.to_owned()) {
+                    let name = key.rsplit('/').next().unwrap_or(key);
+                    objects.push(Listed {
+                        bucket: bucket.to_owned(),
+                        key: key.to_owned(),
+                        size: object.size().unwrap_or(0).max(0) as u64,
+                        name_time: name_time(name),
+                    });
+                }
+            }
+            token = page.next_continuation_token().map(str::to_owned);
+            if token.is_none() {
+                self.listed.fetch_add(objects.len() as u64, Ordering::Relaxed);
+                return Ok(objects);
+            }
+        }
+    }
+
+    /// Every log object in one day folder of every region root, at once.
+    pub async fn day(&self, roots: &[Root], folder: &str) -> Result<Vec<Listed>, String> {
+        let limit = Arc::new(Semaphore::new(LIST_CONCURRENCY));
+        let mut tasks = JoinSet::new();
+        for root in roots {
+            let Root::Region { bucket, prefix } = root else { continue };
+            let (lister, limit) = (self.clone(), limit.clone());
+            let (bucket, prefix) = (bucket.clone(), format!("{prefix}{folder}"));
+            tasks.spawn(async move {
+                let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
+                lister.objects(&bucket, &prefix).await
+            });
+        }
+        let mut objects = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            objects.extend(joined.map_err(|e| format!("listing task failed: {e}"))??);
+        }
+        Ok(objects)
+    }
+}
+
+fn root_key(root: &Root) -> (&str, &str) {
+    match root {
+        Root::Region { bucket, prefix } | Root::Whole { bucket, prefix } => (bucket, prefix),
+    }
+}

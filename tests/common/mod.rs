@@ -1,0 +1,69 @@
+//! Helpers shared by the tests against the moto server (`scripts/moto.sh`).
+#![allow(dead_code)] // each test crate uses its own subset
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use trailhound::aws::{AwsOptions, Clients};
+
+/// The moto endpoint; `None` (tests skip) when unset, unless `TRAILHOUND_REQUIRE_MOTO` is set.
+pub fn endpoint() -> Option<String> {
+    match std::env::var("TRAILHOUND_MOTO_ENDPOINT") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("TRAILHOUND_REQUIRE_MOTO").is_some() => {
+            panic!("TRAILHOUND_REQUIRE_MOTO is set but TRAILHOUND_MOTO_ENDPOINT is not")
+        }
+        _ => {
+            eprintln!("NOTICE: TRAILHOUND_MOTO_ENDPOINT not set (scripts/test.sh starts moto); moto tests skipped");
+            None
+        }
+    }
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{}-{n}", std::process::id(), now_millis() % 1_000_000_000)
+}
+
+pub async fn queue(clients: &Clients, name: &str, attributes: &[(QueueAttributeName, String)]) -> String {
+    let mut request = clients.sqs.create_queue().queue_name(name);
+    for (key, value) in attributes {
+        request = request.attributes(key.clone(), value);
+    }
+    request.send().await.expect("create queue").queue_url.expect("queue url")
+}
+
+pub async fn queue_arn(clients: &Clients, url: &str) -> String {
+    let attributes =
+        clients.sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await;
+    attributes.expect("attributes").attributes.expect("map")[&QueueAttributeName::QueueArn].clone()
+}
+
+/// Subscribes a queue to a topic with raw delivery (the alert JSON as the message body).
+pub async fn subscribe(clients: &Clients, topic_arn: &str, queue_arn: String) {
+    let subscription = clients.sns.subscribe().topic_arn(topic_arn).protocol("sqs").endpoint(queue_arn);
+    subscription.attributes("RawMessageDelivery", "true").send().await.expect("subscribe");
+}
+
+/// Clients for the moto endpoint, with its test credentials.
+pub fn options(endpoint: &str) -> AwsOptions {
+    AwsOptions {
+        endpoint_url: Some(endpoint.to_owned()),
+        s3_endpoint_url: None,
+        region: Some("us-east-1".into()),
+        path_style: true,
+        static_credentials: Some(("testing".into(), "testing".into())),
+    }
+}
+
