@@ -9,9 +9,9 @@ use anyhow::{Context, Result};
 use crate::backfill::{self, Processing, Resume, RunStats, Selection};
 use crate::cli::{BackfillArgs, Cli, Command, LogFormatArg, ReplayArgs, RulesArgs, RunArgs, ScanArgs, StateArgs};
 use crate::config::{self, OutputConfig, RemoteConfig, ScanConfig};
-use crate::progress::Progress;
 use crate::detect::{rules, Engine, Finding, Mode, Severity};
 use crate::output;
+use crate::progress::Progress;
 use crate::scan::{self, ScanPlan, ScanResult};
 use crate::state::persist::Session;
 use crate::state::sqlite::{SqliteStore, SCHEMA_VERSION};
@@ -113,16 +113,18 @@ fn run_backfill(args: &BackfillArgs) -> Result<u8> {
         let clients = runtime.block_on(crate::aws::clients(&backfill.remote.aws));
         let selection = selection(&backfill.remote, config.since, config.until);
         let mut progress = Progress::new(backfill.remote.progress, selection.since, selection.until);
-        let stats = backfill::enqueue(&runtime, &clients, &selection, queue_url, Some((&store, &resume)), &mut progress)?;
+        let stats =
+            backfill::enqueue(&runtime, &clients, &selection, queue_url, Some((&store, &resume)), &mut progress)?;
         eprintln!(
             "enqueued {} objects in {} messages to {queue_url}; {}",
-            stats.selected - stats.resumed_past,
+            stats.selected - stats.skipped,
             stats.messages,
             listing_summary(&stats)
         );
         return Ok(EXIT_OK);
     }
-    let plan = ScanPlan { since: config.since, until: config.until, limits: config.limits, ..ScanPlan::new(Vec::new()) };
+    let plan =
+        ScanPlan { since: config.since, until: config.until, limits: config.limits, ..ScanPlan::new(Vec::new()) };
     let session = Session::open(&store, config.settings.clone()).context("cannot load the state")?;
     run_remote(config, &backfill.remote, &plan, session, Mode::Backfill, Some(&resume))
 }
@@ -148,8 +150,11 @@ fn selection(remote: &RemoteConfig, since: Option<i64>, until: Option<i64>) -> S
 
 fn listing_summary(stats: &RunStats) -> String {
     format!(
-        "listed {} log objects with {} ListObjectsV2 requests, {} in the window, {} done before",
-        stats.listed, stats.list_requests, stats.selected, stats.resumed_past
+        "listed {} log objects with {} ListObjectsV2 requests; {} in the window to do, {} done by an earlier run",
+        stats.listed,
+        stats.list_requests,
+        stats.selected - stats.skipped,
+        stats.done_before
     )
 }
 
@@ -175,10 +180,11 @@ fn run_remote(
     let processing =
         Processing { runtime: &runtime, s3: &clients.s3, plan, engine: &engine, mode, concurrency: remote.concurrency };
     let started = Instant::now();
-    let (result, stats) = pool.install(|| {
-        backfill::process(&selection, &processing, &mut session, resume, &mut progress, &mut publish)
-    })?;
-    session.close().context("cannot bound the state")?;
+    let (result, stats, stopped) =
+        pool.install(|| backfill::process(&selection, &processing, &mut session, resume, &mut progress, &mut publish));
+    if stopped.is_none() {
+        session.close().context("cannot bound the state")?;
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let shown: Vec<Finding> =
         result.findings.iter().filter(|f| f.severity >= config.output.min_severity).cloned().collect();
@@ -189,7 +195,11 @@ fn run_remote(
         remote_summary.push_str(&format!("; published {} alerts to {topic}", stats.published));
     }
     eprintln!("{remote_summary}");
-    Ok(exit_status(&result.findings, config.output.fail_on))
+    match stopped {
+        // What the finished batches found is printed above; the error ends the run.
+        Some(error) => Err(error.into()),
+        None => Ok(exit_status(&result.findings, config.output.fail_on)),
+    }
 }
 
 fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {

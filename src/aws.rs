@@ -98,7 +98,9 @@ pub async fn get_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, cap: u
         Err(error) => {
             let service = error.as_service_error();
             if service.is_some_and(|e| e.is_no_such_key()) {
-                return Err(FetchError::Unreadable("log object not found (deleted after it was listed or notified?)".into()));
+                return Err(FetchError::Unreadable(
+                    "log object not found (deleted after it was listed or notified?)".into(),
+                ));
             }
             let code = service.and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::code(e)).unwrap_or("");
             let message = service.and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::message(e)).unwrap_or("");
@@ -110,7 +112,8 @@ pub async fn get_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, cap: u
             return Err(FetchError::Transient(format!("GET {key}: {}", error_text(&error))));
         }
     };
-    let too_big = |size: u64| FetchError::Unreadable(format!("object of {size} bytes exceeds the size cap of {cap} bytes"));
+    let too_big =
+        |size: u64| FetchError::Unreadable(format!("object of {size} bytes exceeds the size cap of {cap} bytes"));
     if let Some(length) = output.content_length().filter(|&n| n as u64 > cap) {
         return Err(too_big(length as u64));
     }

@@ -43,7 +43,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::cli::{BackfillArgs, FormatArg, OutputArgs, ProgressArg, RemoteArgs, ReplayArgs, RunArgs, ScanArgs, SeverityArg};
+use crate::cli::{
+    BackfillArgs, FormatArg, OutputArgs, ProgressArg, RemoteArgs, ReplayArgs, RunArgs, ScanArgs, SeverityArg,
+};
 use crate::decode::Limits;
 use crate::detect::net::Cidr;
 use crate::detect::{rules, RuleSettings, Settings, Severity};

@@ -30,9 +30,9 @@
 //! - [`cli`] and [`app`]: argument definitions and one function per subcommand.
 
 pub mod alert;
-pub mod backfill;
 pub mod app;
 pub mod aws;
+pub mod backfill;
 pub mod baseline;
 pub mod cli;
 pub mod config;

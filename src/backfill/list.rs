@@ -117,13 +117,20 @@ impl Lister {
             for (node, folders) in self.children_of(frontier).await? {
                 for folder in folders {
                     let name = folder.strip_prefix(&node.prefix).unwrap_or(&folder).trim_end_matches('/');
-                    let child = |level| Node { bucket: node.bucket.clone(), prefix: folder.clone(), level, depth: node.depth + 1 };
+                    let child = |level| Node {
+                        bucket: node.bucket.clone(),
+                        prefix: folder.clone(),
+                        level,
+                        depth: node.depth + 1,
+                    };
                     match node.level {
                         None if name == "AWSLogs" => next.push(child(Some(Level::Logs))),
                         None if node.depth + 1 < MAX_SEARCH_DEPTH => next.push(child(None)),
                         None => {}
                         Some(level) => match layout::classify(level, name, filters) {
-                            Folder::Region => roots.push(Root::Region { bucket: node.bucket.clone(), prefix: folder.clone() }),
+                            Folder::Region => {
+                                roots.push(Root::Region { bucket: node.bucket.clone(), prefix: folder.clone() })
+                            }
                             other => {
                                 if let Some(below) = layout::level_below(other) {
                                     next.push(child(Some(below)));

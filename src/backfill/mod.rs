@@ -48,6 +48,8 @@ pub const FETCH_ROUNDS: u32 = 3;
 /// because CloudTrail delivers an event's file minutes after the event.
 pub const DEFAULT_SLACK: Millis = 60 * 60_000;
 
+const NOT_TRIED: &str = "not tried";
+
 /// Keys per queue message with `--enqueue`: a failed object makes the worker retry only a few.
 pub const KEYS_PER_MESSAGE: usize = 10;
 
@@ -58,7 +60,9 @@ pub enum BackfillError {
     #[error("{0}")]
     List(String),
     /// An object could not be fetched after every retry.
-    #[error("cannot fetch {url}: {reason}; the run stopped after the last finished batch, and the same command resumes it")]
+    #[error(
+        "cannot fetch {url}: {reason}; the run stopped after the last finished batch, and the same command resumes it"
+    )]
     Fetch {
         /// The object.
         url: String,
@@ -158,10 +162,12 @@ pub struct RunStats {
     pub list_requests: u64,
     /// Log objects listed.
     pub listed: u64,
-    /// Objects selected for the window (after the name-time filter).
+    /// Objects of the listed day folders selected for the window (after the name-time filter).
     pub selected: u64,
-    /// Objects skipped because an earlier run finished them.
-    pub resumed_past: u64,
+    /// Of those, objects skipped because an earlier run finished them.
+    pub skipped: u64,
+    /// Objects an earlier run of the same command finished (from its checkpoint).
+    pub done_before: u64,
     /// Alerts published.
     pub published: u64,
     /// Queue messages sent (`--enqueue`).
@@ -189,15 +195,15 @@ struct Stream {
     receiver: mpsc::Receiver<Result<(Position, Listed), String>>,
     lister: Lister,
     selected: Arc<std::sync::atomic::AtomicU64>,
-    resumed_past: Arc<std::sync::atomic::AtomicU64>,
+    skipped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Stream {
     fn start(runtime: &Runtime, s3: &aws_sdk_s3::Client, selection: &Selection, after: Option<Position>) -> Stream {
         let (sender, receiver) = mpsc::channel(4 * BATCH_FILES);
         let lister = Lister::new(s3.clone());
-        let stream = Stream { receiver, lister: lister.clone(), selected: Arc::default(), resumed_past: Arc::default() };
-        let counters = (stream.selected.clone(), stream.resumed_past.clone());
+        let stream = Stream { receiver, lister: lister.clone(), selected: Arc::default(), skipped: Arc::default() };
+        let counters = (stream.selected.clone(), stream.skipped.clone());
         let selection = selection.clone();
         runtime.spawn(async move {
             if let Err(error) = produce(&lister, &selection, after, &sender, counters).await {
@@ -226,7 +232,7 @@ impl Stream {
             list_requests: self.lister.requests(),
             listed: self.lister.listed(),
             selected: self.selected.load(Relaxed),
-            resumed_past: self.resumed_past.load(Relaxed),
+            skipped: self.skipped.load(Relaxed),
             ..RunStats::default()
         }
     }
@@ -238,7 +244,7 @@ async fn produce(
     selection: &Selection,
     after: Option<Position>,
     sender: &mpsc::Sender<Result<(Position, Listed), String>>,
-    (selected, resumed_past): (Arc<std::sync::atomic::AtomicU64>, Arc<std::sync::atomic::AtomicU64>),
+    (selected, skipped): (Arc<std::sync::atomic::AtomicU64>, Arc<std::sync::atomic::AtomicU64>),
 ) -> Result<(), String> {
     use std::sync::atomic::Ordering::Relaxed;
     let Selection { since, until, slack, .. } = *selection;
@@ -271,7 +277,7 @@ async fn produce(
         selected.fetch_add(positioned.len() as u64, Relaxed);
         for (position, object) in positioned {
             if after.as_ref().is_some_and(|a| position <= *a) {
-                resumed_past.fetch_add(1, Relaxed);
+                skipped.fetch_add(1, Relaxed);
                 continue;
             }
             if sender.send(Ok((position, object))).await.is_err() {
@@ -290,17 +296,26 @@ async fn fetch_batch(
     cap: u64,
 ) -> Vec<(Position, Listed, Result<Vec<u8>, FetchError>)> {
     let limit = Arc::new(Semaphore::new(concurrency.max(1)));
+    // Once one object has failed for good the run stops, so the rest are not tried.
+    let given_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = JoinSet::new();
     for (index, (position, object)) in batch.into_iter().enumerate() {
-        let (s3, limit) = (s3.clone(), limit.clone());
+        let (s3, limit, given_up) = (s3.clone(), limit.clone(), given_up.clone());
         tasks.spawn(async move {
             let _permit = limit.acquire().await;
             let mut round = 1;
             let result = loop {
+                if given_up.load(std::sync::atomic::Ordering::Relaxed) {
+                    break Err(FetchError::Transient(format!("{NOT_TRIED}: another object of its batch failed")));
+                }
                 match get_object(&s3, &object.bucket, &object.key, cap).await {
                     Err(FetchError::Transient(_)) if round < FETCH_ROUNDS => {
-                        tokio::time::sleep(Duration::from_secs(1 << round)).await;
+                        tokio::time::sleep(Duration::from_secs(1 << (round - 1))).await;
                         round += 1;
+                    }
+                    Err(FetchError::Transient(reason)) => {
+                        given_up.store(true, std::sync::atomic::Ordering::Relaxed);
+                        break Err(FetchError::Transient(reason));
                     }
                     other => break other,
                 }
@@ -320,7 +335,8 @@ async fn fetch_batch(
 }
 
 /// Reads the selection, runs the pipeline over it, and hands each batch's new or grown
-/// findings to `publish`. Runs on the current rayon pool; `runtime` does the I/O.
+/// findings to `publish`. Runs on the current rayon pool; the processing's runtime does the I/O.
+/// A run that stops early still returns what its finished batches found, with the error.
 pub fn process(
     selection: &Selection,
     processing: &Processing<'_>,
@@ -328,56 +344,94 @@ pub fn process(
     resume: Option<&Resume>,
     progress: &mut Progress,
     publish: &mut dyn FnMut(&[Finding]) -> Result<u64, String>,
-) -> Result<(ScanResult, RunStats), BackfillError> {
-    let (runtime, s3) = (processing.runtime, processing.s3);
+) -> (ScanResult, RunStats, Option<BackfillError>) {
     let from = resume.and_then(|r| r.from.clone());
-    let mut done_before = from.as_ref().map_or(0, |c| c.objects);
-    let mut stream = Stream::start(runtime, s3, selection, from.map(|c| c.after));
-    let mut collector = Collector::new(processing.plan.report_since);
-    let cap = processing.plan.limits.max_object_bytes;
-    let fetch = |batch| runtime.spawn(fetch_batch(s3.clone(), batch, processing.concurrency, cap));
-    let first = stream.next_batch(BATCH_FILES)?;
-    let mut pending = (!first.is_empty()).then(|| fetch(first));
-    let mut published = 0;
-    let mut snapshot = Snapshot::default();
-    while let Some(handle) = pending.take() {
-        let fetched = runtime.block_on(handle).map_err(|e| BackfillError::List(format!("fetch task failed: {e}")))?;
-        let upcoming = stream.next_batch(BATCH_FILES)?;
-        if !upcoming.is_empty() {
-            pending = Some(fetch(upcoming));
+    let done_before = from.as_ref().map_or(0, |c| c.objects);
+    let mut run = Run {
+        selection,
+        resume,
+        done: done_before,
+        stream: Stream::start(processing.runtime, processing.s3, selection, from.map(|c| c.after)),
+        collector: Collector::new(processing.plan.report_since),
+        published: 0,
+        snapshot: Snapshot::default(),
+    };
+    let error = run.all_batches(processing, session, progress, publish).err();
+    progress.finish(&run.snapshot);
+    let stats = RunStats { published: run.published, done_before, ..run.stream.stats() };
+    (run.collector.finish(), stats, error)
+}
+
+/// A run in progress.
+struct Run<'r> {
+    selection: &'r Selection,
+    resume: Option<&'r Resume>,
+    done: u64,
+    stream: Stream,
+    collector: Collector,
+    published: u64,
+    snapshot: Snapshot,
+}
+
+impl Run<'_> {
+    fn all_batches(
+        &mut self,
+        processing: &Processing<'_>,
+        session: &mut Session<'_>,
+        progress: &mut Progress,
+        publish: &mut dyn FnMut(&[Finding]) -> Result<u64, String>,
+    ) -> Result<(), BackfillError> {
+        let (runtime, s3) = (processing.runtime, processing.s3);
+        let cap = processing.plan.limits.max_object_bytes;
+        let fetch = |batch| runtime.spawn(fetch_batch(s3.clone(), batch, processing.concurrency, cap));
+        let first = self.stream.next_batch(BATCH_FILES)?;
+        let mut pending = (!first.is_empty()).then(|| fetch(first));
+        while let Some(handle) = pending.take() {
+            let fetched =
+                runtime.block_on(handle).map_err(|e| BackfillError::List(format!("fetch task failed: {e}")))?;
+            let failures = fetched.iter().filter_map(|(_, object, result)| match result {
+                Err(FetchError::Transient(reason)) => Some((object, reason)),
+                _ => None,
+            });
+            // Report the object that failed, not one left untried because of it.
+            if let Some((object, reason)) = failures.min_by_key(|(_, reason)| reason.starts_with(NOT_TRIED)) {
+                return Err(BackfillError::Fetch { url: object.url(), reason: reason.clone() });
+            }
+            // The next batch downloads while this one is decoded.
+            let upcoming = self.stream.next_batch(BATCH_FILES)?;
+            if !upcoming.is_empty() {
+                pending = Some(fetch(upcoming));
+            }
+            let Some(last) = fetched.last().map(|(position, ..)| position.clone()) else { continue };
+            let outcomes = inspect_batch(fetched, processing);
+            self.done += outcomes.len() as u64;
+            let extra = match self.resume.filter(|_| session.writes()) {
+                Some(resume) => vec![resume.write(&Checkpoint {
+                    source: sources(self.selection),
+                    after: last.clone(),
+                    objects: self.done,
+                })],
+                None => Vec::new(),
+            };
+            let changed = self.collector.add_batch(outcomes, session, extra)?;
+            self.published += publish(&changed).map_err(BackfillError::Publish)?;
+            let totals = &self.collector.result.totals;
+            self.snapshot = Snapshot {
+                listed: self.stream.selected.load(std::sync::atomic::Ordering::Relaxed),
+                done: totals.files,
+                json_bytes: totals.json_bytes,
+                events: totals.events,
+                findings: self.collector.result.findings.len() as u64,
+                reached: last.name_time.and_then(layout::name_millis),
+            };
+            progress.update(&self.snapshot);
         }
-        if let Some((_, object, Err(FetchError::Transient(reason)))) =
-            fetched.iter().find(|(_, _, r)| matches!(r, Err(FetchError::Transient(_))))
-        {
-            return Err(BackfillError::Fetch { url: object.url(), reason: reason.clone() });
-        }
-        let Some(last) = fetched.last().map(|(position, ..)| position.clone()) else { continue };
-        let outcomes = inspect_batch(fetched, processing);
-        done_before += outcomes.len() as u64;
-        let extra = match resume.filter(|_| session.writes()) {
-            Some(resume) => vec![resume.write(&Checkpoint {
-                source: selection.locations.iter().map(S3Location::url).collect::<Vec<_>>().join(" "),
-                after: last.clone(),
-                objects: done_before,
-            })],
-            None => Vec::new(),
-        };
-        let changed = collector.add_batch(outcomes, session, extra)?;
-        published += publish(&changed).map_err(BackfillError::Publish)?;
-        let totals = &collector.result.totals;
-        snapshot = Snapshot {
-            listed: stream.selected.load(std::sync::atomic::Ordering::Relaxed),
-            done: totals.files,
-            json_bytes: totals.json_bytes,
-            events: totals.events,
-            findings: collector.result.findings.len() as u64,
-            reached: last.name_time.and_then(layout::name_millis),
-        };
-        progress.update(&snapshot);
+        Ok(())
     }
-    progress.finish(&snapshot);
-    let stats = RunStats { published, ..stream.stats() };
-    Ok((collector.finish(), stats))
+}
+
+fn sources(selection: &Selection) -> String {
+    selection.locations.iter().map(S3Location::url).collect::<Vec<_>>().join(" ")
 }
 
 /// Decodes and inspects a downloaded batch on the rayon pool.
@@ -393,9 +447,10 @@ fn inspect_batch(
             |decoder, (_, object, result)| {
                 let url = object.url();
                 match result {
-                    Ok(bytes) => {
-                        ObjectOutcome::inspected(url.clone(), inspect_planned(decoder, &bytes, &url, plan, engine, mode))
-                    }
+                    Ok(bytes) => ObjectOutcome::inspected(
+                        url.clone(),
+                        inspect_planned(decoder, &bytes, &url, plan, engine, mode),
+                    ),
                     Err(FetchError::Unreadable(reason) | FetchError::Transient(reason)) => {
                         ObjectOutcome::quarantined(url, reason, mode)
                     }
@@ -417,7 +472,8 @@ pub fn enqueue(
     progress: &mut Progress,
 ) -> Result<RunStats, BackfillError> {
     let from = store_and_resume.and_then(|(_, r)| r.from.clone());
-    let mut done = from.as_ref().map_or(0, |c| c.objects);
+    let done_before = from.as_ref().map_or(0, |c| c.objects);
+    let mut done = done_before;
     let mut stream = Stream::start(runtime, &clients.s3, selection, from.map(|c| c.after));
     let fifo = queue_url.ends_with(".fifo");
     let mut messages = 0;
@@ -432,7 +488,8 @@ pub fn enqueue(
             .map(|(i, body)| message_entry(i, body, fifo))
             .collect::<Result<Vec<_>, String>>()
             .map_err(BackfillError::Enqueue)?;
-        let sent = runtime.block_on(clients.sqs.send_message_batch().queue_url(queue_url).set_entries(Some(entries)).send());
+        let sent =
+            runtime.block_on(clients.sqs.send_message_batch().queue_url(queue_url).set_entries(Some(entries)).send());
         let output = sent.map_err(|e| BackfillError::Enqueue(error_text(&e)))?;
         if let Some(failed) = output.failed().first() {
             return Err(BackfillError::Enqueue(format!(
@@ -445,8 +502,11 @@ pub fn enqueue(
         messages += bodies.len() as u64;
         done += batch.len() as u64;
         if let Some((store, resume)) = store_and_resume {
-            let source = selection.locations.iter().map(S3Location::url).collect::<Vec<_>>().join(" ");
-            store.commit(vec![resume.write(&Checkpoint { source, after: last.clone(), objects: done })])?;
+            store.commit(vec![resume.write(&Checkpoint {
+                source: sources(selection),
+                after: last.clone(),
+                objects: done,
+            })])?;
         }
         snapshot = Snapshot {
             listed: stream.selected.load(std::sync::atomic::Ordering::Relaxed),
@@ -457,7 +517,7 @@ pub fn enqueue(
         progress.update(&snapshot);
     }
     progress.finish(&snapshot);
-    Ok(RunStats { messages, ..stream.stats() })
+    Ok(RunStats { messages, done_before, ..stream.stats() })
 }
 
 /// Message bodies for a run of objects: consecutive keys of one bucket share a message.
@@ -482,7 +542,8 @@ fn message_entry(
     body: &str,
     fifo: bool,
 ) -> Result<aws_sdk_sqs::types::SendMessageBatchRequestEntry, String> {
-    let mut entry = aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(format!("m{index}")).message_body(body);
+    let mut entry =
+        aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(format!("m{index}")).message_body(body);
     if fifo {
         let digest = Sha256::digest(body.as_bytes());
         let dedup: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
@@ -522,12 +583,21 @@ mod tests {
     #[test]
     fn positions_order_by_day_then_name_time_then_object() {
         let at = |day, name_time, object: &str| Position { day, name_time, object: object.into() };
-        let mut positions =
-            vec![at(2, Some(1), "s3://b/a"), at(1, Some(9), "s3://b/z"), at(1, Some(9), "s3://b/a"), at(1, None, "s3://b/q")];
+        let mut positions = vec![
+            at(2, Some(1), "s3://b/a"),
+            at(1, Some(9), "s3://b/z"),
+            at(1, Some(9), "s3://b/a"),
+            at(1, None, "s3://b/q"),
+        ];
         positions.sort();
         assert_eq!(
             positions,
-            [at(1, None, "s3://b/q"), at(1, Some(9), "s3://b/a"), at(1, Some(9), "s3://b/z"), at(2, Some(1), "s3://b/a")]
+            [
+                at(1, None, "s3://b/q"),
+                at(1, Some(9), "s3://b/a"),
+                at(1, Some(9), "s3://b/z"),
+                at(2, Some(1), "s3://b/a")
+            ]
         );
     }
 }

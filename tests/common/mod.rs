@@ -66,4 +66,3 @@ pub fn options(endpoint: &str) -> AwsOptions {
         static_credentials: Some(("testing".into(), "testing".into())),
     }
 }
-
