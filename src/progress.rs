@@ -45,7 +45,9 @@ pub struct Progress {
     window: (Millis, Millis),
     started: Instant,
     last_shown: Option<Instant>,
+    shown: Option<Snapshot>,
     every: Duration,
+    complete: bool,
 }
 
 impl Progress {
@@ -55,7 +57,15 @@ impl Progress {
             Style::Bar => Duration::from_millis(200),
             _ => Duration::from_secs(2),
         };
-        Progress { style, window: (since, until), started: Instant::now(), last_shown: None, every }
+        Progress {
+            style,
+            window: (since, until),
+            started: Instant::now(),
+            last_shown: None,
+            shown: None,
+            every,
+            complete: false,
+        }
     }
 
     /// Shows `snapshot` unless the last one was shown a moment ago.
@@ -65,13 +75,19 @@ impl Progress {
             return;
         }
         self.last_shown = Some(now);
+        self.shown = Some(*snapshot);
         let line = self.render(snapshot);
         // Progress is best effort: a closed stderr must not fail the run.
         let _ = io::stderr().lock().write_all(line.as_bytes());
     }
 
-    /// Ends the display (a bar makes room for the summary below it).
-    pub fn finish(&mut self, snapshot: &Snapshot) {
+    /// Ends the display with the final counts (the whole window covered when `complete`); a bar
+    /// makes room for the summary below it.
+    pub fn finish(&mut self, snapshot: &Snapshot, complete: bool) {
+        if self.shown == Some(*snapshot) && self.complete == complete && self.style != Style::Bar {
+            return;
+        }
+        self.complete = complete;
         self.last_shown = None;
         self.update(snapshot);
         if self.style == Style::Bar {
@@ -82,6 +98,9 @@ impl Progress {
     /// The share of the window covered, 0 to 1.
     fn share(&self, snapshot: &Snapshot) -> f64 {
         let (since, until) = self.window;
+        if self.complete {
+            return 1.0;
+        }
         match snapshot.reached {
             Some(reached) if until > since => ((reached - since) as f64 / (until - since) as f64).clamp(0.0, 1.0),
             _ => 0.0,

@@ -196,6 +196,13 @@ fn a_window_lists_only_its_day_folders_and_finds_what_a_local_scan_finds() {
     assert_eq!(number_before(&stderr, "files ("), in_window as u64, "{stderr}");
     assert_eq!(number_before(&stderr, "ListObjectsV2 requests"), expected_list_requests(&trail, 4), "{stderr}");
 
+    // The state is warm for the worker: baselines of the keys seen, and the checkpoint.
+    let state_file = state.path().join("state.db").display().to_string();
+    let report = String::from_utf8_lossy(&trailhound(&["state", "--state", &state_file]).stdout).into_owned();
+    let baselines = report.lines().find_map(|l| l.strip_prefix("baseline: ")).and_then(|l| l.split(' ').next());
+    assert!(baselines.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > 0), "{report}");
+    assert!(report.contains("checkpoint: 1 items"), "{report}");
+
     // Filters prune the walk: one account of the org trail, one region.
     let org_key: Vec<&str> = trail.keys.iter().find(|k| k.contains(ORG)).expect("org key").split('/').collect();
     let (account, region) = (org_key[2], org_key[4]);

@@ -237,3 +237,28 @@ fn a_closed_pipe_is_not_an_error() {
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn bad_s3_flags_are_refused_before_any_request() {
+    // Each is refused by validation, with the flag or value named, before AWS is contacted
+    // (the endpoint below does not exist: reaching it would be a different error).
+    let cases: [(&[&str], &str); 8] = [
+        (&["backfill", "trail-bucket/AWSLogs", "--since", "7d"], "s3://bucket"),
+        (&["backfill", "s3://Bad_Bucket", "--since", "7d"], "not an S3 bucket name"),
+        (&["backfill", "s3://trail-bucket", "--since", "7d", "--account", "1234"], "12-digit"),
+        (&["backfill", "s3://trail-bucket", "--since", "1d", "--until", "2d"], "later than --since"),
+        (&["backfill", "s3://trail-bucket", "--since", "7d", "--publish", "alerts"], "topic ARN"),
+        (&["backfill", "s3://trail-bucket", "--since", "7d", "--concurrency", "0"], "at least 1"),
+        (&["replay", "s3://trail-bucket", "testdata", "--since", "2d", "--until", "1d"], "cannot be mixed"),
+        (&["replay", "testdata", "--since", "2d", "--until", "1d", "--region", "us-east-1"], "s3:// sources only"),
+    ];
+    for (args, expected) in cases {
+        let mut args = args.to_vec();
+        args.extend(["--endpoint-url", "http://127.0.0.1:9", "--state", "/nonexistent/state.db"]);
+        let output = trailhound(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&output).contains(expected), "{args:?}: {}", stderr(&output));
+    }
+    let both = trailhound(&["backfill", "s3://trail-bucket", "--since", "7d", "--enqueue", "q", "--publish", "arn:x"]);
+    assert!(stderr(&both).contains("cannot be combined with --enqueue"), "{}", stderr(&both));
+}

@@ -357,7 +357,7 @@ pub fn process(
         snapshot: Snapshot::default(),
     };
     let error = run.all_batches(processing, session, progress, publish).err();
-    progress.finish(&run.snapshot);
+    progress.finish(&run.snapshot, error.is_none());
     let stats = RunStats { published: run.published, done_before, ..run.stream.stats() };
     (run.collector.finish(), stats, error)
 }
@@ -516,7 +516,7 @@ pub fn enqueue(
         };
         progress.update(&snapshot);
     }
-    progress.finish(&snapshot);
+    progress.finish(&snapshot, true);
     Ok(RunStats { messages, done_before, ..stream.stats() })
 }
 
