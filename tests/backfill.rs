@@ -456,6 +456,10 @@ fn publish_tags_the_mode_and_enqueue_feeds_workers_that_find_the_same() {
         stderr.contains(&format!("enqueued {in_window} objects in {} messages", in_window.div_ceil(10))),
         "{stderr}"
     );
+    // Enqueueing is resumable too: the same command again sends nothing.
+    let (code, _, again) = run(&enqueue);
+    assert_eq!(code, 0, "{again}");
+    assert!(again.contains("enqueued 0 objects in 0 messages"), "{again}");
 
     let (topic, inbox) = runtime.block_on(topic_with_inbox(&trail.clients));
     let alerts = runtime.block_on(async {
