@@ -2,6 +2,8 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -177,8 +179,17 @@ fn run_remote(
         Some((topic, at)) => runtime.block_on(crate::aws::publish_findings(&clients.sns, topic, *at, findings)),
         None => Ok(0),
     };
-    let processing =
-        Processing { runtime: &runtime, s3: &clients.s3, plan, engine: &engine, mode, concurrency: remote.concurrency };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    runtime.spawn(stop_on_signal(interrupted.clone()));
+    let processing = Processing {
+        runtime: &runtime,
+        s3: &clients.s3,
+        plan,
+        engine: &engine,
+        mode,
+        concurrency: remote.concurrency,
+        interrupted: &interrupted,
+    };
     let started = Instant::now();
     let (result, stats, stopped) =
         pool.install(|| backfill::process(&selection, &processing, &mut session, resume, &mut progress, &mut publish));
@@ -200,6 +211,16 @@ fn run_remote(
         Some(error) => Err(error.into()),
         None => Ok(exit_status(&result.findings, config.output.fail_on)),
     }
+}
+
+/// The first SIGINT/SIGTERM asks the run to stop after the batch in progress; a second one
+/// ends the process at once (the state file stays consistent either way).
+async fn stop_on_signal(interrupted: Arc<AtomicBool>) {
+    shutdown_signal().await;
+    interrupted.store(true, Ordering::Relaxed);
+    eprintln!("stopping after the batch in progress (again to quit now)");
+    shutdown_signal().await;
+    std::process::exit(i32::from(EXIT_ERROR));
 }
 
 fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {

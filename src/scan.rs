@@ -315,7 +315,7 @@ pub fn scan_with_state(
                 |scratch, path| scan_file(path, plan, engine, mode, scratch),
             )
             .collect();
-        collector.add_batch(outcomes, session, Vec::new())?;
+        collector.add_batch(outcomes, session)?;
     }
     Ok(collector.finish())
 }
@@ -337,17 +337,16 @@ impl Collector {
         Collector { result: ScanResult::default(), report_since, reported: HashMap::new() }
     }
 
-    /// Adds one batch (objects in time order) and advances the state, committing `extra`
-    /// writes (a checkpoint) with it. Returns the findings this batch reported or grew.
+    /// Adds one batch (objects in time order) and advances the state. Returns the findings
+    /// this batch reported or grew.
     pub fn add_batch(
         &mut self,
         outcomes: Vec<ObjectOutcome>,
         session: &mut Session<'_>,
-        extra: Vec<crate::state::Write>,
     ) -> Result<Vec<Finding>, StateError> {
         let batch = merge(outcomes, &mut self.result);
         let mut changed = Vec::new();
-        for finding in session.advance_with(batch, extra)? {
+        for finding in session.advance(batch)? {
             if self.report_since.is_some_and(|since| finding.sort_time < since) {
                 continue;
             }

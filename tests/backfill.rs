@@ -142,6 +142,16 @@ fn summary(findings: &[Value]) -> BTreeSet<(String, String, u64)> {
         .collect()
 }
 
+/// Each finding once, with the largest count it was reported with (an update keeps its id).
+fn latest(findings: impl IntoIterator<Item = (String, String, u64)>) -> BTreeSet<(String, String, u64)> {
+    let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for (rule, id, count) in findings {
+        let slot = counts.entry((rule, id)).or_default();
+        *slot = (*slot).max(count);
+    }
+    counts.into_iter().map(|((rule, id), count)| (rule, id, count)).collect()
+}
+
 /// The number before the last `label` in the output, e.g. `12` of `with 12 ListObjectsV2 requests`.
 fn number_before(text: &str, label: &str) -> u64 {
     let at = text.rfind(label).unwrap_or_else(|| panic!("no `{label}` in: {text}"));
@@ -354,14 +364,8 @@ fn an_interrupted_backfill_resumes_where_it_stopped() {
     assert_eq!(number_before(&stderr, "in the window to do"), 160 - 64, "{stderr}");
     assert_eq!(number_before(&stderr, "done by an earlier run"), 64, "{stderr}");
     // The two halves report what one run reports (a finding that grew keeps its id).
-    let mut halves: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for (rule, id, count) in summary(&first).into_iter().chain(summary(&second)) {
-        let slot = halves.entry((rule, id)).or_default();
-        *slot = (*slot).max(count);
-    }
-    let halves: BTreeSet<(String, String, u64)> = halves.into_iter().map(|((r, i), c)| (r, i, c)).collect();
     assert!(!whole.is_empty());
-    assert_eq!(halves, summary(&whole));
+    assert_eq!(latest(summary(&first).into_iter().chain(summary(&second))), summary(&whole));
 
     // Finished: the same command again has nothing left; --restart does it all again.
     let (code, again, stderr) = backfill("split.db", &endpoint, false);
@@ -483,12 +487,70 @@ fn publish_tags_the_mode_and_enqueue_feeds_workers_that_find_the_same() {
         tokio::time::timeout(Duration::from_secs(120), worker.run(done)).await.expect("worker finished");
         read_alerts(&trail.clients, &inbox, findings.len(), Duration::from_secs(20)).await
     });
-    let mut from_worker: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for (body, _) in &alerts {
-        let key = (body["rule"].as_str().unwrap_or("").to_owned(), body["id"].as_str().unwrap_or("").to_owned());
-        let slot = from_worker.entry(key).or_default();
-        *slot = (*slot).max(body["evidence"]["count"].as_u64().unwrap_or(0));
-    }
-    let from_worker: BTreeSet<(String, String, u64)> = from_worker.into_iter().map(|((r, i), c)| (r, i, c)).collect();
+    let bodies: Vec<Value> = alerts.into_iter().map(|(body, _)| body).collect();
+    let from_worker = latest(summary(&bodies));
     assert_eq!(from_worker, summary(&findings), "the fleet finds what the backfill found");
+}
+
+#[test]
+fn an_interrupt_stops_after_a_batch_and_the_same_command_resumes() {
+    use std::io::{BufRead, BufReader};
+    let Some(endpoint) = endpoint() else { return };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let trail = runtime.block_on(trail(&endpoint, 40));
+    // Every request takes 40 ms or more, so the run is still going when the signal comes.
+    let slow = runtime.block_on(slow_proxy(&endpoint, Duration::from_millis(40)));
+    let dir = tempfile::tempdir().expect("state dir");
+    let window = ["--since", "2026-11-01T00:00:00Z", "--until", "2026-11-05T00:00:00Z", "--concurrency", "2"];
+    let command = |endpoint: &str, state: &str| {
+        s3_command("backfill", format!("s3://{}", trail.bucket), &window, endpoint, &dir.path().join(state))
+    };
+    let (code, whole, stderr) = run(&command(&endpoint, "whole.db"));
+    assert_eq!(code, 0, "{stderr}");
+
+    let mut args = command(&slow, "split.db");
+    let progress = args.iter().position(|a| a == "--progress").expect("--progress");
+    args[progress + 1] = "jsonl".into();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_trailhound"))
+        .args(&args)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let collect = std::thread::spawn(move || std::io::read_to_string(stdout).expect("stdout"));
+    let mut stderr_lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut stderr = String::new();
+    // Once the first batch is done, interrupt.
+    for line in stderr_lines.by_ref() {
+        let line = line.expect("stderr line");
+        stderr.push_str(&line);
+        stderr.push('\n');
+        let progress: Value = serde_json::from_str(&line).unwrap_or_default();
+        if progress["progress"]["done"].as_u64().is_some_and(|done| done >= 64) {
+            let pid = child.id().to_string();
+            assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill").success());
+            break;
+        }
+    }
+    for line in stderr_lines {
+        stderr.push_str(&line.expect("stderr line"));
+        stderr.push('\n');
+    }
+    let status = child.wait().expect("wait");
+    let first: Vec<Value> =
+        collect.join().expect("stdout thread").lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("interrupted; the same command resumes"), "{stderr}");
+    let done = number_before(&stderr, "files (");
+    assert!((64..160).contains(&done) && done.is_multiple_of(64), "stopped at a batch boundary: {stderr}");
+
+    let (code, second, stderr) = run(&command(&endpoint, "split.db"));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains(&format!("resuming: {done} objects")), "{stderr}");
+    assert_eq!(number_before(&stderr, "files ("), 160 - done, "{stderr}");
+    assert_eq!(latest(summary(&first).into_iter().chain(summary(&second))), summary(&whole));
 }

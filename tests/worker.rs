@@ -38,46 +38,6 @@ struct Stack {
     state: PathBuf,
 }
 
-/// A loopback proxy to `endpoint` that holds every chunk the client sends for `delay`: each
-/// request takes at least that long, however fast the machine. Returns its URL.
-async fn slow_proxy(endpoint: &str, delay: Duration) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let target = endpoint.trim_start_matches("http://").to_owned();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let target = target.clone();
-            tokio::spawn(async move {
-                let Ok(server) = tokio::net::TcpStream::connect(&target).await else { return };
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write) = server.into_split();
-                let upstream = async move {
-                    let mut buffer = vec![0u8; 64 * 1024];
-                    while let Ok(n) = client_read.read(&mut buffer).await {
-                        if n == 0
-                            || {
-                                tokio::time::sleep(delay).await;
-                                false
-                            }
-                            || server_write.write_all(&buffer[..n]).await.is_err()
-                        {
-                            break;
-                        }
-                    }
-                    let _ = server_write.shutdown().await;
-                };
-                let downstream = async move {
-                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-                    let _ = client_write.shutdown().await;
-                };
-                tokio::join!(upstream, downstream);
-            });
-        }
-    });
-    url
-}
-
 /// Bucket → queue notifications, a DLQ after `max_receives`, a topic with an alert queue.
 async fn stack(endpoint: &str, visibility_s: u32, max_receives: u32) -> Stack {
     let clients = clients(&options(endpoint)).await;

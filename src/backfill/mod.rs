@@ -9,13 +9,16 @@
 //! backfill of a bucket gives the findings `scan` gives on a copy of the same files, and memory
 //! holds two batches of objects, however long the window.
 //!
-//! **Resuming.** When the state is written, each batch's commit also records a checkpoint:
-//! the position of the last object of the batch, under a key derived from the command's
-//! arguments. The same command run again skips every day folder before that position without
-//! listing it, and every object up to it. A transient failure that outlasts the SDK's retries
-//! and this module's own ([`FETCH_ROUNDS`]) stops the run with the checkpoint intact; a
-//! permanently unreadable object (missing, SSE-C, over the cap) is quarantined and the run goes
-//! on.
+//! **Resuming.** When the state is written, a checkpoint follows each batch once its state is
+//! committed and its alerts are published: the position of the last object of the batch, under
+//! a key derived from the command's arguments. The same command run again skips every day
+//! folder before that position without listing it, and every object up to it. A crash between
+//! the state commit and the checkpoint makes the next run redo that batch, which is harmless:
+//! baselines are idempotent and findings keep their ids, so it only publishes them again. A
+//! transient failure that outlasts the SDK's retries and this module's own ([`FETCH_ROUNDS`]),
+//! or an interrupt (SIGINT/SIGTERM, checked between batches), stops the run with the checkpoint
+//! intact; a permanently unreadable object (missing, SSE-C, over the cap) is quarantined and the
+//! run goes on.
 
 pub mod list;
 
@@ -75,6 +78,9 @@ pub enum BackfillError {
     /// Publishing failed.
     #[error("publishing: {0}; the same command resumes after the last finished batch")]
     Publish(String),
+    /// SIGINT or SIGTERM.
+    #[error("interrupted; the same command resumes after the last finished batch")]
+    Interrupted,
     /// Sending to the queue failed.
     #[error("enqueueing: {0}; the same command resumes after the last message sent")]
     Enqueue(String),
@@ -188,6 +194,8 @@ pub struct Processing<'p> {
     pub mode: Mode,
     /// Objects downloaded at once.
     pub concurrency: usize,
+    /// Set when the run should stop after the batch in progress (SIGINT, SIGTERM).
+    pub interrupted: &'p std::sync::atomic::AtomicBool,
 }
 
 /// A sorted stream of the selected objects, listed a day at a time by a task on `runtime`.
@@ -294,7 +302,7 @@ async fn fetch_batch(
     batch: Vec<(Position, Listed)>,
     concurrency: usize,
     cap: u64,
-) -> Vec<(Position, Listed, Result<Vec<u8>, FetchError>)> {
+) -> Result<Vec<(Position, Listed, Result<Vec<u8>, FetchError>)>, BackfillError> {
     let limit = Arc::new(Semaphore::new(concurrency.max(1)));
     // Once one object has failed for good the run stops, so the rest are not tried.
     let given_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -325,13 +333,12 @@ async fn fetch_batch(
     }
     let mut fetched = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(done) => fetched.push(done),
-            Err(error) => tracing::warn!(%error, "fetch task failed"),
-        }
+        // A task that died loses its object: stop rather than go on without it.
+        let done = joined.map_err(|e| BackfillError::Fetch { url: "(a batch)".into(), reason: e.to_string() })?;
+        fetched.push(done);
     }
     fetched.sort_by_key(|(index, ..)| *index);
-    fetched.into_iter().map(|(_, position, object, result)| (position, object, result)).collect()
+    Ok(fetched.into_iter().map(|(_, position, object, result)| (position, object, result)).collect())
 }
 
 /// Reads the selection, runs the pipeline over it, and hands each batch's new or grown
@@ -387,8 +394,14 @@ impl Run<'_> {
         let first = self.stream.next_batch(BATCH_FILES)?;
         let mut pending = (!first.is_empty()).then(|| fetch(first));
         while let Some(handle) = pending.take() {
-            let fetched =
-                runtime.block_on(handle).map_err(|e| BackfillError::List(format!("fetch task failed: {e}")))?;
+            if processing.interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+                handle.abort();
+                return Err(BackfillError::Interrupted);
+            }
+            let fetched = runtime.block_on(handle).map_err(|e| BackfillError::Fetch {
+                url: "(a batch)".into(),
+                reason: format!("download task failed: {e}"),
+            })??;
             let failures = fetched.iter().filter_map(|(_, object, result)| match result {
                 Err(FetchError::Transient(reason)) => Some((object, reason)),
                 _ => None,
@@ -405,16 +418,16 @@ impl Run<'_> {
             let Some(last) = fetched.last().map(|(position, ..)| position.clone()) else { continue };
             let outcomes = inspect_batch(fetched, processing);
             self.done += outcomes.len() as u64;
-            let extra = match self.resume.filter(|_| session.writes()) {
-                Some(resume) => vec![resume.write(&Checkpoint {
-                    source: sources(self.selection),
-                    after: last.clone(),
-                    objects: self.done,
-                })],
-                None => Vec::new(),
-            };
-            let changed = self.collector.add_batch(outcomes, session, extra)?;
+            let changed = self.collector.add_batch(outcomes, session)?;
             self.published += publish(&changed).map_err(BackfillError::Publish)?;
+            if let Some((store, resume)) = session.store().zip(self.resume).filter(|_| session.writes()) {
+                let after = last.clone();
+                store.commit(vec![resume.write(&Checkpoint {
+                    source: sources(self.selection),
+                    after,
+                    objects: self.done,
+                })])?;
+            }
             let totals = &self.collector.result.totals;
             self.snapshot = Snapshot {
                 listed: self.stream.selected.load(std::sync::atomic::Ordering::Relaxed),

@@ -103,16 +103,10 @@ impl<'a> Session<'a> {
 
     /// Runs a batch: loads the baselines it needs, advances, saves. Returns the new findings.
     pub fn advance(&mut self, batch: Batch) -> Result<Vec<Finding>, StateError> {
-        self.advance_with(batch, Vec::new())
-    }
-
-    /// [`Session::advance`], committing `extra` writes (a backfill's checkpoint) in the same
-    /// transaction as the state, when this session writes.
-    pub fn advance_with(&mut self, batch: Batch, extra: Vec<Write>) -> Result<Vec<Finding>, StateError> {
         self.load_baselines(batch.observations.iter().map(|o| o.key.as_str()))?;
         let findings = self.stateful.advance(batch);
         if self.writes {
-            self.save(extra)?;
+            self.save()?;
         } else if self.store.is_none() {
             // Nothing to save to: forget the least recently seen keys beyond the bound.
             self.stateful.baselines.clear_changed();
@@ -159,9 +153,9 @@ impl<'a> Session<'a> {
         self.store
     }
 
-    fn save(&mut self, extra: Vec<Write>) -> Result<(), StateError> {
+    fn save(&mut self) -> Result<(), StateError> {
         let Some(store) = self.store else { return Ok(()) };
-        let mut writes = extra;
+        let mut writes = Vec::new();
         for (key, state) in self.stateful.baselines.take_changed() {
             writes.push(Write::put(Table::Baseline, key, to_json(&state), None, state.last_seen));
         }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use trailhound::aws::{AwsOptions, Clients};
@@ -65,4 +66,44 @@ pub fn options(endpoint: &str) -> AwsOptions {
         path_style: true,
         static_credentials: Some(("testing".into(), "testing".into())),
     }
+}
+
+/// A loopback proxy to `endpoint` that holds every chunk the client sends for `delay`: each
+/// request takes at least that long, however fast the machine. Returns its URL.
+pub async fn slow_proxy(endpoint: &str, delay: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = endpoint.trim_start_matches("http://").to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else { return };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let upstream = async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    while let Ok(n) = client_read.read(&mut buffer).await {
+                        if n == 0
+                            || {
+                                tokio::time::sleep(delay).await;
+                                false
+                            }
+                            || server_write.write_all(&buffer[..n]).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    let _ = server_write.shutdown().await;
+                };
+                let downstream = async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                    let _ = client_write.shutdown().await;
+                };
+                tokio::join!(upstream, downstream);
+            });
+        }
+    });
+    url
 }
