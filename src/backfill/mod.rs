@@ -4,10 +4,11 @@
 //!
 //! The objects of the window are listed a day at a time ([`list`]), ordered as `scan` orders
 //! local files (by the delivery time in their name, then by name), and processed in batches of
-//! [`BATCH_FILES`] like `scan`'s: the next batch downloads (at most `concurrency` objects at
-//! once) while the rayon pool decodes this one, then the stateful passes run and commit. So a
-//! backfill of a bucket gives the findings `scan` gives on a copy of the same files, and memory
-//! holds two batches of objects, however long the window.
+//! [`BATCH_FILES`] like `scan`'s: the next [`PREFETCH_BATCHES`] batches download (at most
+//! `concurrency` objects at once, across batches) while the rayon pool decodes this one, then
+//! the stateful passes run and commit. So a backfill of a bucket gives the findings `scan` gives
+//! on a copy of the same files, and memory holds three batches of objects, however long the
+//! window.
 //!
 //! **Resuming.** When the state is written, a checkpoint follows each batch once its state is
 //! committed and its alerts are published: the position of the last object of the batch, under
@@ -22,7 +23,7 @@
 
 pub mod list;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +53,9 @@ pub const FETCH_ROUNDS: u32 = 3;
 pub const DEFAULT_SLACK: Millis = 60 * 60_000;
 
 const NOT_TRIED: &str = "not tried";
+
+/// Batches downloading ahead of the one being decoded.
+pub const PREFETCH_BATCHES: usize = 2;
 
 /// Keys per queue message with `--enqueue`: a failed object makes the worker retry only a few.
 pub const KEYS_PER_MESSAGE: usize = 10;
@@ -296,14 +300,13 @@ async fn produce(
     Ok(())
 }
 
-/// Downloads a batch, at most `concurrency` objects at once, retrying transient failures.
+/// Downloads a batch, as many objects at once as `limit` allows, retrying transient failures.
 async fn fetch_batch(
     s3: aws_sdk_s3::Client,
     batch: Vec<(Position, Listed)>,
-    concurrency: usize,
+    limit: Arc<Semaphore>,
     cap: u64,
 ) -> Result<Vec<(Position, Listed, Result<Vec<u8>, FetchError>)>, BackfillError> {
-    let limit = Arc::new(Semaphore::new(concurrency.max(1)));
     // Once one object has failed for good the run stops, so the rest are not tried.
     let given_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut tasks = JoinSet::new();
@@ -390,12 +393,22 @@ impl Run<'_> {
     ) -> Result<(), BackfillError> {
         let (runtime, s3) = (processing.runtime, processing.s3);
         let cap = processing.plan.limits.max_object_bytes;
-        let fetch = |batch| runtime.spawn(fetch_batch(s3.clone(), batch, processing.concurrency, cap));
-        let first = self.stream.next_batch(BATCH_FILES)?;
-        let mut pending = (!first.is_empty()).then(|| fetch(first));
-        while let Some(handle) = pending.take() {
+        // One limit across batches: the next batches' downloads take over connections as soon
+        // as this batch's slowest objects release them.
+        let limit = Arc::new(Semaphore::new(processing.concurrency.max(1)));
+        let mut pending = VecDeque::new();
+        loop {
+            // Keep the batch being decoded plus PREFETCH_BATCHES downloading.
+            while pending.len() <= PREFETCH_BATCHES {
+                let batch = self.stream.next_batch(BATCH_FILES)?;
+                if batch.is_empty() {
+                    break;
+                }
+                pending.push_back(runtime.spawn(fetch_batch(s3.clone(), batch, limit.clone(), cap)));
+            }
+            let Some(handle) = pending.pop_front() else { break };
             if processing.interrupted.load(std::sync::atomic::Ordering::Relaxed) {
-                handle.abort();
+                pending.iter().chain([&handle]).for_each(|h| h.abort());
                 return Err(BackfillError::Interrupted);
             }
             let fetched = runtime.block_on(handle).map_err(|e| BackfillError::Fetch {
@@ -408,12 +421,8 @@ impl Run<'_> {
             });
             // Report the object that failed, not one left untried because of it.
             if let Some((object, reason)) = failures.min_by_key(|(_, reason)| reason.starts_with(NOT_TRIED)) {
+                pending.iter().for_each(|h| h.abort());
                 return Err(BackfillError::Fetch { url: object.url(), reason: reason.clone() });
-            }
-            // The next batch downloads while this one is decoded.
-            let upcoming = self.stream.next_batch(BATCH_FILES)?;
-            if !upcoming.is_empty() {
-                pending = Some(fetch(upcoming));
             }
             let Some(last) = fetched.last().map(|(position, ..)| position.clone()) else { continue };
             let outcomes = inspect_batch(fetched, processing);
