@@ -58,12 +58,13 @@ best "scan --state (local files)" ./target/release/trailhound scan --state "$wor
 best "backfill s3:// (moto)" ./target/release/trailhound backfill "s3://$bucket" "${window[@]}" "${s3[@]}" --state "$work/state.db"
 best "backfill s3:// --concurrency 32" ./target/release/trailhound backfill "s3://$bucket" "${window[@]}" "${s3[@]}" --state "$work/state.db" --concurrency 32
 best "backfill --enqueue (moto)" ./target/release/trailhound backfill "s3://$bucket" "${window[@]}" "${s3[@]}" --state "$work/state.db" --enqueue "$queue"
-# Who is busy during a backfill: the CPU seconds of trailhound and of the moto process.
+# Who is busy during a backfill: the CPU seconds of trailhound and of the moto process, and
+# trailhound's peak memory.
 moto_pid=$(cat "$TRAILHOUND_MOTO_RUN/moto.pid")
 cpu() { awk '{ print ($14 + $15) / 100 }' "/proc/$1/stat"; }
 rm -f "$work/state.db"*
 before=$(cpu "$moto_pid")
-own=$(/usr/bin/time -f '%U %S' ./target/release/trailhound backfill "s3://$bucket" "${window[@]}" "${s3[@]}" --state "$work/state.db" 2>&1 >/dev/null | tail -n 1)
+own=$(/usr/bin/time -f '%U %S %M' ./target/release/trailhound backfill "s3://$bucket" "${window[@]}" "${s3[@]}" --state "$work/state.db" 2>&1 >/dev/null | tail -n 1)
 after=$(cpu "$moto_pid")
 awk -v o="$own" -v b="$before" -v a="$after" 'BEGIN { split(o, t, " "); printf "CPU during one backfill: trailhound %.2f s, moto %.2f s\n", t[1] + t[2], a - b }'
 rm -rf "$work"

@@ -327,6 +327,14 @@ fn run_state(args: &StateArgs) -> Result<u8> {
     for (table, count) in store.counts()? {
         report.push_str(&format!("{table}: {count} items\n"));
     }
+    // Backfill checkpoints, so an operator can see what a resumed command would skip.
+    for (key, item) in crate::state::scan_all(&store, crate::state::Table::Checkpoint)? {
+        match serde_json::from_str::<backfill::Checkpoint>(&item.value) {
+            Ok(c) => report
+                .push_str(&format!("  {key}: {} objects of {} done, up to {}\n", c.objects, c.source, c.after.object)),
+            Err(error) => report.push_str(&format!("  {key}: unreadable checkpoint ({error})\n")),
+        }
+    }
     ignore_broken_pipe(out.write_all(report.as_bytes()))?;
     Ok(EXIT_OK)
 }

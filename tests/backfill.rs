@@ -212,6 +212,7 @@ fn a_window_lists_only_its_day_folders_and_finds_what_a_local_scan_finds() {
     let baselines = report.lines().find_map(|l| l.strip_prefix("baseline: ")).and_then(|l| l.split(' ').next());
     assert!(baselines.and_then(|n| n.parse::<u64>().ok()).is_some_and(|n| n > 0), "{report}");
     assert!(report.contains("checkpoint: 1 items"), "{report}");
+    assert!(report.contains(&format!("{in_window} objects of s3://{}/ done, up to s3://", trail.bucket)), "{report}");
 
     // Filters prune the walk: one account of the org trail, one region.
     let org_key: Vec<&str> = trail.keys.iter().find(|k| k.contains(ORG)).expect("org key").split('/').collect();
@@ -278,6 +279,15 @@ fn replay_from_s3_equals_replay_of_local_files_and_changes_nothing() {
     let records = |events: &[Value]| events.iter().map(|e| e["record"].to_string()).collect::<Vec<_>>();
     assert_eq!(records(&s3_events), records(&file_events), "the same raw events, redacted the same way");
     assert_eq!(std::fs::read(&state).expect("state file"), before, "a replay never writes the state");
+    let mut updating = remote.clone();
+    updating.push("--update-state".into());
+    let (code, again, stderr) = run(&updating);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        summary(&again.into_iter().filter(|v| v.get("rule").is_some()).collect::<Vec<_>>()),
+        summary(&s3_findings)
+    );
+    assert_ne!(std::fs::read(&state).expect("state file"), before, "--update-state writes what the replay learned");
 }
 
 /// A loopback proxy to `endpoint` that serves `allowed` object downloads and then answers every
