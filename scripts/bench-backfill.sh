@@ -66,5 +66,5 @@ rm -f "$work/state.db"*
 before=$(cpu "$moto_pid")
 own=$(/usr/bin/time -f '%U %S %M' ./target/release/trailhound backfill "s3://$bucket" "${window[@]}" "${s3[@]}" --state "$work/state.db" 2>&1 >/dev/null | tail -n 1)
 after=$(cpu "$moto_pid")
-awk -v o="$own" -v b="$before" -v a="$after" 'BEGIN { split(o, t, " "); printf "CPU during one backfill: trailhound %.2f s, moto %.2f s\n", t[1] + t[2], a - b }'
+awk -v o="$own" -v b="$before" -v a="$after" 'BEGIN { split(o, t, " "); printf "CPU during one backfill: trailhound %.2f s (peak RSS %d MB), moto %.2f s\n", t[1] + t[2], t[3] / 1024, a - b }'
 rm -rf "$work"
