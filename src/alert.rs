@@ -8,7 +8,7 @@
 //! - Message attributes `severity`, `rule`, `family` and `account` let subscriptions filter.
 //! - FIFO topics get `MessageGroupId` = rule and `MessageDeduplicationId` = finding id.
 
-use crate::detect::Finding;
+use crate::detect::{Finding, Severity};
 
 /// SNS's message size limit.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -45,6 +45,21 @@ pub fn render(finding: &Finding) -> Alert {
         ],
         group_id: finding.rule.to_owned(),
     }
+}
+
+/// The alerts for the findings at or above `at`, each with its dedup key `<finding id>:<count>`
+/// (a finding that grew is a new alert).
+pub fn alerts_at(findings: &[Finding], at: Severity) -> Vec<(String, Alert)> {
+    findings
+        .iter()
+        .filter(|f| f.severity >= at)
+        .map(|f| (format!("{}:{}", f.id, f.evidence.count), render(f)))
+        .collect()
+}
+
+/// The dedup record of a published alert, kept `ttl_ms` from `now`.
+pub fn dedup_record(key: &str, now: i64, ttl_ms: i64) -> crate::state::Write {
+    crate::state::Write::put(crate::state::Table::Dedup, key.to_owned(), "1".into(), Some(now + ttl_ms), now)
 }
 
 /// `[SEVERITY] rule: summary`, as printable ASCII on one line, cut to fit.

@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
+use crate::alert;
 use crate::backfill::{self, Processing, Resume, RunStats, Selection};
 use crate::cli::{BackfillArgs, Cli, Command, LogFormatArg, ReplayArgs, RulesArgs, RunArgs, ScanArgs, StateArgs};
 use crate::config::{self, OutputConfig, RemoteConfig, ScanConfig};
@@ -17,6 +18,7 @@ use crate::progress::Progress;
 use crate::scan::{self, ScanPlan, ScanResult};
 use crate::state::persist::Session;
 use crate::state::sqlite::{SqliteStore, SCHEMA_VERSION};
+use crate::state::{StateStore, Table};
 
 /// Exit status: success.
 pub const EXIT_OK: u8 = 0;
@@ -175,8 +177,14 @@ fn run_remote(
     let engine = Engine::new(config.settings.clone(), mode);
     let selection = selection(remote, plan.since, plan.until);
     let mut progress = Progress::new(remote.progress, selection.since, selection.until);
+    // The dedup record lives in the state file when the run writes it (a backfill, a replay
+    // with --update-state), shared with the worker: a finding is paged once, whoever saw it.
+    let dedup = session.store().filter(|_| session.writes());
+    let mut suppressed = 0;
     let mut publish = |findings: &[Finding]| match &remote.publish {
-        Some((topic, at)) => runtime.block_on(crate::aws::publish_findings(&clients.sns, topic, *at, findings)),
+        Some((topic, at)) => {
+            publish_new(&runtime, &clients.sns, topic, alert::alerts_at(findings, *at), dedup, &mut suppressed)
+        }
         None => Ok(0),
     };
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -203,7 +211,8 @@ fn run_remote(
     print_summary(&result, elapsed, pool.current_num_threads());
     let mut remote_summary = listing_summary(&stats);
     if let Some((topic, _)) = &remote.publish {
-        remote_summary.push_str(&format!("; published {} alerts to {topic}", stats.published));
+        remote_summary
+            .push_str(&format!("; published {} alerts to {topic} ({suppressed} published before)", stats.published));
     }
     eprintln!("{remote_summary}");
     match stopped {
@@ -211,6 +220,36 @@ fn run_remote(
         Some(error) => Err(error.into()),
         None => Ok(exit_status(&result.findings, config.output.fail_on)),
     }
+}
+
+/// Publishes the alerts the dedup record (if any) does not have, and records them. Returns how
+/// many were published; counts the others in `suppressed`.
+fn publish_new(
+    runtime: &tokio::runtime::Runtime,
+    sns: &aws_sdk_sns::Client,
+    topic: &str,
+    alerts: Vec<(String, alert::Alert)>,
+    dedup: Option<&dyn StateStore>,
+    suppressed: &mut u64,
+) -> Result<u64, String> {
+    let fresh: Vec<&(String, alert::Alert)> = match dedup {
+        Some(store) => {
+            let keys: Vec<String> = alerts.iter().map(|(key, _)| key.clone()).collect();
+            let known = store.get_many(Table::Dedup, &keys).map_err(|e| e.to_string())?;
+            alerts.iter().zip(known).filter(|(_, k)| k.is_none()).map(|(a, _)| a).collect()
+        }
+        None => alerts.iter().collect(),
+    };
+    *suppressed += (alerts.len() - fresh.len()) as u64;
+    for chunk in fresh.chunks(crate::aws::PUBLISH_BATCH) {
+        runtime.block_on(crate::aws::publish_alerts(sns, topic, chunk))?;
+        if let Some(store) = dedup {
+            let ttl = crate::worker::DEDUP_TTL.as_millis() as i64;
+            let records = chunk.iter().map(|(key, _)| alert::dedup_record(key, now_millis(), ttl)).collect();
+            store.commit(records).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(fresh.len() as u64)
 }
 
 /// The first SIGINT/SIGTERM asks the run to stop after the batch in progress; a second one

@@ -159,26 +159,6 @@ pub async fn publish_alerts(
     }
 }
 
-/// Publishes the findings at or above `at` (no dedup record: a backfill or replay publishes
-/// each finding once per run, and again only when it grew). Returns how many were published.
-pub async fn publish_findings(
-    sns: &aws_sdk_sns::Client,
-    topic_arn: &str,
-    at: crate::detect::Severity,
-    findings: &[crate::detect::Finding],
-) -> Result<u64, String> {
-    let alerts: Vec<(String, Alert)> = findings
-        .iter()
-        .filter(|f| f.severity >= at)
-        .map(|f| (format!("{}:{}", f.id, f.evidence.count), crate::alert::render(f)))
-        .collect();
-    let refs: Vec<&(String, Alert)> = alerts.iter().collect();
-    for chunk in refs.chunks(PUBLISH_BATCH) {
-        publish_alerts(sns, topic_arn, chunk).await?;
-    }
-    Ok(alerts.len() as u64)
-}
-
 fn batch_entry(index: usize, key: &str, alert: &Alert, fifo: bool) -> Result<PublishBatchRequestEntry, String> {
     let mut entry =
         PublishBatchRequestEntry::builder().id(format!("a{index}")).subject(&alert.subject).message(&alert.message);

@@ -18,6 +18,7 @@ use serde_json::Value;
 use trailhound::aws::{clients, Clients};
 use trailhound::detect::{Engine, Mode, Settings, Severity};
 use trailhound::state::sqlite::SqliteStore;
+use trailhound::state::{scan_all, Table};
 use trailhound::synth::{generate, SynthSpec};
 use trailhound::worker::metrics::Metrics;
 use trailhound::worker::{Worker, WorkerConfig};
@@ -447,6 +448,13 @@ fn publish_tags_the_mode_and_enqueue_feeds_workers_that_find_the_same() {
         assert_eq!(body["mode"], "backfill");
         assert_eq!(attributes["mode"], "backfill");
     }
+    // Again from the start on the same state: the dedup record pages no one twice.
+    args.push("--restart".into());
+    let (code, again, stderr) = run(&args);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(summary(&again), summary(&findings));
+    assert!(stderr.contains(&format!("published 0 alerts to {topic} ({publishable} published before)")), "{stderr}");
+    assert!(runtime.block_on(read_alerts(&trail.clients, &inbox, 1, Duration::from_secs(2))).is_empty());
 
     // A replay pages no one without --publish, and tags its alerts mode=replay with it.
     let mut replay = command("replay", "none.db");
@@ -476,30 +484,46 @@ fn publish_tags_the_mode_and_enqueue_feeds_workers_that_find_the_same() {
     assert!(again.contains("enqueued 0 objects in 0 messages"), "{again}");
 
     let (topic, inbox) = runtime.block_on(topic_with_inbox(&trail.clients));
-    let alerts = runtime.block_on(async {
-        let store: &'static SqliteStore =
-            Box::leak(Box::new(SqliteStore::open(&dir.path().join("worker.db")).expect("state")));
-        let mut config = WorkerConfig::new(work.clone(), topic);
-        config.publish_at = Severity::Info;
-        config.wait_seconds = 1;
-        let engine = Engine::new(Settings::default(), Mode::Live);
-        let metrics = Arc::new(Metrics::default());
-        let worker = Worker::new(trail.clients.clone(), config, engine, store, metrics.clone(), now_millis)
-            .await
-            .expect("worker");
-        let objects = in_window as u64;
-        let done = async {
-            while metrics.objects_inspected.load(Ordering::Relaxed) < objects {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        };
-        tokio::time::timeout(Duration::from_secs(120), worker.run(done)).await.expect("worker finished");
-        read_alerts(&trail.clients, &inbox, findings.len(), Duration::from_secs(20)).await
-    });
+    let store: &'static SqliteStore =
+        Box::leak(Box::new(SqliteStore::open(&dir.path().join("worker.db")).expect("state")));
+    let worker = |objects| drain(&trail.clients, &work, &topic, store, objects);
+    let suppressed = runtime.block_on(worker(in_window as u64));
+    assert_eq!(suppressed, 0);
+    let alerts = runtime.block_on(read_alerts(&trail.clients, &inbox, findings.len(), Duration::from_secs(20)));
     let bodies: Vec<Value> = alerts.into_iter().map(|(body, _)| body).collect();
     let from_worker = latest(summary(&bodies));
     assert_eq!(from_worker, summary(&findings), "the fleet finds what the backfill found");
+
+    // The same objects enqueued again (a replay of the backlog): the workers page no one and
+    // the baselines do not change.
+    let baselines = || scan_all(store, Table::Baseline).expect("baselines");
+    let before = baselines();
+    enqueue.push("--restart".into());
+    assert_eq!(run(&enqueue).0, 0);
+    let suppressed = runtime.block_on(worker(in_window as u64));
+    assert!(suppressed > 0);
+    assert!(runtime.block_on(read_alerts(&trail.clients, &inbox, 1, Duration::from_secs(3))).is_empty());
+    assert_eq!(baselines(), before, "the same events teach nothing new");
+}
+
+/// Runs a worker on `queue` until it has inspected `objects` objects, then stops it; returns the
+/// alerts it suppressed as already sent.
+async fn drain(clients: &Clients, queue: &str, topic: &str, store: &'static SqliteStore, objects: u64) -> u64 {
+    let mut config = WorkerConfig::new(queue, topic);
+    config.publish_at = Severity::Info;
+    config.wait_seconds = 1;
+    let engine = Engine::new(Settings::default(), Mode::Live);
+    let metrics = Arc::new(Metrics::default());
+    let worker =
+        Worker::new(clients.clone(), config, engine, store, metrics.clone(), now_millis).await.expect("worker");
+    let done = async {
+        while metrics.objects_inspected.load(Ordering::Relaxed) < objects {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    tokio::time::timeout(Duration::from_secs(120), worker.run(done)).await.expect("worker finished");
+    metrics.alerts_suppressed.load(Ordering::Relaxed)
 }
 
 #[test]

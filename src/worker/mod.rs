@@ -382,11 +382,7 @@ impl Worker {
         for finding in &findings {
             self.metrics.finding(finding.rule, finding.severity.as_str());
         }
-        let alerts: Vec<(String, Alert)> = findings
-            .iter()
-            .filter(|f| f.severity >= self.config.publish_at)
-            .map(|f| (format!("{}:{}", f.id, f.evidence.count), alert::render(f)))
-            .collect();
+        let alerts = alert::alerts_at(&findings, self.config.publish_at);
         if alerts.is_empty() {
             return Ok(());
         }
@@ -403,12 +399,9 @@ impl Worker {
         for chunk in fresh.chunks(PUBLISH_BATCH) {
             publish_alerts(&self.clients.sns, &self.config.topic_arn, chunk).await?;
             Metrics::add(&self.metrics.alerts_published, chunk.len() as u64);
-            let expires = (self.clock)() + DEDUP_TTL.as_millis() as i64;
             let now = (self.clock)();
-            let writes: Vec<Write> = chunk
-                .iter()
-                .map(|(key, _)| Write::put(Table::Dedup, key.clone(), "1".into(), Some(expires), now))
-                .collect();
+            let writes: Vec<Write> =
+                chunk.iter().map(|(key, _)| alert::dedup_record(key, now, DEDUP_TTL.as_millis() as i64)).collect();
             let store = self.store;
             tokio::task::spawn_blocking(move || store.commit(writes))
                 .await
