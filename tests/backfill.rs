@@ -77,13 +77,15 @@ async fn trail(endpoint: &str, files_per_day: usize) -> Trail {
     for (key, body) in objects {
         put(&clients, &bucket, local.path(), &key, body).await;
     }
-    // Digests, Insight and a stray file beside the logs: never listed into, never read.
+    // Digests, Insight and stray files beside the logs: never listed into, never read.
     let account = keys[0].split('/').nth(1).expect("account").to_owned();
     let junk = b"not a log".to_vec();
     for extra in [
         format!("AWSLogs/{account}/CloudTrail-Digest/us-east-1/2026/11/02/{account}_CloudTrail-Digest_us-east-1_x_20261102T1000Z.json.gz"),
         format!("AWSLogs/{account}/CloudTrail-Insight/us-east-1/2026/11/02/{account}_CloudTrail-Insight_us-east-1_20261102T1000Z_x.json.gz"),
         "AWSLogs/README.txt".to_owned(),
+        // Another service's logs beside the trail's: never listed into.
+        "access-logs/2026-11-02-10-00-00-0123456789ABCDEF".to_owned(),
     ] {
         put(&clients, &bucket, local.path(), &extra, junk.clone()).await;
     }

@@ -2,12 +2,14 @@
 //! are in [`crate::layout`]; this module does the requests).
 //!
 //! The walk goes down the layout one level at a time with delimiter listings, every folder of a
-//! level at once (at most [`LIST_CONCURRENCY`] requests in flight), keeping only the folders
-//! [`layout::classify`] keeps: organizations, accounts (`--account`), `CloudTrail/`, regions
-//! (`--region`). Year and month folders are never listed: the day folders of the window are
-//! named directly, and a day is listed across every region when the pipeline reaches it. Every
-//! listing follows continuation tokens. Requests are counted, so tests and the summary can show
-//! that nothing more was listed than the window needed.
+//! level at once (at most [`LIST_CONCURRENCY`] requests in flight). Above `AWSLogs/` it looks
+//! for that folder at most [`MAX_SEARCH_DEPTH`] levels down, and not beside it once found.
+//! Below it, it keeps only the folders [`layout::classify`] keeps: organizations, accounts
+//! (`--account`), `CloudTrail/`, regions (`--region`). Year and month folders are never listed:
+//! the day folders of the window are named directly, and a day is listed across every region
+//! when the pipeline reaches it. Every listing follows continuation tokens. Requests are
+//! counted, so tests and the summary can show that nothing more was listed than the window
+//! needed.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,7 +26,7 @@ use crate::scan::name_time;
 pub const LIST_CONCURRENCY: usize = 16;
 
 /// How deep below the given prefix to look for `AWSLogs/` when the prefix is above it.
-const MAX_SEARCH_DEPTH: usize = 3;
+pub const MAX_SEARCH_DEPTH: usize = 3;
 
 /// A listed log object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,7 +116,15 @@ impl Lister {
         }
         while !frontier.is_empty() {
             let mut next = Vec::new();
-            for (node, folders) in self.children_of(frontier).await? {
+            for (node, mut folders) in self.children_of(frontier).await? {
+                // Above the layout, a folder that holds `AWSLogs/` is a trail prefix: its other
+                // folders (access logs, other data) are not searched.
+                if node.level.is_none() {
+                    let logs = format!("{}AWSLogs/", node.prefix);
+                    if folders.contains(&logs) {
+                        folders = vec![logs];
+                    }
+                }
                 for folder in folders {
                     let name = folder.strip_prefix(&node.prefix).unwrap_or(&folder).trim_end_matches('/');
                     let child = |level| Node {
