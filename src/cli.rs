@@ -181,7 +181,7 @@ pub struct BackfillArgs {
 /// How progress is shown on standard error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProgressArg {
-    /// A bar when standard error is a terminal, else nothing.
+    /// A bar when standard error is a terminal, else one JSON object at the end.
     Auto,
     /// A bar.
     Bar,

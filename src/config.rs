@@ -267,7 +267,8 @@ pub fn remote_config(args: &RemoteArgs, sources: &[&str]) -> Result<RemoteConfig
     };
     let progress = match args.progress {
         ProgressArg::Auto if std::io::stderr().is_terminal() => crate::progress::Style::Bar,
-        ProgressArg::Auto | ProgressArg::Off => crate::progress::Style::Off,
+        ProgressArg::Auto => crate::progress::Style::Final,
+        ProgressArg::Off => crate::progress::Style::Off,
         ProgressArg::Bar => crate::progress::Style::Bar,
         ProgressArg::Jsonl => crate::progress::Style::Jsonl,
     };

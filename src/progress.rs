@@ -1,5 +1,6 @@
 //! Progress of a long S3 run (`backfill`, `replay s3://…`) on standard error: a bar redrawn in
-//! place on a terminal, one JSON object per line for machines, or nothing.
+//! place on a terminal; otherwise quiet, with one JSON object at the end (or one every 2 s with
+//! `--progress jsonl`, or nothing).
 //!
 //! The share done is the share of the window covered (the delivery time in the name of the last
 //! object finished), because the objects are listed a day at a time as the run gets there and
@@ -17,6 +18,8 @@ pub enum Style {
     Bar,
     /// A JSON object per line.
     Jsonl,
+    /// One JSON object at the end (the default when stderr is not a terminal).
+    Final,
     /// Nothing.
     Off,
 }
@@ -70,6 +73,12 @@ impl Progress {
 
     /// Shows `snapshot` unless the last one was shown a moment ago.
     pub fn update(&mut self, snapshot: &Snapshot) {
+        if self.style != Style::Final {
+            self.show(snapshot);
+        }
+    }
+
+    fn show(&mut self, snapshot: &Snapshot) {
         let now = Instant::now();
         if self.style == Style::Off || self.last_shown.is_some_and(|t| now - t < self.every) {
             return;
@@ -89,7 +98,7 @@ impl Progress {
         }
         self.complete = complete;
         self.last_shown = None;
-        self.update(snapshot);
+        self.show(snapshot);
         if self.style == Style::Bar {
             let _ = io::stderr().lock().write_all(b"\n");
         }
@@ -127,7 +136,7 @@ impl Progress {
                     s.findings,
                 )
             }
-            Style::Jsonl => {
+            Style::Jsonl | Style::Final => {
                 let value = serde_json::json!({
                     "progress": {
                         "listed": s.listed,

@@ -231,9 +231,18 @@ fn a_window_lists_only_its_day_folders_and_finds_what_a_local_scan_finds() {
         "--region",
         region,
     ];
-    let narrow = s3_command("backfill", logs, &filters, &trail.endpoint, &state.path().join("narrow.db"));
+    let mut narrow = s3_command("backfill", logs, &filters, &trail.endpoint, &state.path().join("narrow.db"));
+    narrow.retain(|a| a != "--progress" && a != "off");
     let (code, findings, stderr) = run(&narrow);
     assert_eq!(code, 0, "{stderr}");
+    // Not a terminal: no bar, one machine-readable progress line at the end.
+    let progress: Vec<Value> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("{\"progress\"").map(|_| serde_json::from_str(l).expect("JSON")))
+        .collect();
+    assert_eq!(progress.len(), 1, "{stderr}");
+    assert_eq!(progress[0]["progress"]["share"], 1.0);
+    assert!(!stderr.contains('\r'), "no bar when stderr is not a terminal");
     let wanted = trail.keys.iter().filter(|k| k.contains(&format!("{account}/CloudTrail/{region}/"))).count();
     assert!(wanted > 0 && wanted < trail.keys.len());
     assert_eq!(number_before(&stderr, "in the window"), wanted as u64, "{stderr}");
