@@ -202,6 +202,11 @@ fn run_remote(
     let (result, stats, stopped) =
         pool.install(|| backfill::process(&selection, &processing, &mut session, resume, &mut progress, &mut publish));
     if stopped.is_none() {
+        if let Some(store) = dedup {
+            store
+                .evict(Table::Dedup, crate::state::Evict::ExpiredBefore(now_millis()))
+                .context("cannot expire alerts")?;
+        }
         session.close().context("cannot bound the state")?;
     }
     let elapsed = started.elapsed().as_secs_f64();
