@@ -599,3 +599,36 @@ fn an_interrupt_stops_after_a_batch_and_the_same_command_resumes() {
     assert_eq!(number_before(&stderr, "files ("), 160 - done, "{stderr}");
     assert_eq!(latest(summary(&first).into_iter().chain(summary(&second))), summary(&whole));
 }
+
+#[test]
+fn a_damaged_object_is_quarantined_and_a_failing_listing_stops_the_run() {
+    let Some(endpoint) = endpoint() else { return };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let trail = runtime.block_on(trail(&endpoint, 2));
+    let account = trail.keys[0].split('/').nth(1).expect("account").to_owned();
+    let damaged = format!(
+        "AWSLogs/{account}/CloudTrail/us-east-1/2026/11/02/{account}_CloudTrail_us-east-1_20261102T1000Z_DAMAGED.json.gz"
+    );
+    let mut gzip_then_garbage = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
+    gzip_then_garbage.extend((0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    runtime.block_on(put(&trail.clients, &trail.bucket, trail.local.path(), &damaged, gzip_then_garbage));
+    let dir = tempfile::tempdir().expect("state dir");
+    let bucket = format!("s3://{}", trail.bucket);
+    let (code, findings, stderr) =
+        run(&s3_command("backfill", bucket.clone(), &WINDOW, &trail.endpoint, &dir.path().join("state.db")));
+    assert_eq!(code, 0, "a damaged object does not stop the run: {stderr}");
+    let quarantined: Vec<&Value> = findings.iter().filter(|f| f["rule"] == "trail.unreadable_log_file").collect();
+    assert_eq!(quarantined.len(), 1, "{stderr}");
+    assert_eq!(quarantined[0]["origin"], format!("s3://{}/{damaged}", trail.bucket));
+    assert!(stderr.contains("quarantined 1 files"), "{stderr}");
+    assert!(findings.len() > 1, "the other objects are still inspected");
+
+    // S3 answering 503 to everything: the SDK retries, then the run stops with a clear error.
+    let failing = runtime.block_on(failing_endpoint());
+    let mut args = s3_command("backfill", bucket, &WINDOW, &trail.endpoint, &dir.path().join("other.db"));
+    args.extend(["--s3-endpoint-url".into(), failing]);
+    let (code, findings, stderr) = run(&args);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(findings.is_empty());
+    assert!(stderr.contains("listing s3://") && stderr.contains("ServiceUnavailable"), "{stderr}");
+}

@@ -647,34 +647,6 @@ async fn fifo_topics_get_group_and_deduplication_ids() {
     }
 }
 
-/// A loopback HTTP server that answers every request with 503 (S3 "Slow Down"-like trouble).
-async fn failing_endpoint() -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = vec![0u8; 64 * 1024];
-                while let Ok(n) = stream.read(&mut buffer).await {
-                    if n == 0 {
-                        break;
-                    }
-                    let body = "<Error><Code>ServiceUnavailable</Code><Message>try again</Message></Error>";
-                    let response = format!(
-                        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/xml\r\ncontent-length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if stream.write_all(response.as_bytes()).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    url
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_s3_errors_leave_the_message_for_a_later_retry() {
     let Some(endpoint) = endpoint() else { return };
