@@ -121,7 +121,7 @@ fn run_backfill(args: &BackfillArgs) -> Result<u8> {
             backfill::enqueue(&runtime, &clients, &selection, queue_url, Some((&store, &resume)), &mut progress)?;
         eprintln!(
             "enqueued {} objects in {} messages to {queue_url}; {}",
-            stats.selected - stats.skipped,
+            stats.to_do(),
             stats.messages,
             listing_summary(&stats)
         );
@@ -157,7 +157,7 @@ fn listing_summary(stats: &RunStats) -> String {
         "listed {} log objects with {} ListObjectsV2 requests; {} in the window to do, {} done by an earlier run",
         stats.listed,
         stats.list_requests,
-        stats.selected - stats.skipped,
+        stats.to_do(),
         stats.done_before
     )
 }
@@ -209,11 +209,7 @@ fn run_remote(
         }
         session.close().context("cannot bound the state")?;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let shown: Vec<Finding> =
-        result.findings.iter().filter(|f| f.severity >= config.output.min_severity).cloned().collect();
-    write_output(&config.output, &shown, plan.events.as_ref().map(|_| result.events.as_slice()))?;
-    print_summary(&result, elapsed, pool.current_num_threads());
+    report(config, plan, &result, started, pool.current_num_threads())?;
     let mut remote_summary = listing_summary(&stats);
     if let Some((topic, _)) = &remote.publish {
         remote_summary
@@ -283,12 +279,19 @@ fn run_pipeline(config: &ScanConfig, plan: &ScanPlan, mut session: Session<'_>, 
     let result = pool.install(|| scan::scan_with_state(plan, &engine, mode, &mut session));
     let result = result.context("cannot update the state")?;
     session.close().context("cannot bound the state")?;
+    report(config, plan, &result, started, pool.current_num_threads())?;
+    Ok(exit_status(&result.findings, config.output.fail_on))
+}
+
+/// Prints the findings at or above the minimum severity (and the matched events), then the
+/// summary of a run that started at `started`.
+fn report(config: &ScanConfig, plan: &ScanPlan, result: &ScanResult, started: Instant, threads: usize) -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let shown: Vec<Finding> =
         result.findings.iter().filter(|f| f.severity >= config.output.min_severity).cloned().collect();
     write_output(&config.output, &shown, plan.events.as_ref().map(|_| result.events.as_slice()))?;
-    print_summary(&result, elapsed, pool.current_num_threads());
-    Ok(exit_status(&result.findings, config.output.fail_on))
+    print_summary(result, elapsed, threads);
+    Ok(())
 }
 
 fn run_worker(args: &RunArgs) -> Result<u8> {

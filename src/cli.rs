@@ -216,15 +216,23 @@ pub struct RemoteArgs {
     /// Progress on standard error.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressArg,
-    /// Endpoint URL for S3, SQS and SNS (S3-compatible stores, emulators).
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
-    /// Endpoint URL for S3 only.
-    #[arg(long, value_name = "URL")]
-    pub s3_endpoint_url: Option<String>,
+    /// Where S3, SQS and SNS are.
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
     /// AWS region for the clients (default: the SDK's chain, e.g. AWS_REGION).
     #[arg(long, value_name = "REGION")]
     pub aws_region: Option<String>,
+}
+
+/// Endpoints other than AWS's own (S3-compatible stores, emulators).
+#[derive(Debug, Args)]
+pub struct EndpointArgs {
+    /// Endpoint URL for S3, SQS and SNS; the SDK also reads AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// Endpoint URL for S3 only (an S3-compatible store), overriding --endpoint-url for S3.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint_url: Option<String>,
     /// Path-style S3 addressing.
     #[arg(long)]
     pub path_style: bool,
@@ -281,19 +289,12 @@ pub struct RunArgs {
     /// The SNS topic for alerts (or `[run] topic_arn`).
     #[arg(long, value_name = "ARN", env = "TRAILHOUND_TOPIC_ARN")]
     pub topic_arn: Option<String>,
-    /// Endpoint URL for S3, SQS and SNS (S3-compatible stores, emulators); the SDK also reads
-    /// AWS_ENDPOINT_URL.
-    #[arg(long, value_name = "URL")]
-    pub endpoint_url: Option<String>,
-    /// Endpoint URL for S3 only (an S3-compatible store), overriding --endpoint-url for S3.
-    #[arg(long, value_name = "URL")]
-    pub s3_endpoint_url: Option<String>,
+    /// Where S3, SQS and SNS are.
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
     /// AWS region (default: the SDK's chain, e.g. AWS_REGION).
     #[arg(long, value_name = "REGION")]
     pub region: Option<String>,
-    /// Path-style S3 addressing.
-    #[arg(long)]
-    pub path_style: bool,
     /// Publish findings at or above this severity (default medium).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub publish_severity: Option<SeverityArg>,

@@ -280,10 +280,10 @@ pub fn remote_config(args: &RemoteArgs, sources: &[&str]) -> Result<RemoteConfig
         publish,
         progress,
         aws: crate::aws::AwsOptions {
-            endpoint_url: args.endpoint_url.clone(),
-            s3_endpoint_url: args.s3_endpoint_url.clone(),
+            endpoint_url: args.endpoints.endpoint_url.clone(),
+            s3_endpoint_url: args.endpoints.s3_endpoint_url.clone(),
             region: args.aws_region.clone(),
-            path_style: args.path_style,
+            path_style: args.endpoints.path_style,
             static_credentials: None,
         },
     })
@@ -412,10 +412,10 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         .or_else(default_state_path)
         .ok_or_else(|| bad("--state", "", "no home folder to keep the state in; pass --state FILE"))?;
     let aws = crate::aws::AwsOptions {
-        endpoint_url: args.endpoint_url.clone().or_else(|| section.endpoint_url.clone()),
-        s3_endpoint_url: args.s3_endpoint_url.clone().or_else(|| section.s3_endpoint_url.clone()),
+        endpoint_url: args.endpoints.endpoint_url.clone().or_else(|| section.endpoint_url.clone()),
+        s3_endpoint_url: args.endpoints.s3_endpoint_url.clone().or_else(|| section.s3_endpoint_url.clone()),
         region: args.region.clone().or_else(|| section.region.clone()),
-        path_style: args.path_style || section.path_style.unwrap_or(false),
+        path_style: args.endpoints.path_style || section.path_style.unwrap_or(false),
         static_credentials: None,
     };
     Ok(RunConfig { worker, aws, settings: settings(&file)?, state, metrics_addr, threads: args.threads })

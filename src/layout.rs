@@ -7,7 +7,7 @@
 //! folders (`o-…/`) and account folders (12 digits, filtered by `--account`); below an account
 //! only `CloudTrail/` (digests and Insight have their own folders and are never listed); below
 //! that the regions (filtered by `--region`). It never lists years and months: the day folders
-//! of the window are computed ([`day_prefixes`]), and objects in them are kept when the delivery
+//! of the window are computed ([`days`]), and objects in them are kept when the delivery
 //! time in their name falls in the window widened by a delivery slack ([`in_window`]). Events
 //! are then filtered by `eventTime` exactly.
 
@@ -75,20 +75,26 @@ fn is_region(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-/// The `YYYY/MM/DD/` folders below a region prefix (ending in `/`) that can hold objects
-/// delivered in `[since - slack, until + slack)`.
-pub fn day_prefixes(region_prefix: &str, since: Millis, until: Millis, slack: Millis) -> Vec<String> {
-    days(since, until, slack).into_iter().map(|(_, folder)| format!("{region_prefix}{folder}")).collect()
-}
-
 /// True when the delivery time in the object's name lies in `[since - slack, until + slack)`;
 /// objects without one are kept (the events decide).
 pub fn in_window(key: &str, since: Millis, until: Millis, slack: Millis) -> bool {
     let name = key.rsplit('/').next().unwrap_or(key);
-    match crate::scan::name_time(name) {
+    match name_time(name) {
         Some(time) => digits(since - slack) <= time && time < digits(until + slack),
         None => true,
     }
+}
+
+/// The delivery time in a CloudTrail object name (`…_20261101T1005Z_…`) as sortable digits.
+pub fn name_time(name: &str) -> Option<u64> {
+    name.split('_').find_map(|part| {
+        let bytes = part.as_bytes();
+        let shaped = bytes.len() == 14
+            && bytes[8] == b'T'
+            && bytes[13] == b'Z'
+            && bytes[..8].iter().chain(&bytes[9..13]).all(u8::is_ascii_digit);
+        shaped.then(|| format!("{}{}", &part[..8], &part[9..13]).parse().ok()).flatten()
+    })
 }
 
 /// A time as the `YYYYMMDDHHMM` digits of CloudTrail names.
@@ -238,6 +244,9 @@ mod tests {
     #[test]
     fn day_folders_cover_the_window_with_slack_and_no_more() {
         let region = "AWSLogs/111122223333/CloudTrail/us-east-1/";
+        let day_prefixes = |region: &str, since, until, slack| -> Vec<String> {
+            days(since, until, slack).into_iter().map(|(_, folder)| format!("{region}{folder}")).collect()
+        };
         let days = day_prefixes(region, t("2026-11-01T10:00:00Z"), t("2026-11-03T00:00:00Z"), 15 * 60_000);
         assert_eq!(
             days,

@@ -155,20 +155,9 @@ pub fn collect_files(paths: &[PathBuf], errors: &mut Vec<InputError>, skipped: &
     let before = files.len();
     files.retain(|f| !is_digest_or_insight(f));
     *skipped += (before - files.len()) as u64;
-    files.sort_by_cached_key(|f| (f.file_name().and_then(|n| n.to_str()).and_then(name_time), f.clone()));
     files
-}
-
-/// The delivery time in a CloudTrail object name (`…_20261101T1005Z_…`) as sortable digits.
-pub fn name_time(name: &str) -> Option<u64> {
-    name.split('_').find_map(|part| {
-        let bytes = part.as_bytes();
-        let shaped = bytes.len() == 14
-            && bytes[8] == b'T'
-            && bytes[13] == b'Z'
-            && bytes[..8].iter().chain(&bytes[9..13]).all(u8::is_ascii_digit);
-        shaped.then(|| format!("{}{}", &part[..8], &part[9..13]).parse().ok()).flatten()
-    })
+        .sort_by_cached_key(|f| (f.file_name().and_then(|n| n.to_str()).and_then(crate::layout::name_time), f.clone()));
+    files
 }
 
 fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {

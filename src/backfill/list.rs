@@ -14,13 +14,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::aws::error_text;
-use crate::layout::{self, Filters, Folder, Level, S3Location, Start};
+use crate::layout::{self, name_time, Filters, Folder, Level, S3Location, Start};
 use crate::notify::{self, Target};
-use crate::scan::name_time;
 
 /// Listing requests in flight at once.
 pub const LIST_CONCURRENCY: usize = 16;
@@ -35,8 +35,6 @@ pub struct Listed {
     pub bucket: String,
     /// The key.
     pub key: String,
-    /// Its size as stored.
-    pub size: u64,
     /// The delivery time in its name, as `YYYYMMDDHHMM` digits.
     pub name_time: Option<u64>,
 }
@@ -179,30 +177,38 @@ impl Lister {
     /// The folders directly below `prefix` (delimiter listing; objects at this level are ignored).
     async fn folders(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, String> {
         let mut folders = Vec::new();
-        let mut token = None;
-        loop {
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let page = self
-                .s3
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .delimiter("/")
-                .set_continuation_token(token)
-                .send()
-                .await
-                .map_err(|e| format!("listing s3://{bucket}/{prefix}: {}", error_text(&e)))?;
+        self.pages(bucket, prefix, Some("/"), |page| {
             folders.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)));
-            token = page.next_continuation_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(folders);
-            }
-        }
+        })
+        .await?;
+        Ok(folders)
     }
 
     /// Every log object below `prefix` (no delimiter), digests, Insight and non-log keys left out.
     pub async fn objects(&self, bucket: &str, prefix: &str) -> Result<Vec<Listed>, String> {
         let mut objects = Vec::new();
+        self.pages(bucket, prefix, None, |page| {
+            for key in page.contents().iter().filter_map(|object| object.key()) {
+                if let Target::Inspect(_) = notify::classify(bucket, key.to_owned()) {
+                    let name = key.rsplit('/').next().unwrap_or(key);
+                    let name_time = name_time(name);
+                    objects.push(Listed { bucket: bucket.to_owned(), key: key.to_owned(), name_time });
+                }
+            }
+        })
+        .await?;
+        self.listed.fetch_add(objects.len() as u64, Ordering::Relaxed);
+        Ok(objects)
+    }
+
+    /// Every page of one listing, following continuation tokens; each page is a counted request.
+    async fn pages(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        mut each: impl FnMut(&ListObjectsV2Output),
+    ) -> Result<(), String> {
         let mut token = None;
         loop {
             self.requests.fetch_add(1, Ordering::Relaxed);
@@ -211,26 +217,15 @@ impl Lister {
                 .list_objects_v2()
                 .bucket(bucket)
                 .prefix(prefix)
+                .set_delimiter(delimiter.map(str::to_owned))
                 .set_continuation_token(token)
                 .send()
                 .await
                 .map_err(|e| format!("listing s3://{bucket}/{prefix}: {}", error_text(&e)))?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                if let Target::Inspect(_) = notify::classify(bucket, key.to_owned()) {
-                    let name = key.rsplit('/').next().unwrap_or(key);
-                    objects.push(Listed {
-                        bucket: bucket.to_owned(),
-                        key: key.to_owned(),
-                        size: object.size().unwrap_or(0).max(0) as u64,
-                        name_time: name_time(name),
-                    });
-                }
-            }
+            each(&page);
             token = page.next_continuation_token().map(str::to_owned);
             if token.is_none() {
-                self.listed.fetch_add(objects.len() as u64, Ordering::Relaxed);
-                return Ok(objects);
+                return Ok(());
             }
         }
     }

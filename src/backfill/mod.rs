@@ -159,9 +159,12 @@ impl Resume {
         Ok(Resume { key, from })
     }
 
-    fn write(&self, checkpoint: &Checkpoint) -> Write {
-        let value = serde_json::to_string(checkpoint).unwrap_or_default();
-        Write::put(Table::Checkpoint, self.key.clone(), value, None, checkpoint.after.day)
+    /// The checkpoint write: everything of `selection` up to `after` is done, `objects` in all.
+    fn write(&self, selection: &Selection, after: Position, objects: u64) -> Write {
+        let day = after.day;
+        let source = selection.locations.iter().map(S3Location::url).collect::<Vec<_>>().join(" ");
+        let value = serde_json::to_string(&Checkpoint { source, after, objects }).unwrap_or_default();
+        Write::put(Table::Checkpoint, self.key.clone(), value, None, day)
     }
 }
 
@@ -182,6 +185,13 @@ pub struct RunStats {
     pub published: u64,
     /// Queue messages sent (`--enqueue`).
     pub messages: u64,
+}
+
+impl RunStats {
+    /// Objects of the window this run had to do (selected, less those done before).
+    pub fn to_do(&self) -> u64 {
+        self.selected - self.skipped
+    }
 }
 
 /// How to process.
@@ -360,7 +370,7 @@ pub fn process(
     let mut run = Run {
         selection,
         resume,
-        done: done_before,
+        done_before,
         stream: Stream::start(processing.runtime, processing.s3, selection, from.map(|c| c.after)),
         collector: Collector::new(processing.plan.report_since),
         published: 0,
@@ -376,7 +386,8 @@ pub fn process(
 struct Run<'r> {
     selection: &'r Selection,
     resume: Option<&'r Resume>,
-    done: u64,
+    /// Objects earlier runs of the command finished.
+    done_before: u64,
     stream: Stream,
     collector: Collector,
     published: u64,
@@ -426,16 +437,11 @@ impl Run<'_> {
             }
             let Some(last) = fetched.last().map(|(position, ..)| position.clone()) else { continue };
             let outcomes = inspect_batch(fetched, processing);
-            self.done += outcomes.len() as u64;
             let changed = self.collector.add_batch(outcomes, session)?;
             self.published += publish(&changed).map_err(BackfillError::Publish)?;
             if let Some((store, resume)) = session.store().zip(self.resume).filter(|_| session.writes()) {
-                let after = last.clone();
-                store.commit(vec![resume.write(&Checkpoint {
-                    source: sources(self.selection),
-                    after,
-                    objects: self.done,
-                })])?;
+                let objects = self.done_before + self.collector.result.totals.files;
+                store.commit(vec![resume.write(self.selection, last.clone(), objects)])?;
             }
             let totals = &self.collector.result.totals;
             self.snapshot = Snapshot {
@@ -450,10 +456,6 @@ impl Run<'_> {
         }
         Ok(())
     }
-}
-
-fn sources(selection: &Selection) -> String {
-    selection.locations.iter().map(S3Location::url).collect::<Vec<_>>().join(" ")
 }
 
 /// Decodes and inspects a downloaded batch on the rayon pool.
@@ -495,7 +497,6 @@ pub fn enqueue(
 ) -> Result<RunStats, BackfillError> {
     let from = store_and_resume.and_then(|(_, r)| r.from.clone());
     let done_before = from.as_ref().map_or(0, |c| c.objects);
-    let mut done = done_before;
     let mut stream = Stream::start(runtime, &clients.s3, selection, from.map(|c| c.after));
     let fifo = queue_url.ends_with(".fifo");
     let mut messages = 0;
@@ -522,20 +523,15 @@ pub fn enqueue(
             )));
         }
         messages += bodies.len() as u64;
-        done += batch.len() as u64;
-        if let Some((store, resume)) = store_and_resume {
-            store.commit(vec![resume.write(&Checkpoint {
-                source: sources(selection),
-                after: last.clone(),
-                objects: done,
-            })])?;
-        }
         snapshot = Snapshot {
             listed: stream.selected.load(std::sync::atomic::Ordering::Relaxed),
             done: snapshot.done + batch.len() as u64,
             reached: last.name_time.and_then(layout::name_millis),
             ..snapshot
         };
+        if let Some((store, resume)) = store_and_resume {
+            store.commit(vec![resume.write(selection, last, done_before + snapshot.done)])?;
+        }
         progress.update(&snapshot);
     }
     progress.finish(&snapshot, true);
@@ -580,7 +576,7 @@ mod tests {
     use crate::notify::{self, Notification, Target};
 
     fn listed(bucket: &str, key: &str) -> (Position, Listed) {
-        let object = Listed { bucket: bucket.into(), key: key.into(), size: 1, name_time: None };
+        let object = Listed { bucket: bucket.into(), key: key.into(), name_time: None };
         (Position { day: 0, name_time: None, object: object.url() }, object)
     }
 
