@@ -12,7 +12,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use trailhound::decode::{gzip, Decoder, Limits};
-use trailhound::detect::{Engine, EventOrigin, Mode, Settings};
+use trailhound::detect::{Engine, EventOrigin};
+use trailhound::finding::Mode;
+use trailhound::settings::Settings;
 use trailhound::synth::{generate, SynthObject, SynthSpec};
 
 fn corpus() -> Vec<SynthObject> {

@@ -24,10 +24,14 @@ use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Value};
 use trailhound::aws::{clients, AwsOptions, Clients};
-use trailhound::detect::{Engine, Mode, Settings};
-use trailhound::state::sqlite::SqliteStore;
-use trailhound::worker::metrics::Metrics;
-use trailhound::worker::{Worker, WorkerConfig};
+use trailhound::commands::run::Worker;
+use trailhound::config::WorkerConfig;
+use trailhound::detect::Engine;
+use trailhound::finding::Mode;
+use trailhound::metrics::Metrics;
+use trailhound::settings::Settings;
+use trailhound::store::sqlite::SqliteStore;
+use trailhound::store::StateStore;
 
 fn now_millis() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -190,10 +194,11 @@ async fn main() {
     );
 
     let dir = std::env::temp_dir().join(format!("trailhound-bench-{run}"));
-    let store: &'static SqliteStore = Box::leak(Box::new(SqliteStore::open(&dir.join("state.db")).expect("state")));
+    let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&dir.join("state.db")).expect("state"));
     let start_worker = |metrics: Arc<Metrics>| {
         let clients = clients.clone();
         let config = WorkerConfig::new(&queue_url, &topic);
+        let store = store.clone();
         async move {
             Worker::new(clients, config, Engine::new(Settings::default(), Mode::Live), store, metrics, now_millis)
                 .await
@@ -274,7 +279,7 @@ async fn main() {
         for message in &messages {
             let body: Value = serde_json::from_str(message.body().unwrap_or("{}")).unwrap_or_default();
             let Some(raw) = body["Records"][0]["s3"]["object"]["key"].as_str() else { continue };
-            let key = trailhound::notify::decode_form_key(raw).unwrap_or_default();
+            let key = trailhound::source::notify::decode_form_key(raw).unwrap_or_default();
             let (s3, bucket) = (clients.s3.clone(), bucket2.clone());
             gets.spawn(async move {
                 if let Ok(out) = s3.get_object().bucket(bucket).key(key).send().await {

@@ -1,24 +1,29 @@
-//! One function per subcommand: configuration → pipeline → sinks → exit status.
+//! One function per subcommand: configuration → source, store, sinks → pipeline → exit status.
+//! Errors are `anyhow` here (and in `main`) only; every module below returns typed errors.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-use crate::alert;
-use crate::backfill::{self, Processing, Resume, RunStats, Selection};
 use crate::cli::{BackfillArgs, Cli, Command, LogFormatArg, ReplayArgs, RulesArgs, RunArgs, ScanArgs, StateArgs};
-use crate::config::{self, OutputConfig, RemoteConfig, ScanConfig};
-use crate::detect::{rules, Engine, Finding, Mode, Severity};
-use crate::output;
+use crate::commands::backfill::{self, Processing, Resume, RunStats, Selection};
+use crate::commands::run::Worker;
+use crate::config::{self, OutputConfig, RemoteConfig, ScanConfig, DEFAULT_DEDUP_TTL};
+use crate::detect::{rules, Engine};
+use crate::finding::{Finding, Mode, Severity};
+use crate::pipeline::{self, Driver, MatchedEvent, ScanPlan, ScanResult};
 use crate::progress::Progress;
-use crate::scan::{self, ScanPlan, ScanResult};
-use crate::state::persist::Session;
-use crate::state::sqlite::{SqliteStore, SCHEMA_VERSION};
-use crate::state::{StateStore, Table};
+use crate::sink::dedup::Deduplicated;
+use crate::sink::sns::SnsSink;
+use crate::sink::terminal;
+use crate::store::session::Session;
+use crate::store::sqlite::{SqliteStore, SCHEMA_VERSION};
+use crate::store::{scan_all, StateStore, Table};
 
 /// Exit status: success.
 pub const EXIT_OK: u8 = 0;
@@ -43,6 +48,13 @@ fn now_millis() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// Deprecation notes and similar, before any work.
+fn print_warnings(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
 fn run_scan(args: &ScanArgs) -> Result<u8> {
     let config = config::scan_config(args, now_millis())?;
     let plan = ScanPlan {
@@ -51,18 +63,16 @@ fn run_scan(args: &ScanArgs) -> Result<u8> {
         limits: config.limits,
         ..ScanPlan::new(config.paths.clone())
     };
-    match &config.state {
-        Some(path) => {
-            let file = open_state(path)?;
-            let session = Session::open(&file, config.settings.clone()).context("cannot load the state")?;
-            run_pipeline(&config, &plan, session, Mode::Scan)
-        }
-        None => run_pipeline(&config, &plan, Session::in_memory(config.settings.clone()), Mode::Scan),
-    }
+    let session = match &config.state {
+        Some(path) => Session::open(open_state(path)?, config.settings.clone()).context("cannot load the state")?,
+        None => Session::in_memory(config.settings.clone()),
+    };
+    run_local(&config, &plan, session, Mode::Scan)
 }
 
-fn open_state(path: &std::path::Path) -> Result<SqliteStore> {
-    SqliteStore::open(path).with_context(|| format!("cannot open state file `{}`", path.display()))
+fn open_state(path: &Path) -> Result<Arc<dyn StateStore>> {
+    let store = SqliteStore::open(path).with_context(|| format!("cannot open state file `{}`", path.display()))?;
+    Ok(Arc::new(store))
 }
 
 fn run_replay(args: &ReplayArgs) -> Result<u8> {
@@ -77,32 +87,33 @@ fn run_replay(args: &ReplayArgs) -> Result<u8> {
         ..ScanPlan::new(config.paths.clone())
     };
     let settings = config.settings.clone();
-    let go = |session: Session<'_>| match &replay.remote {
-        Some(remote) => run_remote(config, remote, &plan, session, Mode::Replay, None),
-        None => run_pipeline(config, &plan, session, Mode::Replay),
-    };
     // Without --update-state the file is opened read-only and what the replay learns stays in
     // memory; without a file the replay starts from nothing.
-    match config.state.as_deref() {
+    let session = match config.state.as_deref() {
         Some(path) if replay.update_state => {
-            let file = open_state(path)?;
-            go(Session::open(&file, settings).context("cannot load the state")?)
+            Session::open(open_state(path)?, settings).context("cannot load the state")?
         }
         Some(path) if path.exists() => {
             let file = SqliteStore::open_read_only(path)
                 .with_context(|| format!("cannot read state file `{}`", path.display()))?;
-            go(Session::read_only(&file, settings).context("cannot load the state")?)
+            Session::read_only(Arc::new(file), settings).context("cannot load the state")?
         }
-        _ => go(Session::in_memory(settings)),
+        _ => Session::in_memory(settings),
+    };
+    match &replay.remote {
+        Some(remote) => run_remote(config, remote, &plan, session, Mode::Replay, None),
+        None => run_local(config, &plan, session, Mode::Replay),
     }
 }
 
 fn run_backfill(args: &BackfillArgs) -> Result<u8> {
     let backfill = config::backfill_config(args, now_millis())?;
+    print_warnings(&backfill.remote.warnings);
     let config = &backfill.scan;
     let path = config.state.as_deref().context("no state file")?;
     let store = open_state(path)?;
-    let mut resume = Resume::load(&store, "backfill", &backfill.arguments).context("cannot read the checkpoint")?;
+    let mut resume =
+        Resume::load(store.as_ref(), "backfill", &backfill.arguments).context("cannot read the checkpoint")?;
     if backfill.restart {
         resume.from = None;
     }
@@ -114,11 +125,12 @@ fn run_backfill(args: &BackfillArgs) -> Result<u8> {
     }
     if let Some(queue_url) = &backfill.enqueue {
         let runtime = io_runtime()?;
-        let clients = runtime.block_on(crate::aws::clients(&backfill.remote.aws));
         let selection = selection(&backfill.remote, config.since, config.until);
         let mut progress = Progress::new(backfill.remote.progress, selection.since, selection.until);
-        let stats =
-            backfill::enqueue(&runtime, &clients, &selection, queue_url, Some((&store, &resume)), &mut progress)?;
+        let stats = runtime.block_on(async {
+            let clients = crate::aws::clients(&backfill.remote.aws).await;
+            backfill::enqueue(&clients, &selection, queue_url, Some((store.clone(), &resume)), &mut progress).await
+        })?;
         eprintln!(
             "enqueued {} objects in {} messages to {queue_url}; {}",
             stats.to_do(),
@@ -129,7 +141,7 @@ fn run_backfill(args: &BackfillArgs) -> Result<u8> {
     }
     let plan =
         ScanPlan { since: config.since, until: config.until, limits: config.limits, ..ScanPlan::new(Vec::new()) };
-    let session = Session::open(&store, config.settings.clone()).context("cannot load the state")?;
+    let session = Session::open(store, config.settings.clone()).context("cannot load the state")?;
     run_remote(config, &backfill.remote, &plan, session, Mode::Backfill, Some(&resume))
 }
 
@@ -162,95 +174,68 @@ fn listing_summary(stats: &RunStats) -> String {
     )
 }
 
+/// The decode pool and how it inspects objects, for a command with this configuration.
+fn driver(config: &ScanConfig, plan: &ScanPlan, mode: Mode) -> Result<Driver> {
+    let engine = Arc::new(Engine::new(config.settings.clone(), mode));
+    Driver::new(plan.inspection(engine, mode), config.threads).context("cannot start the worker threads")
+}
+
 /// The body of `backfill` and `replay s3://…`: the S3 pipeline, then output like `scan`.
 fn run_remote(
     config: &ScanConfig,
     remote: &RemoteConfig,
     plan: &ScanPlan,
-    mut session: Session<'_>,
+    session: Session,
     mode: Mode,
     resume: Option<&Resume>,
 ) -> Result<u8> {
+    print_warnings(&remote.warnings);
     let runtime = io_runtime()?;
     let clients = runtime.block_on(crate::aws::clients(&remote.aws));
-    let pool = thread_pool(config.threads)?;
-    let engine = Engine::new(config.settings.clone(), mode);
+    let driver = driver(config, plan, mode)?;
     let selection = selection(remote, plan.since, plan.until);
     let mut progress = Progress::new(remote.progress, selection.since, selection.until);
     // The dedup record lives in the state file when the run writes it (a backfill, a replay
     // with --update-state), shared with the worker: a finding is paged once, whoever saw it.
-    let dedup = session.store().filter(|_| session.writes());
-    let mut suppressed = 0;
-    let mut publish = |findings: &[Finding]| match &remote.publish {
-        Some((topic, at)) => {
-            publish_new(&runtime, &clients.sns, topic, alert::alerts_at(findings, *at), dedup, &mut suppressed)
-        }
-        None => Ok(0),
-    };
+    let record = session.store().filter(|_| session.writes()).cloned();
+    let sink = remote.publish.as_ref().map(|(topic, at)| {
+        Deduplicated::new(SnsSink::new(clients.sns.clone(), topic), record.clone(), *at, DEFAULT_DEDUP_TTL, now_millis)
+    });
     let interrupted = Arc::new(AtomicBool::new(false));
     runtime.spawn(stop_on_signal(interrupted.clone()));
     let processing = Processing {
-        runtime: &runtime,
         s3: &clients.s3,
-        plan,
-        engine: &engine,
-        mode,
+        driver: &driver,
+        report_since: plan.report_since,
         concurrency: remote.concurrency,
+        sink: sink.as_ref(),
         interrupted: &interrupted,
     };
     let started = Instant::now();
-    let (result, stats, stopped) =
-        pool.install(|| backfill::process(&selection, &processing, &mut session, resume, &mut progress, &mut publish));
-    if stopped.is_none() {
-        if let Some(store) = dedup {
+    let processed = runtime.block_on(backfill::process(&selection, &processing, session, resume, &mut progress));
+    if processed.stopped.is_none() {
+        if let Some(store) = &record {
             store
-                .evict(Table::Dedup, crate::state::Evict::ExpiredBefore(now_millis()))
+                .evict(Table::Dedup, crate::store::Evict::ExpiredBefore(now_millis()))
                 .context("cannot expire alerts")?;
         }
-        session.close().context("cannot bound the state")?;
+        processed.session.close().context("cannot bound the state")?;
     }
-    report(config, plan, &result, started, pool.current_num_threads())?;
-    let mut remote_summary = listing_summary(&stats);
+    report(config, plan, &processed.result, started, driver.threads())?;
+    let stats = &processed.stats;
+    let mut remote_summary = listing_summary(stats);
     if let Some((topic, _)) = &remote.publish {
-        remote_summary
-            .push_str(&format!("; published {} alerts to {topic} ({suppressed} published before)", stats.published));
+        remote_summary.push_str(&format!(
+            "; published {} alerts to {topic} ({} published before)",
+            stats.published, stats.suppressed
+        ));
     }
     eprintln!("{remote_summary}");
-    match stopped {
+    match processed.stopped {
         // What the finished batches found is printed above; the error ends the run.
         Some(error) => Err(error.into()),
-        None => Ok(exit_status(&result.findings, config.output.fail_on)),
+        None => Ok(exit_status(&processed.result.findings, config.output.fail_on)),
     }
-}
-
-/// Publishes the alerts the dedup record (if any) does not have, and records them. Returns how
-/// many were published; counts the others in `suppressed`.
-fn publish_new(
-    runtime: &tokio::runtime::Runtime,
-    sns: &aws_sdk_sns::Client,
-    topic: &str,
-    alerts: Vec<(String, alert::Alert)>,
-    dedup: Option<&dyn StateStore>,
-    suppressed: &mut u64,
-) -> Result<u64, String> {
-    let fresh: Vec<&(String, alert::Alert)> = match dedup {
-        Some(store) => {
-            let keys: Vec<String> = alerts.iter().map(|(key, _)| key.clone()).collect();
-            let known = store.get_many(Table::Dedup, &keys).map_err(|e| e.to_string())?;
-            alerts.iter().zip(known).filter(|(_, k)| k.is_none()).map(|(a, _)| a).collect()
-        }
-        None => alerts.iter().collect(),
-    };
-    *suppressed += (alerts.len() - fresh.len()) as u64;
-    for chunk in fresh.chunks(crate::aws::PUBLISH_BATCH) {
-        runtime.block_on(crate::aws::publish_alerts(sns, topic, chunk))?;
-        if let Some(store) = dedup {
-            let ttl = crate::worker::DEDUP_TTL.as_millis() as i64;
-            let records = chunk.iter().map(|(key, _)| alert::dedup_record(key, now_millis(), ttl)).collect();
-            store.commit(records).map_err(|e| e.to_string())?;
-        }
-    }
-    Ok(fresh.len() as u64)
 }
 
 /// The first SIGINT/SIGTERM asks the run to stop after the batch in progress; a second one
@@ -263,23 +248,13 @@ async fn stop_on_signal(interrupted: Arc<AtomicBool>) {
     std::process::exit(i32::from(EXIT_ERROR));
 }
 
-fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(threads) = threads {
-        builder = builder.num_threads(threads);
-    }
-    builder.build().context("cannot start the worker threads")
-}
-
-/// The shared body of `scan` and `replay`: pool, engine, pipeline, output, summary, status.
-fn run_pipeline(config: &ScanConfig, plan: &ScanPlan, mut session: Session<'_>, mode: Mode) -> Result<u8> {
-    let pool = thread_pool(config.threads)?;
-    let engine = Engine::new(config.settings.clone(), mode);
+/// The shared body of `scan` and `replay` of local files: pool, pipeline, output, summary.
+fn run_local(config: &ScanConfig, plan: &ScanPlan, mut session: Session, mode: Mode) -> Result<u8> {
+    let driver = driver(config, plan, mode)?;
     let started = Instant::now();
-    let result = pool.install(|| scan::scan_with_state(plan, &engine, mode, &mut session));
-    let result = result.context("cannot update the state")?;
+    let result = pipeline::scan_with_state(plan, &driver, &mut session).context("cannot update the state")?;
     session.close().context("cannot bound the state")?;
-    report(config, plan, &result, started, pool.current_num_threads())?;
+    report(config, plan, &result, started, driver.threads())?;
     Ok(exit_status(&result.findings, config.output.fail_on))
 }
 
@@ -290,34 +265,33 @@ fn report(config: &ScanConfig, plan: &ScanPlan, result: &ScanResult, started: In
     let shown: Vec<Finding> =
         result.findings.iter().filter(|f| f.severity >= config.output.min_severity).cloned().collect();
     write_output(&config.output, &shown, plan.events.as_ref().map(|_| result.events.as_slice()))?;
-    print_summary(result, elapsed, threads);
+    // The summary is best effort: a closed stderr must not fail the run.
+    let _ = terminal::write_summary(&mut io::stderr().lock(), result, elapsed, threads);
     Ok(())
 }
 
 fn run_worker(args: &RunArgs) -> Result<u8> {
     let config = config::run_config(args)?;
     init_logging(args.log_format);
+    print_warnings(&config.warnings);
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(threads) = config.threads {
         pool = pool.num_threads(threads);
     }
     pool.build_global().context("cannot start the decode threads")?;
     let runtime = io_runtime()?;
-    // The state lives as long as the process.
-    let store: &'static SqliteStore = Box::leak(Box::new(open_state(&config.state)?));
+    let store = open_state(&config.state)?;
     runtime.block_on(async move {
-        let metrics = std::sync::Arc::new(crate::worker::metrics::Metrics::default());
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         if let Some(addr) = config.metrics_addr {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on --metrics-addr {addr}"))?;
-            tokio::spawn(crate::worker::metrics::serve(listener, metrics.clone(), now_millis));
+            tokio::spawn(crate::metrics::serve(listener, metrics.clone(), now_millis));
         }
         let clients = crate::aws::clients(&config.aws).await;
         let engine = Engine::new(config.settings.clone(), Mode::Live);
-        let worker = crate::worker::Worker::new(clients, config.worker.clone(), engine, store, metrics, now_millis)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        let worker = Worker::new(clients, config.worker.clone(), engine, store, metrics, now_millis).await?;
         worker.expire_dedup();
         worker.run(shutdown_signal()).await;
         anyhow::Ok(())
@@ -375,7 +349,7 @@ fn run_state(args: &StateArgs) -> Result<u8> {
         report.push_str(&format!("{table}: {count} items\n"));
     }
     // Backfill checkpoints, so an operator can see what a resumed command would skip.
-    for (key, item) in crate::state::scan_all(&store, crate::state::Table::Checkpoint)? {
+    for (key, item) in scan_all(&store, Table::Checkpoint)? {
         match serde_json::from_str::<backfill::Checkpoint>(&item.value) {
             Ok(c) => report
                 .push_str(&format!("  {key}: {} objects of {} done, up to {}\n", c.objects, c.source, c.after.object)),
@@ -394,11 +368,11 @@ pub fn exit_status(findings: &[Finding], fail_on: Option<Severity>) -> u8 {
     }
 }
 
-fn write_output(config: &OutputConfig, findings: &[Finding], events: Option<&[scan::MatchedEvent]>) -> Result<()> {
+fn write_output(config: &OutputConfig, findings: &[Finding], events: Option<&[MatchedEvent]>) -> Result<()> {
     let write = |out: &mut dyn Write| -> io::Result<()> {
-        output::write_findings(out, findings, config.format)?;
+        terminal::write_findings(out, findings, config.format)?;
         match events {
-            Some(events) => output::write_events(out, events, config.format),
+            Some(events) => terminal::write_events(out, events, config.format),
             None => Ok(()),
         }
     };
@@ -422,67 +396,6 @@ fn ignore_broken_pipe(result: io::Result<()>) -> Result<()> {
 fn run_rules(args: &RulesArgs) -> Result<u8> {
     let format = config::choose_format(args.format, io::stdout().is_terminal());
     let catalogue = rules::catalogue();
-    ignore_broken_pipe(output::write_rules(&mut BufWriter::new(io::stdout().lock()), &catalogue, format))?;
+    ignore_broken_pipe(terminal::write_rules(&mut BufWriter::new(io::stdout().lock()), &catalogue, format))?;
     Ok(EXIT_OK)
-}
-
-fn print_summary(result: &ScanResult, elapsed: f64, threads: usize) {
-    let mut err = io::stderr().lock();
-    // The summary is best effort: a closed stderr must not fail the run.
-    let _ = write_summary(&mut err, result, elapsed, threads);
-}
-
-/// Writes the run summary (files, bytes, throughput, findings per rule, problems, coverage).
-pub fn write_summary(out: &mut dyn Write, result: &ScanResult, elapsed: f64, threads: usize) -> io::Result<()> {
-    let t = &result.totals;
-    let secs = elapsed.max(1e-9);
-    writeln!(
-        out,
-        "scanned {} files ({:.1} MB stored, {:.1} MB JSON) in {:.2} s on {threads} threads: {} events, {:.0} MB/s, {:.0} events/s",
-        t.files,
-        t.stored_bytes as f64 / 1e6,
-        t.json_bytes as f64 / 1e6,
-        elapsed,
-        t.events,
-        t.json_bytes as f64 / 1e6 / secs,
-        t.events as f64 / secs,
-    )?;
-    if t.events_in_window != t.events {
-        writeln!(
-            out,
-            "events in the time window: {} ({} without a usable eventTime)",
-            t.events_in_window, t.events_without_time
-        )?;
-    }
-    writeln!(out, "findings: {}", result.findings.len())?;
-    for (rule, count) in &t.findings_per_rule {
-        writeln!(out, "  {rule:<36} {count}")?;
-    }
-    writeln!(out, "S3 data events: {}", t.s3_data_events)?;
-    if t.skipped_files > 0 {
-        writeln!(out, "skipped {} digest/Insight files", t.skipped_files)?;
-    }
-    if t.rejected_records > 0 {
-        writeln!(out, "rejected {} records:", t.rejected_records)?;
-        for (path, count, reason) in &result.rejected_records {
-            writeln!(out, "  {path}: {count} (first: {reason})")?;
-        }
-    }
-    if !result.quarantined.is_empty() {
-        writeln!(out, "quarantined {} files:", result.quarantined.len())?;
-        for (path, reason) in &result.quarantined {
-            writeln!(out, "  {path}: {reason}")?;
-        }
-    }
-    for error in &result.input_errors {
-        writeln!(out, "error: {}: {}", error.path, error.reason)?;
-    }
-    if t.lacks_s3_data_events() {
-        writeln!(
-            out,
-            "warning: no S3 data events in this input; SSE-C overwrites (S3 ransomware) cannot be detected. \
-             Enable S3 data events (at least write events) on the trail."
-        )?;
-    }
-    Ok(())
 }

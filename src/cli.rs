@@ -1,4 +1,7 @@
 //! Command-line definitions (clap). Definitions only: validation happens in [`crate::config`].
+//! Flags several commands share are flattened groups: [`CommonArgs`] (threads, configuration),
+//! [`AwsArgs`] (region and endpoints), [`OutputArgs`] (format, file, severities), and
+//! [`RemoteArgs`] (reading a trail bucket).
 
 use std::path::PathBuf;
 
@@ -88,12 +91,9 @@ pub struct ScanArgs {
     /// Only events before this time: RFC 3339 or relative.
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
-    /// Worker threads (default: every core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// Configuration file (TOML): trusted CIDRs, ports, allowlists, severities, rule enablement.
-    #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// Threads and configuration.
+    #[command(flatten)]
+    pub common: CommonArgs,
     /// Keep baselines and aggregation state in this file (read before, updated after). Without
     /// it, scan keeps its state in memory for this run only.
     #[arg(long, value_name = "FILE")]
@@ -134,12 +134,9 @@ pub struct ReplayArgs {
     /// Write what the replay learned back to the state file.
     #[arg(long)]
     pub update_state: bool,
-    /// Worker threads (default: every core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// Configuration file (TOML).
-    #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// Threads and configuration.
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// `trailhound backfill`.
@@ -170,12 +167,9 @@ pub struct BackfillArgs {
     /// State file to warm (default: the user's state file).
     #[arg(long, value_name = "FILE", env = "TRAILHOUND_STATE")]
     pub state: Option<PathBuf>,
-    /// Worker threads for decoding (default: every core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// Configuration file (TOML).
-    #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// Threads and configuration.
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// How progress is shown on standard error.
@@ -197,9 +191,12 @@ pub struct RemoteArgs {
     /// Only these accounts (repeat the flag).
     #[arg(long = "account", value_name = "ID")]
     pub accounts: Vec<String>,
-    /// Only these regions of the trail (repeat the flag); the AWS region is --aws-region.
-    #[arg(long = "region", value_name = "REGION")]
-    pub regions: Vec<String>,
+    /// Only these regions of the trail (repeat the flag); the clients' region is --aws-region.
+    #[arg(long = "trail-region", value_name = "REGION")]
+    pub trail_regions: Vec<String>,
+    /// Deprecated spelling of --trail-region.
+    #[arg(long = "region", value_name = "REGION", hide = true)]
+    pub regions_deprecated: Vec<String>,
     /// Read objects whose names are this far outside the window (CloudTrail delivers late);
     /// default 1h.
     #[arg(long, value_name = "DURATION")]
@@ -216,17 +213,29 @@ pub struct RemoteArgs {
     /// Progress on standard error.
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: ProgressArg,
-    /// Where S3, SQS and SNS are.
+    /// Where AWS is.
     #[command(flatten)]
-    pub endpoints: EndpointArgs,
+    pub aws: AwsArgs,
+}
+
+/// Flags of every command that inspects logs.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Worker threads for decoding (default: every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Configuration file (TOML): trusted CIDRs, ports, allowlists, severities, rule enablement.
+    #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// How to reach AWS: endpoints other than AWS's own (S3-compatible stores, emulators) and the
+/// clients' region.
+#[derive(Debug, Args)]
+pub struct AwsArgs {
     /// AWS region for the clients (default: the SDK's chain, e.g. AWS_REGION).
     #[arg(long, value_name = "REGION")]
     pub aws_region: Option<String>,
-}
-
-/// Endpoints other than AWS's own (S3-compatible stores, emulators).
-#[derive(Debug, Args)]
-pub struct EndpointArgs {
     /// Endpoint URL for S3, SQS and SNS; the SDK also reads AWS_ENDPOINT_URL.
     #[arg(long, value_name = "URL")]
     pub endpoint_url: Option<String>,
@@ -289,16 +298,16 @@ pub struct RunArgs {
     /// The SNS topic for alerts (or `[run] topic_arn`).
     #[arg(long, value_name = "ARN", env = "TRAILHOUND_TOPIC_ARN")]
     pub topic_arn: Option<String>,
-    /// Where S3, SQS and SNS are.
+    /// Where AWS is.
     #[command(flatten)]
-    pub endpoints: EndpointArgs,
-    /// AWS region (default: the SDK's chain, e.g. AWS_REGION).
-    #[arg(long, value_name = "REGION")]
-    pub region: Option<String>,
+    pub aws: AwsArgs,
+    /// Deprecated spelling of --aws-region.
+    #[arg(long = "region", value_name = "REGION", hide = true)]
+    pub region_deprecated: Option<String>,
     /// Publish findings at or above this severity (default medium).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub publish_severity: Option<SeverityArg>,
-    /// Objects fetched at once (default 8).
+    /// Objects fetched at once (default 16).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
     /// Serve Prometheus metrics (/metrics) and a health check (/healthz) here, e.g. 127.0.0.1:9898.
@@ -313,10 +322,7 @@ pub struct RunArgs {
     /// State file (default: the user's state file).
     #[arg(long, value_name = "FILE", env = "TRAILHOUND_STATE")]
     pub state: Option<PathBuf>,
-    /// Worker threads for decoding (default: every core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
-    /// Configuration file (TOML).
-    #[arg(long, value_name = "FILE", env = "TRAILHOUND_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// Threads and configuration.
+    #[command(flatten)]
+    pub common: CommonArgs,
 }

@@ -43,15 +43,76 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use std::time::Duration;
+
+use crate::aws::AwsOptions;
 use crate::cli::{
-    BackfillArgs, FormatArg, OutputArgs, ProgressArg, RemoteArgs, ReplayArgs, RunArgs, ScanArgs, SeverityArg,
+    AwsArgs, BackfillArgs, CommonArgs, FormatArg, OutputArgs, ProgressArg, RemoteArgs, ReplayArgs, RunArgs, ScanArgs,
+    SeverityArg,
 };
 use crate::decode::Limits;
-use crate::detect::net::Cidr;
-use crate::detect::{rules, RuleSettings, Settings, Severity};
+use crate::detect::rules;
+use crate::event::filter::EventFilter;
 use crate::event::time::{parse_rfc3339, Millis};
-use crate::filter::EventFilter;
-use crate::output::Format;
+use crate::finding::Severity;
+use crate::net::Cidr;
+use crate::settings::{RuleSettings, Settings};
+use crate::sink::terminal::Format;
+
+/// Objects fetched or downloaded at once (`run`, `backfill`, `replay s3://…`).
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// Findings published at or above this severity.
+pub const DEFAULT_PUBLISH_SEVERITY: Severity = Severity::Medium;
+/// Time to finish work in progress after SIGTERM/SIGINT.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// How long the dedup record remembers a published finding (SPEC §4: at least 24 h).
+pub const DEFAULT_DEDUP_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The SQS long-poll wait.
+pub const DEFAULT_WAIT_SECONDS: i32 = 20;
+/// Objects named up to this long outside the window are read, because CloudTrail delivers an
+/// event's file minutes after the event.
+pub const DEFAULT_SLACK: Millis = 60 * 60_000;
+
+/// The worker's settings (`trailhound run`).
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The queue of notifications.
+    pub queue_url: String,
+    /// The topic alerts go to.
+    pub topic_arn: String,
+    /// Publish findings at or above this severity.
+    pub publish_at: Severity,
+    /// Objects fetched at once.
+    pub fetch_concurrency: usize,
+    /// Long-poll wait (s), at most 20.
+    pub wait_seconds: i32,
+    /// Extend visibility while a message is in progress (off only to prove tests can see a
+    /// redelivery).
+    pub heartbeat: bool,
+    /// Time to finish work in progress after a shutdown signal.
+    pub grace: Duration,
+    /// How long a published finding is remembered.
+    pub dedup_ttl: Duration,
+    /// Decode limits.
+    pub limits: Limits,
+}
+
+impl WorkerConfig {
+    /// The defaults for a queue and topic.
+    pub fn new(queue_url: impl Into<String>, topic_arn: impl Into<String>) -> WorkerConfig {
+        WorkerConfig {
+            queue_url: queue_url.into(),
+            topic_arn: topic_arn.into(),
+            publish_at: DEFAULT_PUBLISH_SEVERITY,
+            fetch_concurrency: DEFAULT_CONCURRENCY,
+            wait_seconds: DEFAULT_WAIT_SECONDS,
+            heartbeat: true,
+            grace: DEFAULT_GRACE,
+            dedup_ttl: DEFAULT_DEDUP_TTL,
+            limits: Limits::default(),
+        }
+    }
+}
 
 /// A configuration problem, naming the flag or key.
 #[derive(Debug, thiserror::Error)]
@@ -210,9 +271,9 @@ pub struct ReplayConfig {
 #[derive(Debug, Clone)]
 pub struct RemoteConfig {
     /// Locations.
-    pub locations: Vec<crate::layout::S3Location>,
+    pub locations: Vec<crate::source::layout::S3Location>,
     /// Account and region filters.
-    pub filters: crate::layout::Filters,
+    pub filters: crate::source::layout::Filters,
     /// Delivery slack (ms).
     pub slack: Millis,
     /// Objects downloaded at once.
@@ -222,7 +283,9 @@ pub struct RemoteConfig {
     /// Progress display.
     pub progress: crate::progress::Style,
     /// AWS wiring.
-    pub aws: crate::aws::AwsOptions,
+    pub aws: AwsOptions,
+    /// Deprecated spellings used, to warn about.
+    pub warnings: Vec<String>,
 }
 
 /// Everything `backfill` needs.
@@ -244,7 +307,9 @@ pub struct BackfillConfig {
 pub fn remote_config(args: &RemoteArgs, sources: &[&str]) -> Result<RemoteConfig, ConfigError> {
     let locations = sources
         .iter()
-        .map(|source| crate::layout::S3Location::parse(source).map_err(|e| bad("SOURCE", source, &e)))
+        .map(|source| {
+            crate::source::layout::S3Location::parse(source).map_err(|e| bad("SOURCE", source, &e.to_string()))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     for account in &args.accounts {
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
@@ -253,18 +318,22 @@ pub fn remote_config(args: &RemoteArgs, sources: &[&str]) -> Result<RemoteConfig
     }
     let slack = match &args.slack {
         Some(text) => parse_duration("--slack", text)?,
-        None => crate::backfill::DEFAULT_SLACK,
+        None => DEFAULT_SLACK,
     };
-    if args.concurrency == Some(0) {
-        return Err(bad("--concurrency", 0, "must be at least 1"));
-    }
+    let concurrency = at_least_one("--concurrency", args.concurrency)?.unwrap_or(DEFAULT_CONCURRENCY);
     let publish = match &args.publish {
         Some(topic) if !topic.starts_with("arn:") => {
             return Err(bad("--publish", topic, "not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"))
         }
-        Some(topic) => Some((topic.clone(), args.publish_severity.map(severity).unwrap_or(Severity::Medium))),
+        Some(topic) => Some((topic.clone(), args.publish_severity.map(severity).unwrap_or(DEFAULT_PUBLISH_SEVERITY))),
         None => None,
     };
+    let mut warnings = Vec::new();
+    let mut regions = args.trail_regions.clone();
+    if !args.regions_deprecated.is_empty() {
+        warnings.push(deprecated("--region", "--trail-region"));
+        regions.extend(args.regions_deprecated.iter().cloned());
+    }
     let progress = match args.progress {
         ProgressArg::Auto if std::io::stderr().is_terminal() => crate::progress::Style::Bar,
         ProgressArg::Auto => crate::progress::Style::Final,
@@ -274,19 +343,47 @@ pub fn remote_config(args: &RemoteArgs, sources: &[&str]) -> Result<RemoteConfig
     };
     Ok(RemoteConfig {
         locations,
-        filters: crate::layout::Filters { accounts: args.accounts.clone(), regions: args.regions.clone() },
+        filters: crate::source::layout::Filters { accounts: args.accounts.clone(), regions },
         slack,
-        concurrency: args.concurrency.unwrap_or(16),
+        concurrency,
         publish,
         progress,
-        aws: crate::aws::AwsOptions {
-            endpoint_url: args.endpoints.endpoint_url.clone(),
-            s3_endpoint_url: args.endpoints.s3_endpoint_url.clone(),
-            region: args.aws_region.clone(),
-            path_style: args.endpoints.path_style,
-            static_credentials: None,
-        },
+        aws: aws_options(&args.aws, None, None),
+        warnings,
     })
+}
+
+/// The note printed when a deprecated flag spelling is used.
+fn deprecated(old: &str, new: &str) -> String {
+    format!("`{old}` is deprecated here and will be removed; use `{new}`")
+}
+
+/// The AWS wiring from the flags, over the `[run]` section's values when given.
+fn aws_options(args: &AwsArgs, region: Option<String>, section: Option<&RunSection>) -> AwsOptions {
+    AwsOptions {
+        endpoint_url: args.endpoint_url.clone().or_else(|| section.and_then(|s| s.endpoint_url.clone())),
+        s3_endpoint_url: args.s3_endpoint_url.clone().or_else(|| section.and_then(|s| s.s3_endpoint_url.clone())),
+        region: args.aws_region.clone().or(region).or_else(|| section.and_then(|s| s.region.clone())),
+        path_style: args.path_style || section.and_then(|s| s.path_style).unwrap_or(false),
+        static_credentials: None,
+    }
+}
+
+/// A count that must be at least 1 when given.
+fn at_least_one(flag: &str, value: Option<usize>) -> Result<Option<usize>, ConfigError> {
+    match value {
+        Some(0) => Err(bad(flag, 0, "must be at least 1")),
+        other => Ok(other),
+    }
+}
+
+/// The configuration file (when given) and the validated thread count.
+fn common(args: &CommonArgs) -> Result<(FileConfig, Option<usize>), ConfigError> {
+    let file = match &args.config {
+        Some(path) => load_file(path)?,
+        None => FileConfig::default(),
+    };
+    Ok((file, at_least_one("--threads", args.threads)?))
 }
 
 /// Splits replay sources into local paths and s3:// locations; mixing them is refused.
@@ -301,10 +398,7 @@ fn s3_sources(paths: &[PathBuf]) -> Result<Option<Vec<&str>>, ConfigError> {
 
 /// Validates `backfill` flags and the configuration file.
 pub fn backfill_config(args: &BackfillArgs, now: Millis) -> Result<BackfillConfig, ConfigError> {
-    let file = match &args.config {
-        Some(path) => load_file(path)?,
-        None => FileConfig::default(),
-    };
+    let (file, threads) = common(&args.common)?;
     let sources: Vec<&str> = args.sources.iter().map(String::as_str).collect();
     let remote = remote_config(&args.remote, &sources)?;
     let since = parse_time("--since", &args.since, now)?;
@@ -314,9 +408,6 @@ pub fn backfill_config(args: &BackfillArgs, now: Millis) -> Result<BackfillConfi
     };
     if since >= until {
         return Err(bad("--until", args.until.as_deref().unwrap_or("now"), "must be later than --since"));
-    }
-    if args.threads == Some(0) {
-        return Err(bad("--threads", 0, "must be at least 1"));
     }
     if args.enqueue.is_some() && remote.publish.is_some() {
         return Err(bad("--publish", "", "cannot be combined with --enqueue: the workers publish"));
@@ -332,7 +423,7 @@ pub fn backfill_config(args: &BackfillArgs, now: Millis) -> Result<BackfillConfi
         output: output_config(&args.output, output_is_terminal),
         since: Some(since),
         until: Some(until),
-        threads: args.threads,
+        threads,
         settings: settings(&file)?,
         limits: limits(&file)?,
         state: Some(state),
@@ -340,7 +431,8 @@ pub fn backfill_config(args: &BackfillArgs, now: Millis) -> Result<BackfillConfi
     let mut arguments: Vec<String> = args.sources.clone();
     arguments.extend(["--since".into(), args.since.clone(), "--until".into(), args.until.clone().unwrap_or_default()]);
     arguments.extend(args.remote.accounts.iter().map(|a| format!("--account={a}")));
-    arguments.extend(args.remote.regions.iter().map(|r| format!("--region={r}")));
+    // The checkpoint key keeps the old spelling, so a resumed command finds its checkpoint.
+    arguments.extend(remote.filters.regions.iter().map(|r| format!("--region={r}")));
     if let Some(queue) = &args.enqueue {
         arguments.push(format!("--enqueue={queue}"));
     }
@@ -351,9 +443,9 @@ pub fn backfill_config(args: &BackfillArgs, now: Millis) -> Result<BackfillConfi
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     /// Worker settings.
-    pub worker: crate::worker::WorkerConfig,
+    pub worker: WorkerConfig,
     /// AWS wiring.
-    pub aws: crate::aws::AwsOptions,
+    pub aws: AwsOptions,
     /// Detection settings.
     pub settings: Settings,
     /// State file.
@@ -362,14 +454,13 @@ pub struct RunConfig {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Decode threads.
     pub threads: Option<usize>,
+    /// Deprecated spellings used, to warn about.
+    pub warnings: Vec<String>,
 }
 
 /// Validates `run` flags, environment and the `[run]` section of the configuration file.
 pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
-    let file = match &args.config {
-        Some(path) => load_file(path)?,
-        None => FileConfig::default(),
-    };
+    let (file, threads) = common(&args.common)?;
     let section = &file.run;
     let queue_url = args.queue_url.clone().or_else(|| section.queue_url.clone()).filter(|v| !v.is_empty());
     let queue_url =
@@ -380,17 +471,14 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     if !topic_arn.starts_with("arn:") {
         return Err(bad("--topic-arn", &topic_arn, "not an ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"));
     }
-    let mut worker = crate::worker::WorkerConfig::new(queue_url, topic_arn);
+    let mut worker = WorkerConfig::new(queue_url, topic_arn);
     worker.publish_at = match (args.publish_severity, &section.publish_severity) {
         (Some(flag), _) => severity(flag),
         (None, Some(text)) => Severity::parse(text)
             .ok_or_else(|| bad("run.publish_severity", text, "expected info, low, medium, high or critical"))?,
-        (None, None) => Severity::Medium,
+        (None, None) => DEFAULT_PUBLISH_SEVERITY,
     };
-    if let Some(n) = args.concurrency.or(section.concurrency) {
-        if n == 0 {
-            return Err(bad("--concurrency", 0, "must be at least 1"));
-        }
+    if let Some(n) = at_least_one("--concurrency", args.concurrency.or(section.concurrency))? {
         worker.fetch_concurrency = n;
     }
     if let Some(seconds) = args.grace.or(section.grace_seconds) {
@@ -403,22 +491,17 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         }
         None => None,
     };
-    if args.threads == Some(0) {
-        return Err(bad("--threads", 0, "must be at least 1"));
-    }
     let state = args
         .state
         .clone()
         .or_else(default_state_path)
         .ok_or_else(|| bad("--state", "", "no home folder to keep the state in; pass --state FILE"))?;
-    let aws = crate::aws::AwsOptions {
-        endpoint_url: args.endpoints.endpoint_url.clone().or_else(|| section.endpoint_url.clone()),
-        s3_endpoint_url: args.endpoints.s3_endpoint_url.clone().or_else(|| section.s3_endpoint_url.clone()),
-        region: args.region.clone().or_else(|| section.region.clone()),
-        path_style: args.endpoints.path_style || section.path_style.unwrap_or(false),
-        static_credentials: None,
-    };
-    Ok(RunConfig { worker, aws, settings: settings(&file)?, state, metrics_addr, threads: args.threads })
+    let mut warnings = Vec::new();
+    if args.region_deprecated.is_some() {
+        warnings.push(deprecated("--region", "--aws-region"));
+    }
+    let aws = aws_options(&args.aws, args.region_deprecated.clone(), Some(section));
+    Ok(RunConfig { worker, aws, settings: settings(&file)?, state, metrics_addr, threads, warnings })
 }
 
 /// Where the state lives unless `--state` says: `$XDG_DATA_HOME/trailhound/state.db`, else
@@ -440,10 +523,7 @@ pub fn parse_duration(key: &str, text: &str) -> Result<Millis, ConfigError> {
 
 /// Validates `replay` flags and the configuration file.
 pub fn replay_config(args: &ReplayArgs, now: Millis) -> Result<ReplayConfig, ConfigError> {
-    let file = match &args.config {
-        Some(path) => load_file(path)?,
-        None => FileConfig::default(),
-    };
+    let (file, threads) = common(&args.common)?;
     let since = parse_time("--since", &args.since, now)?;
     let until = parse_time("--until", &args.until, now)?;
     if since >= until {
@@ -453,9 +533,6 @@ pub fn replay_config(args: &ReplayArgs, now: Millis) -> Result<ReplayConfig, Con
         Some(text) => parse_duration("--warmup", text)?,
         None => 0,
     };
-    if args.threads == Some(0) {
-        return Err(bad("--threads", 0, "must be at least 1"));
-    }
     let events = match args.events {
         true => Some(
             EventFilter::parse(&args.filters).map_err(|e| bad("--where", args.filters.join(" "), &e.to_string()))?,
@@ -468,7 +545,7 @@ pub fn replay_config(args: &ReplayArgs, now: Millis) -> Result<ReplayConfig, Con
         output: output_config(&args.output, output_is_terminal),
         since: Some(since.saturating_sub(warmup)),
         until: Some(until),
-        threads: args.threads,
+        threads,
         settings: settings(&file)?,
         limits: limits(&file)?,
         state: args.state.clone().or_else(default_state_path),
@@ -477,8 +554,9 @@ pub fn replay_config(args: &ReplayArgs, now: Millis) -> Result<ReplayConfig, Con
         Some(sources) => Some(remote_config(&args.remote, &sources)?),
         None => {
             let remote = &args.remote;
-            if !remote.accounts.is_empty() || !remote.regions.is_empty() || remote.slack.is_some() {
-                return Err(bad("--account/--region/--slack", "", "apply to s3:// sources only"));
+            let regions = !remote.trail_regions.is_empty() || !remote.regions_deprecated.is_empty();
+            if !remote.accounts.is_empty() || regions || remote.slack.is_some() {
+                return Err(bad("--account/--trail-region/--slack", "", "apply to s3:// sources only"));
             }
             None
         }
@@ -492,10 +570,7 @@ pub fn replay_config(args: &ReplayArgs, now: Millis) -> Result<ReplayConfig, Con
 /// Validates `scan` flags and the configuration file. `now` is the wall clock, used only to
 /// resolve relative times such as `7d`.
 pub fn scan_config(args: &ScanArgs, now: Millis) -> Result<ScanConfig, ConfigError> {
-    let file = match &args.config {
-        Some(path) => load_file(path)?,
-        None => FileConfig::default(),
-    };
+    let (file, threads) = common(&args.common)?;
     let since = args.since.as_deref().map(|v| parse_time("--since", v, now)).transpose()?;
     let until = args.until.as_deref().map(|v| parse_time("--until", v, now)).transpose()?;
     if let (Some(s), Some(u)) = (since, until) {
@@ -503,16 +578,13 @@ pub fn scan_config(args: &ScanArgs, now: Millis) -> Result<ScanConfig, ConfigErr
             return Err(bad("--until", args.until.as_deref().unwrap_or(""), "must be later than --since"));
         }
     }
-    if args.threads == Some(0) {
-        return Err(bad("--threads", 0, "must be at least 1"));
-    }
     let output_is_terminal = args.output.output.is_none() && std::io::stdout().is_terminal();
     Ok(ScanConfig {
         paths: args.paths.clone(),
         output: output_config(&args.output, output_is_terminal),
         since,
         until,
-        threads: args.threads,
+        threads,
         settings: settings(&file)?,
         limits: limits(&file)?,
         state: args.state.clone(),

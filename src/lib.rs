@@ -5,47 +5,64 @@
 //! Security Hub flags — from CloudTrail log files, in seconds.
 //!
 //! # Layout
-//! Data flows one way: source → decode → detect → sink.
-//! - [`event`]: the borrowed CloudTrail event view, shape-tolerant body access, event time.
-//! - [`decode`]: bytes of a log object → events (capped gzip, envelope sniffing, per-record
-//!   isolation). Pure CPU.
-//! - [`detect`]: the rule catalogue, one file per rule, the engine, and the finding schema.
-//!   Pure CPU: no clock, no environment, no I/O.
-//! - [`baseline`]: per-key baselines of long-term access keys (learning, new values, dormancy),
-//!   fed in event-time order. Pure CPU.
-//! - [`stateful`]: aggregation, correlation and baselines over a stream of batches, with the
-//!   state carried from one batch to the next. Pure CPU.
-//! - [`state`]: the state store interface, its SQLite and in-memory implementations, and the
-//!   session that loads and saves [`stateful`] state through it.
-//! - [`scan`]: the parallel pipeline over local files (rayon, per-thread buffers, time-ordered
-//!   batches) and the run summary; `scan` and `replay` share it.
-//! - [`filter`]: `replay --events --where` filters and secret redaction of printed events.
-//! - [`layout`]: the CloudTrail key layout, to list a trail bucket no more than a window needs.
-//!   Pure CPU.
-//! - [`notify`] and [`alert`]: SQS bodies → objects, findings → SNS alerts. Pure CPU.
-//! - [`aws`] and [`worker`]: the SDK clients and `trailhound run`.
-//! - [`output`]: findings as JSON lines or a terminal table.
-//! - [`synth`]: the seeded synthetic corpus generator used by benches and tests.
-//! - [`config`]: CLI flags and the TOML file validated into one configuration before any work.
-//! - [`cli`] and [`app`]: argument definitions and one function per subcommand.
+//! Data flows one way: source → pipeline (decode → detect → analyze) → sink, with the store on
+//! the side.
+//!
+//! Entry and wiring:
+//! - [`cli`]: clap definitions only; shared flags in flattened groups.
+//! - [`config`]: flags and the TOML file validated into one configuration before any work; owns
+//!   every default; imports nothing from [`commands`].
+//! - [`app`]: per subcommand, build the source, store and sinks, call the pipeline, map the
+//!   result to an exit status.
+//! - [`commands`]: the commands with their own loop: `run` (the SQS worker) and `backfill`
+//!   (the S3 walk with checkpoints, also behind `replay s3://…`).
+//!
+//! The pure core (no tokio, no AWS SDK, no clock):
+//! - [`event`]: the borrowed CloudTrail event view, shape-tolerant body access, event time,
+//!   `--where` filters and redaction of printed events.
+//! - [`decode`]: the one entry from bytes to events (capped gzip, envelope sniffing, per-record
+//!   isolation).
+//! - [`finding`]: the finding schema v1: `Finding`, `Severity`, ids, escaping.
+//! - [`settings`]: detection settings and the one `RulePolicy` every pass asks.
+//! - [`detect`]: the engine, the detector interface and the rule catalogue (one file per rule);
+//!   emits findings, baseline observations and correlation facts per event.
+//! - [`analyze`]: the cross-event passes over event time: aggregation, correlation (the
+//!   ransomware chain), per-key baselines, and the carried state between batches.
+//! - [`net`]: CIDR and port-range arithmetic.
+//!
+//! The seams (one per edge):
+//! - [`pipeline`]: the unit of work (one object → outcome), the collector, and the one driver
+//!   that hands CPU work from tokio to rayon.
+//! - [`source`]: local files, the trail bucket's key layout, S3 listing and fetch, the SQS queue
+//!   and the notification envelopes.
+//! - [`sink`]: the `Sink` trait, the terminal (table, JSON lines, summary), SNS, the enqueue of
+//!   object keys, and the dedup wrapper over any sink.
+//! - [`store`]: the `StateStore` interface (owned as `Arc<dyn StateStore>`, backend-neutral
+//!   errors), its SQLite and memory implementations, and the session that keeps the passes'
+//!   state in it.
+//! - [`aws`]: the SDK clients, retries and timeouts — no business logic.
+//! - [`progress`] and [`metrics`]: progress of long S3 runs, the worker's Prometheus metrics.
+//!
+//! Behind the `synth` feature (tests, benches, examples): `synth`, the seeded synthetic corpus
+//! generator.
 
-pub mod alert;
+pub mod analyze;
 pub mod app;
 pub mod aws;
-pub mod backfill;
-pub mod baseline;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod decode;
 pub mod detect;
 pub mod event;
-pub mod filter;
-pub mod layout;
-pub mod notify;
-pub mod output;
+pub mod finding;
+pub mod metrics;
+pub mod net;
+pub mod pipeline;
 pub mod progress;
-pub mod scan;
-pub mod state;
-pub mod stateful;
+pub mod settings;
+pub mod sink;
+pub mod source;
+pub mod store;
+#[cfg(feature = "synth")]
 pub mod synth;
-pub mod worker;

@@ -16,12 +16,15 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::Value;
 use trailhound::aws::{clients, Clients};
-use trailhound::detect::{Engine, Mode, Settings, Severity};
-use trailhound::state::sqlite::SqliteStore;
-use trailhound::state::{scan_all, Table};
+use trailhound::commands::run::Worker;
+use trailhound::config::WorkerConfig;
+use trailhound::detect::Engine;
+use trailhound::finding::{Mode, Severity};
+use trailhound::metrics::Metrics;
+use trailhound::settings::Settings;
+use trailhound::store::sqlite::SqliteStore;
+use trailhound::store::{scan_all, StateStore, Table};
 use trailhound::synth::{generate, SynthSpec};
-use trailhound::worker::metrics::Metrics;
-use trailhound::worker::{Worker, WorkerConfig};
 
 mod common;
 use common::*;
@@ -495,9 +498,8 @@ fn publish_tags_the_mode_and_enqueue_feeds_workers_that_find_the_same() {
     assert!(again.contains("enqueued 0 objects in 0 messages"), "{again}");
 
     let (topic, inbox) = runtime.block_on(topic_with_inbox(&trail.clients));
-    let store: &'static SqliteStore =
-        Box::leak(Box::new(SqliteStore::open(&dir.path().join("worker.db")).expect("state")));
-    let worker = |objects| drain(&trail.clients, &work, &topic, store, objects);
+    let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&dir.path().join("worker.db")).expect("state"));
+    let worker = |objects| drain(&trail.clients, &work, &topic, store.clone(), objects);
     let suppressed = runtime.block_on(worker(in_window as u64));
     assert_eq!(suppressed, 0);
     let alerts = runtime.block_on(read_alerts(&trail.clients, &inbox, findings.len(), Duration::from_secs(20)));
@@ -507,7 +509,7 @@ fn publish_tags_the_mode_and_enqueue_feeds_workers_that_find_the_same() {
 
     // The same objects enqueued again (a replay of the backlog): the workers page no one and
     // the baselines do not change.
-    let baselines = || scan_all(store, Table::Baseline).expect("baselines");
+    let baselines = || scan_all(store.as_ref(), Table::Baseline).expect("baselines");
     let before = baselines();
     enqueue.push("--restart".into());
     assert_eq!(run(&enqueue).0, 0);
@@ -519,7 +521,7 @@ fn publish_tags_the_mode_and_enqueue_feeds_workers_that_find_the_same() {
 
 /// Runs a worker on `queue` until it has inspected `objects` objects, then stops it; returns the
 /// alerts it suppressed as already sent.
-async fn drain(clients: &Clients, queue: &str, topic: &str, store: &'static SqliteStore, objects: u64) -> u64 {
+async fn drain(clients: &Clients, queue: &str, topic: &str, store: Arc<dyn StateStore>, objects: u64) -> u64 {
     let mut config = WorkerConfig::new(queue, topic);
     config.publish_at = Severity::Info;
     config.wait_seconds = 1;

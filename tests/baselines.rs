@@ -5,8 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use trailhound::detect::{Engine, Finding, Mode, Settings, Severity};
-use trailhound::scan::{scan, ScanPlan, ScanResult};
+use trailhound::detect::Engine;
+use trailhound::finding::{Finding, Mode, Severity};
+use trailhound::pipeline::{scan, ScanPlan, ScanResult};
+use trailhound::settings::Settings;
 
 const ANOMALY_EVENT: &str = "a099bf4a-c18c-5c52-ab10-6ab649f694dc";
 const DORMANT_EVENT: &str = "c420a283-896f-502a-a196-482d01662822";

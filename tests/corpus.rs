@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 
 use flate2::write::GzEncoder;
 use trailhound::decode::Limits;
-use trailhound::detect::{Engine, Finding, Mode, Settings, Severity};
-use trailhound::scan::{scan, ScanPlan, ScanResult};
+use trailhound::detect::Engine;
+use trailhound::finding::{Finding, Mode, Severity};
+use trailhound::pipeline::{scan, ScanPlan, ScanResult};
+use trailhound::settings::Settings;
 
 fn corpus() -> Option<PathBuf> {
     let path = std::env::var_os("TRAILHOUND_CORPUS")
@@ -189,7 +191,7 @@ fn gzipped_delivery_gives_the_same_findings_as_plain_json() {
 fn header_walker_path_matches_the_full_parse_on_real_logs() {
     use trailhound::decode::Decoder;
     use trailhound::detect::EventOrigin;
-    use trailhound::scan::{inspect_object, Window};
+    use trailhound::pipeline::{inspect_object, Window};
     let Some(root) = corpus() else { return };
     let engine = Engine::new(Settings::default(), Mode::Scan);
     let mut files: Vec<PathBuf> = Vec::new();

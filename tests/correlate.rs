@@ -5,8 +5,10 @@
 
 use std::path::Path;
 
-use trailhound::detect::{Engine, Finding, Mode, Settings, Severity};
-use trailhound::scan::{scan, ScanPlan, ScanResult};
+use trailhound::detect::Engine;
+use trailhound::finding::{Finding, Mode, Severity};
+use trailhound::pipeline::{scan, ScanPlan, ScanResult};
+use trailhound::settings::Settings;
 
 fn run(settings: Settings) -> ScanResult {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sequences/ransomware");
@@ -67,7 +69,7 @@ fn the_chain_rule_can_be_disabled_or_allowlisted() {
     let mut settings = Settings::default();
     settings.rules.insert(
         "s3.ransomware_chain".into(),
-        trailhound::detect::RuleSettings { severity: None, allow_principals: vec!["AKIAEXAMPLEWIPER0001".into()] },
+        trailhound::settings::RuleSettings { severity: None, allow_principals: vec!["AKIAEXAMPLEWIPER0001".into()] },
     );
     let chains = run(settings);
     let users: Vec<Option<&str>> =

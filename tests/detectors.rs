@@ -6,10 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
+use trailhound::analyze::aggregate::aggregate;
 use trailhound::decode::{Decoder, Limits};
-use trailhound::detect::aggregate::aggregate;
-use trailhound::detect::{rules, Engine, Mode, Settings, Severity};
-use trailhound::scan::{inspect_object, Window};
+use trailhound::detect::{rules, Engine};
+use trailhound::finding::{Mode, Severity};
+use trailhound::pipeline::{inspect_object, Window};
+use trailhound::settings::Settings;
 
 fn fixture_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/events")

@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use trailhound::state::sqlite::SqliteStore;
-use trailhound::state::{scan_all, Table};
+use trailhound::store::sqlite::SqliteStore;
+use trailhound::store::{scan_all, Table};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

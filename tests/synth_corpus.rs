@@ -3,8 +3,10 @@
 
 use std::collections::HashMap;
 
-use trailhound::detect::{Engine, Mode, Settings};
-use trailhound::scan::{scan, ScanPlan};
+use trailhound::detect::Engine;
+use trailhound::finding::Mode;
+use trailhound::pipeline::{scan, ScanPlan};
+use trailhound::settings::Settings;
 use trailhound::synth::{generate, SynthObject, SynthSpec};
 
 fn spec() -> SynthSpec {

@@ -17,10 +17,14 @@ use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{json, Value};
 use trailhound::aws::{clients, AwsOptions, Clients};
-use trailhound::detect::{Engine, Mode, Settings};
-use trailhound::state::sqlite::SqliteStore;
-use trailhound::worker::metrics::Metrics;
-use trailhound::worker::{Worker, WorkerConfig};
+use trailhound::commands::run::Worker;
+use trailhound::config::WorkerConfig;
+use trailhound::detect::Engine;
+use trailhound::finding::Mode;
+use trailhound::metrics::Metrics;
+use trailhound::settings::Settings;
+use trailhound::store::sqlite::SqliteStore;
+use trailhound::store::StateStore;
 
 mod common;
 use common::*;
@@ -147,7 +151,7 @@ impl Stack {
         let mut config = WorkerConfig::new(&self.queue_url, &self.topic_arn);
         config.wait_seconds = 1;
         configure(&mut config);
-        let store: &'static SqliteStore = Box::leak(Box::new(SqliteStore::open(&self.state).expect("state")));
+        let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open(&self.state).expect("state"));
         let metrics = Arc::new(Metrics::default());
         let engine = Engine::new(Settings::default(), Mode::Live);
         let worker = Worker::new(clients, config, engine, store, metrics.clone(), now_millis).await.expect("worker");

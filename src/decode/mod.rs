@@ -22,7 +22,7 @@ pub use gzip::GzipError;
 pub use split::EnvelopeError;
 
 /// Resource bounds for one object.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Cap on decompressed (or raw) bytes per object.
     pub max_object_bytes: u64,
@@ -126,6 +126,11 @@ impl Decoder {
             tape: Tape::null(),
             record: Vec::new(),
         }
+    }
+
+    /// The limits this decoder enforces.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// Decodes one object and calls `visit(record_index, event)` for every event, in file order,

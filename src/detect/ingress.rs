@@ -15,8 +15,8 @@
 use crate::event::shape::{boolean, elements, get_any, number, text, text_at, Json};
 use crate::event::Event;
 
-use super::net::{Cidr, PortRange};
 use super::unique;
+use crate::net::{Cidr, PortRange};
 
 /// Security-group ingress events.
 pub const SECURITY_GROUP_EVENTS: &[&str] = &["AuthorizeSecurityGroupIngress", "ModifySecurityGroupRules"];

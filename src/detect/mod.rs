@@ -8,68 +8,27 @@
 //! clock or the environment, never log and never do I/O, which is what makes a replay give the
 //! same answer as live detection.
 //!
-//! What needs several events runs after the parallel per-event pass, in event-time order:
-//! [`aggregate`] merges the hits of counting rules (SSE-C write windows, failure bursts),
-//! [`correlate`] draws conclusions from findings and facts (the ransomware chain, instance roles),
-//! and [`crate::baseline`] keeps per-key baselines. All three are pure, and none reads a clock.
+//! Besides findings, the per-event pass emits what the cross-event passes of [`crate::analyze`]
+//! need: baseline [`observe::Observation`]s of long-term keys and correlation [`facts::Fact`]s.
+//! Per-rule enablement, allowlists and severity overrides come from the one
+//! [`crate::settings::RulePolicy`], which those passes ask too. `detect` never imports
+//! `analyze`.
 
-pub mod aggregate;
-pub mod correlate;
-pub mod finding;
+pub mod facts;
+pub mod features;
 pub mod ingress;
-pub mod net;
+pub mod observe;
 pub mod rules;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use crate::baseline::{features, BaselineSettings, Observation};
 use crate::event::{time::format_rfc3339, Event, KeyKind};
-pub use finding::{
-    clean, clean_opt, finding_id, Family, Finding, Mode, Outcome, Pending, PendingKind, Principal, Resource, Severity,
+use crate::finding::{
+    clean, clean_opt, finding_id, Finding, Mode, OnFailure, Outcome, Pending, PendingKind, Principal, Resource,
+    RuleInfo, Severity,
 };
-use net::Cidr;
-
-/// What happens when the call behind a matching event failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnFailure {
-    /// Report one severity level lower, tagged `outcome: failure` (SPEC §2 default).
-    Lower,
-    /// Not a finding on its own: `threshold` failures by one group (principal by default) within
-    /// `window_minutes` of event time make one finding, at the rule's severity (e.g. password
-    /// spraying with `GetPasswordData`, enumeration with a stolen key).
-    Burst {
-        /// Failures needed.
-        threshold: usize,
-        /// Event-time window.
-        window_minutes: i64,
-    },
-}
-
-/// A rule's fixed description.
-#[derive(Debug)]
-pub struct RuleInfo {
-    /// Rule id, e.g. `ec2.remote_admin_port_open`.
-    pub id: &'static str,
-    /// Family.
-    pub family: Family,
-    /// Default severity (a detector may choose another per hit, e.g. world vs private CIDR).
-    pub severity: Severity,
-    /// Short title.
-    pub title: &'static str,
-    /// One line: when it fires.
-    pub description: &'static str,
-    /// One paragraph from AWS guidance.
-    pub remediation: &'static str,
-    /// MITRE ATT&CK technique ids.
-    pub mitre: &'static [&'static str],
-    /// Security Hub control ids.
-    pub controls: &'static [&'static str],
-    /// Failed-call policy.
-    pub on_failure: OnFailure,
-    /// When set, hits are aggregated per group over this event-time window: the first alerts at
-    /// once and the rest of the burst becomes one update finding (SSE-C writes, SPEC §2.1).
-    pub merge_window_minutes: Option<i64>,
-}
+use crate::settings::{PrincipalNames, Settings};
+use observe::Observation;
 
 /// What a detector found in one event.
 #[derive(Debug, Clone, Default)]
@@ -143,84 +102,6 @@ pub trait Detector: Send + Sync {
     }
 }
 
-/// Per-rule overrides from configuration.
-#[derive(Debug, Clone, Default)]
-pub struct RuleSettings {
-    /// Severity replacing the rule's (and the hit's) own.
-    pub severity: Option<Severity>,
-    /// Principals (ARN, access key id or user name) this rule never reports.
-    pub allow_principals: Vec<String>,
-}
-
-impl RuleSettings {
-    /// True when the finding's principal (ARN, key id or user name) is allowlisted for the rule.
-    pub fn allows(&self, principal: &Principal) -> bool {
-        [&principal.arn, &principal.access_key_id, &principal.user_name]
-            .into_iter()
-            .flatten()
-            .any(|name| self.allow_principals.contains(name))
-    }
-}
-
-impl Finding {
-    /// Turns this finding into one of `rule`, resting on the events `keys` identify: the rule's
-    /// fields, severity and a fresh deterministic id. Used by the passes that derive findings
-    /// from others (baselines, the ransomware chain).
-    pub fn restamp(&mut self, rule: &'static RuleInfo, keys: &[&str]) {
-        self.id = finding_id(rule.id, keys);
-        self.rule = rule.id;
-        self.family = rule.family;
-        self.severity = rule.severity;
-        self.title = rule.title;
-        self.remediation = rule.remediation;
-        self.mitre = rule.mitre;
-        self.controls = rule.controls;
-    }
-}
-
-/// Detection settings: the defaults of SPEC §2 unless configured.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Ports whose exposure is remote administration.
-    pub remote_admin_ports: Vec<u16>,
-    /// Ports allowed from the world without an `open_world` finding.
-    pub public_ports: Vec<u16>,
-    /// Source ranges whose ingress is not reported. Empty by default.
-    pub trusted_cidrs: Vec<Cidr>,
-    /// Principals (ARN, key id, user name) or bucket names that legitimately use SSE-C.
-    pub ssec_allowlist: Vec<String>,
-    /// Lifecycle expirations at or under this many days are short.
-    pub lifecycle_max_days: i64,
-    /// Rules switched off.
-    pub disabled_rules: HashSet<String>,
-    /// Per-rule overrides.
-    pub rules: HashMap<String, RuleSettings>,
-    /// Per-key baseline periods and bounds.
-    pub baseline: BaselineSettings,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            remote_admin_ports: vec![22, 3389],
-            public_ports: vec![80, 443],
-            trusted_cidrs: Vec::new(),
-            ssec_allowlist: Vec::new(),
-            lifecycle_max_days: 7,
-            disabled_rules: HashSet::new(),
-            rules: HashMap::new(),
-            baseline: BaselineSettings::default(),
-        }
-    }
-}
-
-impl Settings {
-    /// True when a source range is entirely inside a trusted range.
-    pub fn is_trusted(&self, cidr: &Cidr) -> bool {
-        self.trusted_cidrs.iter().any(|t| t.contains(cidr))
-    }
-}
-
 /// Where an event came from: the object and the record's index in it.
 #[derive(Debug, Clone, Copy)]
 pub struct EventOrigin<'a> {
@@ -246,7 +127,7 @@ impl Engine {
     /// An engine over the whole catalogue with these settings.
     pub fn new(settings: Settings, mode: Mode) -> Engine {
         let detectors: Vec<Box<dyn Detector>> =
-            rules::all().into_iter().filter(|d| !settings.disabled_rules.contains(d.info().id)).collect();
+            rules::all().into_iter().filter(|d| settings.policy().enabled(d.info())).collect();
         let mut by_event_name: HashMap<&'static str, Vec<usize>> = HashMap::new();
         let mut every_event = Vec::new();
         for (index, detector) in detectors.iter().enumerate() {
@@ -258,9 +139,8 @@ impl Engine {
             }
         }
         let every_event_reads_bodies = every_event.iter().any(|&i| detectors[i].reads_bodies());
-        let baseline_on = [rules::LONG_TERM_KEY_ANOMALY.id, rules::DORMANT_KEY_USED.id]
-            .iter()
-            .any(|id| !settings.disabled_rules.contains(*id));
+        let baseline_on =
+            [&rules::LONG_TERM_KEY_ANOMALY, &rules::DORMANT_KEY_USED].into_iter().any(|r| settings.policy().enabled(r));
         Engine { detectors, by_event_name, every_event, every_event_reads_bodies, baseline_on, settings, mode }
     }
 
@@ -269,14 +149,19 @@ impl Engine {
         &self.settings
     }
 
+    /// The mode its findings are tagged with.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
     /// Whether some detector will read this event's bodies (else its header fields suffice);
     /// `raw` is the record's JSON text.
     pub fn needs_bodies(&self, event: &Event<'_>, raw: &[u8]) -> bool {
         if self.every_event_reads_bodies {
             return true;
         }
-        if correlate::FACT_EVENTS.contains(&event.event_name)
-            || (event.event_name == "PutObject" && correlate::raw_may_be_note(raw))
+        if facts::FACT_EVENTS.contains(&event.event_name)
+            || (event.event_name == "PutObject" && facts::raw_may_be_note(raw))
         {
             return true;
         }
@@ -310,13 +195,13 @@ impl Engine {
         for &index in named.iter().chain(&self.every_event) {
             let detector = &self.detectors[index];
             let info = detector.info();
-            // Rule settings are looked up only for hits: most events hit nothing.
+            // The policy is asked only for hits: most events hit nothing.
             if let Some(hit) = detector.inspect(event, &self.settings) {
-                let rule_settings = self.settings.rules.get(info.id);
-                if rule_settings.is_some_and(|r| is_allowlisted(event, &r.allow_principals)) {
+                let policy = self.settings.policy();
+                if policy.silences(info, &PrincipalNames::of_event(event)) {
                     continue;
                 }
-                let configured = rule_settings.and_then(|r| r.severity);
+                let configured = policy.severity_override(info);
                 let pending = pending_aggregation(info, &hit, event);
                 let mut finding = build_finding(info, hit, event, origin, configured, self.mode);
                 if let Some(Pending { kind: PendingKind::Burst { .. }, .. }) = &pending {
@@ -341,13 +226,9 @@ fn pending_aggregation(info: &RuleInfo, hit: &Hit, event: &Event<'_>) -> Option<
     Some(Pending { group, kind })
 }
 
-/// True when the event's principal (ARN, key id or user name) is in `list`.
+/// True when the event's principal (ARN, key id, user name or role name) is in `list`.
 pub fn is_allowlisted(event: &Event<'_>, list: &[String]) -> bool {
-    let id = &event.identity;
-    [id.arn, id.access_key_id, id.user_name, id.session_issuer_name]
-        .into_iter()
-        .flatten()
-        .any(|value| list.iter().any(|allowed| allowed == value))
+    PrincipalNames::of_event(event).any_in(list)
 }
 
 fn build_finding(
@@ -370,7 +251,7 @@ fn build_finding(
         details.insert("error_code".into(), clean(code).into());
     }
     Finding {
-        schema: finding::SCHEMA,
+        schema: crate::finding::SCHEMA,
         id: finding_id(info.id, &[id_key]),
         rule: info.id,
         family: info.family,
@@ -392,7 +273,7 @@ fn build_finding(
         source_ip: clean_opt(event.source_ip),
         user_agent: clean_opt(event.user_agent),
         resources: hit.resources,
-        evidence: finding::Evidence { event_ids, count: 1, event_ids_truncated: false, details },
+        evidence: crate::finding::Evidence { event_ids, count: 1, event_ids_truncated: false, details },
         controls: info.controls,
         mitre: info.mitre,
         remediation: info.remediation,

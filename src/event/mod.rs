@@ -6,6 +6,7 @@
 //! read through [`shape`], which absorbs the XML-rendering quirks. Strings borrow from the decode
 //! buffer: nothing is copied unless a finding is made.
 
+pub mod filter;
 pub mod shape;
 pub mod time;
 

@@ -11,9 +11,12 @@
 //! **References.** IAM docs "Manage access keys for IAM users"; Panther `AWS.IAM.Backdoor.User.Keys`;
 //! MITRE ATT&CK T1098.001.
 
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::{get_any, path, text, text_at};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "iam.access_key_created",

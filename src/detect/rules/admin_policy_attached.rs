@@ -15,11 +15,15 @@
 
 use percent_encoding::percent_decode_str;
 
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::text_at;
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
-static INFO: RuleInfo = RuleInfo {
+/// The `iam.admin_policy_attached` rule.
+pub static ADMIN_POLICY_ATTACHED: RuleInfo = RuleInfo {
     id: "iam.admin_policy_attached",
     family: Family::Exposure,
     severity: Severity::High,
@@ -40,7 +44,7 @@ pub struct AdminPolicyAttached;
 
 impl Detector for AdminPolicyAttached {
     fn info(&self) -> &'static RuleInfo {
-        &INFO
+        &ADMIN_POLICY_ATTACHED
     }
 
     fn event_names(&self) -> &'static [&'static str] {

@@ -4,14 +4,15 @@
 //! makes a call. Forgotten keys are the ones that leak (old repositories, laptops, backups), and
 //! their owners are not watching them.
 //!
-//! The model lives in [`crate::baseline`]; this file only describes the rule.
+//! The model lives in [`crate::analyze::baseline`]; this file only describes the rule.
 //!
 //! **False positives.** Quarterly jobs and break-glass keys; allowlist them for this rule.
 //!
 //! **References.** IAM docs "Find unused credentials"; Security Hub IAM.8 (unused credentials
 //! removed); MITRE ATT&CK T1078.004.
 
-use crate::detect::{Family, OnFailure, RuleInfo, Severity};
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
 
 /// The rule.
 pub static DORMANT_KEY_USED: RuleInfo = RuleInfo {

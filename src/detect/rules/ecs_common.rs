@@ -75,7 +75,7 @@ pub fn report(event: &Event<'_>, request: Json<'_>, flagged: Vec<&str>, what: &s
     ))
     .resource("AWS::ECS::TaskDefinition", family)
     .detail_text("task_definition", family);
-    let cleaned: Vec<String> = flagged.iter().map(|c| crate::detect::clean(c)).collect();
+    let cleaned: Vec<String> = flagged.iter().map(|c| crate::finding::clean(c)).collect();
     hit = hit.detail("containers", cleaned);
     Some(hit)
 }

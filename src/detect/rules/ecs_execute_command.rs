@@ -8,9 +8,12 @@
 //! **References.** ECS docs "Monitor Amazon ECS containers with ECS Exec"; Well-Architected
 //! SEC06-BP03; MITRE ATT&CK T1609 (Container Administration Command).
 
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::{boolean, get_any, text_at};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ecs.execute_command",

@@ -11,9 +11,12 @@
 //! **References.** Security Hub ECS.10; ECS docs "Fargate platform versions".
 
 use super::ecs_service_public_ip::service_name;
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::{elements, get_any, text, text_at};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ecs.fargate_old_platform",

@@ -8,8 +8,11 @@
 //! **References.** Security Hub ECS.3; ECS docs "pidMode"; MITRE ATT&CK T1611.
 
 use super::ecs_common::{containers, report, setting, task_definition};
-use crate::detect::{Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{Detector, Hit};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ecs.task_host_pid",

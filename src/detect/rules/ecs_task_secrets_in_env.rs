@@ -13,8 +13,11 @@
 //! ATT&CK T1552.001.
 
 use super::ecs_common::{containers, report, task_definition};
-use crate::detect::{Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{Detector, Hit};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ecs.task_secrets_in_env",

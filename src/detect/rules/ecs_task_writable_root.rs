@@ -9,8 +9,11 @@
 //! **References.** Security Hub ECS.5; MITRE ATT&CK T1610.
 
 use super::ecs_common::{containers, report, task_definition};
-use crate::detect::{Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{Detector, Hit};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ecs.task_writable_root",

@@ -12,9 +12,12 @@
 //! **References.** Security Hub EC2.8 (instances should use IMDSv2), EC2.170; EC2 docs
 //! "Configure the instance metadata options"; MITRE ATT&CK T1552.005.
 
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::{get_any, text, text_at, Json};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ec2.imdsv1_enabled",

@@ -14,9 +14,12 @@
 //! access); EC2 Instance Connect docs; Stratus Red Team `aws.lateral-movement.ec2-instance-connect`
 //! and `ec2-serial-console-send-ssh-public-key`; MITRE ATT&CK T1021.004, T1098.004.
 
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::text_at;
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ec2.instance_connect_ssh",

@@ -11,9 +11,12 @@
 //! SEC06-BP03; MITRE ATT&CK T1021.
 //! (No public real-log sample exists; the fixture follows the documented request shape.)
 
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::{get_any, number, text_at};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ec2.instance_connect_tunnel",

@@ -11,8 +11,11 @@
 //! **References.** Datadog Security Labs and Invictus IR on leaked-key enumeration (e.g.
 //! `enumerate-iam`, Pacu); MITRE ATT&CK T1580, T1087.004.
 
-use crate::detect::{is_long_term_key_use, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{is_long_term_key_use, who, Detector, Hit};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "iam.key_error_burst",

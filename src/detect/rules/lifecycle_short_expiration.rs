@@ -12,11 +12,15 @@
 //! elements"; Panther `AWS.CloudTrail.ShortLifecycle`; MITRE ATT&CK T1485.
 
 use super::s3_common::bucket;
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::{elements, get_any, number, text};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
-static INFO: RuleInfo = RuleInfo {
+/// The `s3.lifecycle_short_expiration` rule.
+pub static LIFECYCLE_SHORT_EXPIRATION: RuleInfo = RuleInfo {
     id: "s3.lifecycle_short_expiration",
     family: Family::S3Ransomware,
     severity: Severity::Medium,
@@ -36,7 +40,7 @@ pub struct LifecycleShortExpiration;
 
 impl Detector for LifecycleShortExpiration {
     fn info(&self) -> &'static RuleInfo {
-        &INFO
+        &LIFECYCLE_SHORT_EXPIRATION
     }
 
     fn event_names(&self) -> &'static [&'static str] {

@@ -5,7 +5,7 @@
 //! finding lists its reasons; one reason is low, two medium, three or more high. A leaked key
 //! typically shows up from a new network with a new tool at once.
 //!
-//! The model and its bounds live in [`crate::baseline`]; this file only describes the rule.
+//! The model and its bounds live in [`crate::analyze::baseline`]; this file only describes the rule.
 //!
 //! **False positives.** A key's owner changing laptops, CI runners or regions. Each new value is
 //! reported once, then it is part of the baseline.
@@ -14,7 +14,8 @@
 //! GuardDuty's `UnauthorizedAccess:IAMUser/AnomalousBehavior` for the idea; MITRE ATT&CK
 //! T1078.004.
 
-use crate::detect::{Family, OnFailure, RuleInfo, Severity};
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
 
 /// The rule.
 pub static LONG_TERM_KEY_ANOMALY: RuleInfo = RuleInfo {

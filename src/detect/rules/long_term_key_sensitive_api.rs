@@ -13,8 +13,11 @@
 //! and Datadog research on leaked key abuse (`GetFederationToken` persistence); MITRE ATT&CK
 //! T1098, T1078.004, T1562.
 
-use crate::detect::{is_long_term_key_use, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{is_long_term_key_use, who, Detector, Hit};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "iam.long_term_key_sensitive_api",

@@ -1,9 +1,11 @@
 //! The per-event rule catalogue: one file per rule (SPEC §2), plus shared helpers.
 //!
 //! Rules that count (SSE-C write aggregation, failed `GetPasswordData` bursts, key error bursts)
-//! are per-event rules here whose hits the aggregation pass ([`super::aggregate`]) merges in
-//! event-time order. The per-key baseline rules are described here and computed by
-//! [`crate::baseline`]; `s3.ransomware_chain` and instance-role state are not built yet.
+//! are per-event rules here whose hits the aggregation pass ([`crate::analyze::aggregate`])
+//! merges in event-time order. The rules concluded across events are described here and
+//! computed in [`crate::analyze`]: the per-key baseline rules by [`crate::analyze::baseline`],
+//! `s3.ransomware_chain` and the instance-role upgrade by [`crate::analyze::correlate`].
+//! Passes name rules through the statics exported here, never by string.
 
 mod access_key_created;
 mod admin_policy_attached;
@@ -42,12 +44,18 @@ mod trail_tampering;
 mod unreadable_log_file;
 mod versioning_suspended;
 
+pub use admin_policy_attached::ADMIN_POLICY_ATTACHED;
 pub use dormant_key_used::DORMANT_KEY_USED;
+pub use lifecycle_short_expiration::LIFECYCLE_SHORT_EXPIRATION;
 pub use long_term_key_anomaly::LONG_TERM_KEY_ANOMALY;
 pub use ransomware_chain::RANSOMWARE_CHAIN;
+pub use ssec_copy_overwrite::SSEC_COPY_OVERWRITE;
+pub use ssec_write::SSEC_WRITE;
 pub use unreadable_log_file::{unreadable_log_file, UNREADABLE_LOG_FILE};
+pub use versioning_suspended::VERSIONING_SUSPENDED;
 
-use super::{Detector, RuleInfo};
+use super::Detector;
+use crate::finding::RuleInfo;
 
 /// Every rule's description: per-event rules first, then the baseline rules, then the ones the
 /// pipeline raises.

@@ -10,9 +10,12 @@
 //! **References.** Security Hub EC2.9 (no public IPv4 addresses) and EC2.15 (subnets should not
 //! assign public IPs automatically); MITRE ATT&CK T1133.
 
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::{boolean, elements, get_any, path, text_at};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ec2.public_ip_assigned",

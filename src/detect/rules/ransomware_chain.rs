@@ -15,7 +15,8 @@
 //! **References.** Halcyon on Codefinger (2025); AWS Security Blog on SSE-C ransomware; Stratus
 //! Red Team `aws.impact.s3-ransomware-*`; MITRE ATT&CK T1486, T1485, T1490.
 
-use crate::detect::{Family, OnFailure, RuleInfo, Severity};
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
 
 /// The rule.
 pub static RANSOMWARE_CHAIN: RuleInfo = RuleInfo {

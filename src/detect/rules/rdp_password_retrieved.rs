@@ -10,9 +10,12 @@
 //! **References.** EC2 docs "Retrieve the Windows administrator password"; Stratus Red Team
 //! `aws.credential-access.ec2-get-password-data`; MITRE ATT&CK T1552.005, T1021.001.
 
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::text_at;
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ec2.rdp_password_retrieved",

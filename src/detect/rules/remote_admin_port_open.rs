@@ -15,9 +15,12 @@
 //! `aws.exfiltration.ec2-security-group-open-port-22-ingress`; MITRE ATT&CK T1021, T1562.007.
 
 use crate::detect::ingress::{permissions, Permission, NETWORK_ACL_EVENTS, SECURITY_GROUP_EVENTS};
-use crate::detect::{unique, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{unique, who, Detector, Hit};
 use crate::event::shape::text_at;
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ec2.remote_admin_port_open",

@@ -11,8 +11,11 @@
 //! **References.** IAM docs "Root user best practices"; Security Hub IAM.4 (no root access key);
 //! MITRE ATT&CK T1078.004.
 
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::{Event, KeyKind};
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "iam.root_access_key_used",

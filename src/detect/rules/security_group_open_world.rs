@@ -14,8 +14,11 @@
 
 use super::remote_admin_port_open::target_id;
 use crate::detect::ingress::{permissions, Protocol, SECURITY_GROUP_EVENTS};
-use crate::detect::{unique, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{unique, who, Detector, Hit};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ec2.security_group_open_world",

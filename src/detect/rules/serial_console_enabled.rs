@@ -9,8 +9,11 @@
 //! **References.** EC2 docs "EC2 Serial Console"; Stratus Red Team
 //! `aws.lateral-movement.ec2-serial-console-send-ssh-public-key`; MITRE ATT&CK T1021.
 
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ec2.serial_console_enabled",

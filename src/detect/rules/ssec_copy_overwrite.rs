@@ -22,11 +22,15 @@ use super::s3_common::{
     bucket, copy_source, is_in_place, key, object_arn, principal_and_bucket, raw_may_use_sse_c, uses_sse_c,
     SSE_C_MERGE_WINDOW_MINUTES,
 };
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::text_at;
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
-static INFO: RuleInfo = RuleInfo {
+/// The `s3.ssec_copy_overwrite` rule.
+pub static SSEC_COPY_OVERWRITE: RuleInfo = RuleInfo {
     id: "s3.ssec_copy_overwrite",
     family: Family::S3Ransomware,
     severity: Severity::Critical,
@@ -47,7 +51,7 @@ pub struct SsecCopyOverwrite;
 
 impl Detector for SsecCopyOverwrite {
     fn info(&self) -> &'static RuleInfo {
-        &INFO
+        &SSEC_COPY_OVERWRITE
     }
 
     fn event_names(&self) -> &'static [&'static str] {

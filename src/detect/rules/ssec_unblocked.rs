@@ -13,9 +13,12 @@
 //! Security Blog on SSE-C ransomware (2025).
 
 use super::s3_common::bucket;
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::{elements, get_any, strings};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "s3.ssec_unblocked",

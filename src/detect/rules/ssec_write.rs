@@ -16,10 +16,14 @@ use super::s3_common::{
     bucket, copy_source, is_in_place, key, principal_and_bucket, raw_may_use_sse_c, uses_sse_c,
     SSE_C_MERGE_WINDOW_MINUTES,
 };
-use crate::detect::{is_allowlisted, who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{is_allowlisted, who, Detector, Hit};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
-static INFO: RuleInfo = RuleInfo {
+/// The `s3.ssec_write` rule.
+pub static SSEC_WRITE: RuleInfo = RuleInfo {
     id: "s3.ssec_write",
     family: Family::S3Ransomware,
     severity: Severity::High,
@@ -39,7 +43,7 @@ pub struct SsecWrite;
 
 impl Detector for SsecWrite {
     fn info(&self) -> &'static RuleInfo {
-        &INFO
+        &SSEC_WRITE
     }
 
     fn event_names(&self) -> &'static [&'static str] {

@@ -11,9 +11,12 @@
 //! **References.** Session Manager docs "Port forwarding" and "Allow SSH connections"; AWS
 //! Well-Architected SEC06-BP03; MITRE ATT&CK T1021, T1572.
 
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::{get_any, strings, text_at};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "ssm.port_forward_remote_admin",

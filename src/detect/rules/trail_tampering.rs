@@ -19,9 +19,12 @@
 //! **References.** CloudTrail docs "Logging data events"; Stratus Red Team
 //! `aws.defense-evasion.cloudtrail-stop`, `-delete`, `-event-selectors`; MITRE ATT&CK T1562.008.
 
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::{boolean, elements, get_any, strings, text, Json};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
 static INFO: RuleInfo = RuleInfo {
     id: "trail.tampering",

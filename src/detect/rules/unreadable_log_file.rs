@@ -12,9 +12,9 @@
 //! **References.** SPEC §4; CloudTrail docs "Validating CloudTrail log file integrity";
 //! MITRE ATT&CK T1565.001, T1070.
 
-use crate::detect::{
-    clean, finding, finding_id, Family, Finding, Mode, OnFailure, Outcome, Principal, Resource, RuleInfo, Severity,
-};
+use crate::finding;
+use crate::finding::{clean, finding_id, Family, Finding, Mode, Outcome, Principal, Resource, Severity};
+use crate::finding::{OnFailure, RuleInfo};
 
 /// The rule.
 pub static UNREADABLE_LOG_FILE: RuleInfo = RuleInfo {

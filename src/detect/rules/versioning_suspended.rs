@@ -10,11 +10,15 @@
 //! MITRE ATT&CK T1490 (Inhibit System Recovery).
 
 use super::s3_common::bucket;
-use crate::detect::{who, Detector, Family, Hit, OnFailure, RuleInfo, Settings, Severity};
+use crate::detect::{who, Detector, Hit};
 use crate::event::shape::{get_any, text};
 use crate::event::Event;
+use crate::finding::{Family, Severity};
+use crate::finding::{OnFailure, RuleInfo};
+use crate::settings::Settings;
 
-static INFO: RuleInfo = RuleInfo {
+/// The `s3.versioning_suspended` rule.
+pub static VERSIONING_SUSPENDED: RuleInfo = RuleInfo {
     id: "s3.versioning_suspended",
     family: Family::S3Ransomware,
     severity: Severity::Medium,
@@ -33,7 +37,7 @@ pub struct VersioningSuspended;
 
 impl Detector for VersioningSuspended {
     fn info(&self) -> &'static RuleInfo {
-        &INFO
+        &VERSIONING_SUSPENDED
     }
 
     fn event_names(&self) -> &'static [&'static str] {

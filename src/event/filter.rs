@@ -8,8 +8,8 @@
 
 use serde_json::Value;
 
-use crate::detect::net::Cidr;
 use crate::event::Event;
+use crate::net::Cidr;
 
 /// The keys `--where` accepts.
 pub const KEYS: [&str; 4] = ["accessKeyId", "principal", "sourceIPAddress", "eventName"];

@@ -1,4 +1,5 @@
-//! Findings as SNS alerts (SPEC §3). Pure: no I/O.
+//! The SNS sink: findings as SNS alerts (SPEC §3), published with `PublishBatch`. The rendering
+//! is pure; [`SnsSink`] does the calls.
 //!
 //! - The message is the finding JSON, at most [`MAX_MESSAGE_BYTES`] (SNS's limit). A larger one
 //!   is trimmed — the object sample first, then the eventID list — and marked
@@ -8,7 +9,10 @@
 //! - Message attributes `severity`, `rule`, `family` and `account` let subscriptions filter.
 //! - FIFO topics get `MessageGroupId` = rule and `MessageDeduplicationId` = finding id.
 
-use crate::detect::{Finding, Severity};
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+
+use super::{dedup, Delivery, Sink, SinkError};
+use crate::finding::Finding;
 
 /// SNS's message size limit.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -45,21 +49,6 @@ pub fn render(finding: &Finding) -> Alert {
         ],
         group_id: finding.rule.to_owned(),
     }
-}
-
-/// The alerts for the findings at or above `at`, each with its dedup key `<finding id>:<count>`
-/// (a finding that grew is a new alert).
-pub fn alerts_at(findings: &[Finding], at: Severity) -> Vec<(String, Alert)> {
-    findings
-        .iter()
-        .filter(|f| f.severity >= at)
-        .map(|f| (format!("{}:{}", f.id, f.evidence.count), render(f)))
-        .collect()
-}
-
-/// The dedup record of a published alert, kept `ttl_ms` from `now`.
-pub fn dedup_record(key: &str, now: i64, ttl_ms: i64) -> crate::state::Write {
-    crate::state::Write::put(crate::state::Table::Dedup, key.to_owned(), "1".into(), Some(now + ttl_ms), now)
 }
 
 /// `[SEVERITY] rule: summary`, as printable ASCII on one line, cut to fit.
@@ -120,11 +109,101 @@ fn to_json(finding: &Finding) -> String {
     serde_json::to_string(finding).unwrap_or_default()
 }
 
+/// Entries per `PublishBatch` call.
+pub const PUBLISH_BATCH: usize = 10;
+
+/// An SNS topic as a [`Sink`].
+#[derive(Debug, Clone)]
+pub struct SnsSink {
+    client: aws_sdk_sns::Client,
+    topic_arn: String,
+}
+
+impl SnsSink {
+    /// Publishes to `topic_arn` (a FIFO topic when it ends in `.fifo`).
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: impl Into<String>) -> SnsSink {
+        SnsSink { client, topic_arn: topic_arn.into() }
+    }
+
+    /// The topic.
+    pub fn topic_arn(&self) -> &str {
+        &self.topic_arn
+    }
+
+    async fn publish(&self, findings: &[&Finding]) -> Result<(), SinkError> {
+        let fifo = self.topic_arn.ends_with(".fifo");
+        let entries = findings
+            .iter()
+            .enumerate()
+            .map(|(i, finding)| batch_entry(i, finding, fifo))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| SinkError::Build { sink: "sns", source: Box::new(source) })?;
+        let output = self
+            .client
+            .publish_batch()
+            .topic_arn(&self.topic_arn)
+            .set_publish_batch_request_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|source| SinkError::Call { sink: "sns", target: self.topic_arn.clone(), source: source.into() })?;
+        match output.failed.as_ref().filter(|f| !f.is_empty()) {
+            Some(failed) => Err(SinkError::Refused {
+                sink: "sns",
+                target: self.topic_arn.clone(),
+                refused: failed.len(),
+                sent: findings.len(),
+                code: failed[0].code.clone(),
+                message: failed[0].message.clone().unwrap_or_default(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Sink for SnsSink {
+    fn name(&self) -> &'static str {
+        "sns"
+    }
+
+    fn batch_size(&self) -> usize {
+        PUBLISH_BATCH
+    }
+
+    fn deliver<'a>(&'a self, findings: &'a [&'a Finding]) -> Delivery<'a> {
+        Box::pin(self.publish(findings))
+    }
+}
+
+/// One entry: the rendered alert; on a FIFO topic the dedup key (finding id and count) is the
+/// deduplication id.
+fn batch_entry(
+    index: usize,
+    finding: &Finding,
+    fifo: bool,
+) -> Result<PublishBatchRequestEntry, aws_sdk_sns::error::BuildError> {
+    let alert = render(finding);
+    let mut entry =
+        PublishBatchRequestEntry::builder().id(format!("a{index}")).subject(&alert.subject).message(&alert.message);
+    for (name, value) in &alert.attributes {
+        let attribute = MessageAttributeValue::builder().data_type("String").string_value(value).build()?;
+        entry = entry.message_attributes(*name, attribute);
+    }
+    if fifo {
+        entry = entry.message_group_id(&alert.group_id).message_deduplication_id(fifo_dedup_id(&dedup::key(finding)));
+    }
+    entry.build()
+}
+
+/// A FIFO deduplication id: at most 128 characters of `[A-Za-z0-9!-~]`.
+fn fifo_dedup_id(key: &str) -> String {
+    key.chars().filter(|c| c.is_ascii_graphic()).take(128).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::detect::rules::unreadable_log_file;
-    use crate::detect::Mode;
+    use crate::finding::Mode;
 
     #[test]
     fn subjects_are_one_short_ascii_line() {

@@ -128,7 +128,11 @@ fn s3_records(records: &Value) -> Result<Notification, NotificationError> {
         let raw_key = s3.pointer("/object/key").and_then(Value::as_str).ok_or(NotificationError::UnknownShape)?;
         targets.push(match decode_form_key(raw_key) {
             Ok(key) => classify(bucket, key),
-            Err(reason) => Target::Unreadable { bucket: bucket.to_owned(), raw_key: raw_key.to_owned(), reason },
+            Err(reason) => Target::Unreadable {
+                bucket: bucket.to_owned(),
+                raw_key: raw_key.to_owned(),
+                reason: reason.to_string(),
+            },
         });
     }
     Ok(objects_or_ignore(targets))
@@ -147,21 +151,32 @@ fn event_bridge(value: &Value) -> Result<Notification, NotificationError> {
 
 /// Decodes an S3 notification key: `+` is a space, then percent-decoding; the result must be
 /// UTF-8 and the escapes well formed.
-pub fn decode_form_key(raw: &str) -> Result<String, String> {
+pub fn decode_form_key(raw: &str) -> Result<String, KeyError> {
     let bytes = raw.as_bytes();
     for (i, byte) in bytes.iter().enumerate() {
         if *byte == b'%' {
             let hex = bytes.get(i + 1..i + 3);
             if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
-                return Err(format!("invalid percent-encoding at byte {i}"));
+                return Err(KeyError::BadPercent { at: i });
             }
         }
     }
     let spaced = raw.replace('+', " ");
-    percent_decode(spaced.as_bytes())
-        .decode_utf8()
-        .map(|key| key.into_owned())
-        .map_err(|_| "key is not UTF-8 after percent-decoding".to_owned())
+    percent_decode(spaced.as_bytes()).decode_utf8().map(|key| key.into_owned()).map_err(|_| KeyError::NotUtf8)
+}
+
+/// Why an encoded object key cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// A `%` not followed by two hex digits.
+    #[error("invalid percent-encoding at byte {at}")]
+    BadPercent {
+        /// Byte offset of the `%`.
+        at: usize,
+    },
+    /// The decoded bytes are not UTF-8.
+    #[error("key is not UTF-8 after percent-decoding")]
+    NotUtf8,
 }
 
 /// Decides whether a key is a CloudTrail log object to inspect.

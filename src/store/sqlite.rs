@@ -73,7 +73,7 @@ impl SqliteStore {
         writable: bool,
     ) -> Result<SqliteStore, StateError> {
         let name = path.display().to_string();
-        let db = |source| StateError::Database { path: name.clone(), source };
+        let db = |source: rusqlite::Error| StateError::backend(&name, source);
         let connection = connection.map_err(db)?;
         connection.busy_timeout(std::time::Duration::from_secs(10)).map_err(db)?;
         let store = SqliteStore { path: path.to_owned(), connection: Mutex::new(connection) };
@@ -87,7 +87,7 @@ impl SqliteStore {
     }
 
     fn db_error(&self, source: rusqlite::Error) -> StateError {
-        StateError::Database { path: self.path.display().to_string(), source }
+        StateError::backend(&self.path.display().to_string(), source)
     }
 
     fn incompatible(&self, reason: String) -> StateError {

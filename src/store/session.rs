@@ -7,21 +7,24 @@
 //! - `meta/watermark`: the latest event time seen (ms);
 //! - `baseline/<access key id>`: a [`KeyState`], recency = last use, so the least recently seen
 //!   keys are evicted beyond `max_keys`;
-//! - `carry/f/<rule>/<finding id>`: a carried finding ([`crate::detect::finding::StoredFinding`]),
+//! - `carry/f/<rule>/<finding id>`: a carried finding ([`crate::finding::StoredFinding`]),
 //!   expiring with its horizon; `carry/facts`: the carried mass-delete and ransom-note facts;
 //! - `role/<role name>`: `{"since": ms}`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::{scan_all, Evict, StateError, StateStore, Table, Write};
-use crate::baseline::KeyState;
-use crate::detect::correlate::Fact;
-use crate::detect::finding::StoredFinding;
-use crate::detect::{rules, Finding, Settings};
+use crate::analyze::baseline::KeyState;
+use crate::analyze::passes::{Batch, Stateful};
+use crate::detect::facts::Fact;
+use crate::detect::rules;
 use crate::event::time::Millis;
-use crate::stateful::{Batch, Stateful};
+use crate::finding::Finding;
+use crate::finding::StoredFinding;
+use crate::settings::Settings;
 
 const WATERMARK: &str = "watermark";
 const FACTS: &str = "facts";
@@ -33,9 +36,10 @@ struct RoleValue {
 }
 
 /// The stateful passes, bound to a store or not, for the length of a command.
-pub struct Session<'a> {
+#[derive(Debug)]
+pub struct Session {
     /// Where state is read from (none: it lives in memory for this command only).
-    store: Option<&'a dyn StateStore>,
+    store: Option<Arc<dyn StateStore>>,
     /// Whether what is learned is written back.
     writes: bool,
     /// The state.
@@ -52,26 +56,26 @@ fn to_json<T: Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-impl<'a> Session<'a> {
+impl Session {
     /// State in memory for this command only (`scan` without `--state`): nothing is read or
     /// written, and baselines are bounded by `max_keys` in memory.
-    pub fn in_memory(settings: Settings) -> Session<'static> {
+    pub fn in_memory(settings: Settings) -> Session {
         Session { store: None, writes: false, stateful: Stateful::new(settings), stored_carry: HashSet::new() }
     }
 
     /// Restores the state from `store`; every batch writes what it changed back.
-    pub fn open(store: &'a dyn StateStore, settings: Settings) -> Result<Session<'a>, StateError> {
+    pub fn open(store: Arc<dyn StateStore>, settings: Settings) -> Result<Session, StateError> {
         Self::restore(store, settings, true)
     }
 
     /// Restores the state from `store` but never writes to it (a replay without
     /// `--update-state`): what the command learns stays in memory.
-    pub fn read_only(store: &'a dyn StateStore, settings: Settings) -> Result<Session<'a>, StateError> {
+    pub fn read_only(store: Arc<dyn StateStore>, settings: Settings) -> Result<Session, StateError> {
         Self::restore(store, settings, false)
     }
 
     /// Restores the watermark, carried findings and facts, and known instance roles.
-    fn restore(store: &'a dyn StateStore, settings: Settings, writes: bool) -> Result<Session<'a>, StateError> {
+    fn restore(store: Arc<dyn StateStore>, settings: Settings, writes: bool) -> Result<Session, StateError> {
         let mut stateful = Stateful::new(settings);
         let watermark = match store.get_many(Table::Meta, &[WATERMARK.to_owned()])?.pop().flatten() {
             Some(item) => Some(item.value.parse::<Millis>().map_err(|e| corrupt(Table::Meta, WATERMARK, e))?),
@@ -80,7 +84,7 @@ impl<'a> Session<'a> {
         let mut carry = Vec::new();
         let mut facts = Vec::new();
         let mut stored_carry = HashSet::new();
-        for (key, item) in scan_all(store, Table::Carry)? {
+        for (key, item) in scan_all(store.as_ref(), Table::Carry)? {
             if key == FACTS {
                 facts = serde_json::from_str::<Vec<Fact>>(&item.value).map_err(|e| corrupt(Table::Carry, &key, e))?;
                 continue;
@@ -93,7 +97,7 @@ impl<'a> Session<'a> {
             stored_carry.insert(key);
         }
         let mut roles = Vec::new();
-        for (role, item) in scan_all(store, Table::Role)? {
+        for (role, item) in scan_all(store.as_ref(), Table::Role)? {
             let value: RoleValue = serde_json::from_str(&item.value).map_err(|e| corrupt(Table::Role, &role, e))?;
             roles.push((role, value.since));
         }
@@ -117,14 +121,14 @@ impl<'a> Session<'a> {
 
     /// Bounds the store (least recently seen keys beyond `max_keys`) at the end of a command.
     pub fn close(self) -> Result<(), StateError> {
-        if let Some(store) = self.store.filter(|_| self.writes) {
+        if let Some(store) = self.store.as_ref().filter(|_| self.writes) {
             store.evict(Table::Baseline, Evict::KeepNewest(self.stateful.settings().baseline.max_keys))?;
         }
         Ok(())
     }
 
     fn load_baselines<'k>(&mut self, keys: impl Iterator<Item = &'k str>) -> Result<(), StateError> {
-        let Some(store) = self.store else { return Ok(()) };
+        let Some(store) = &self.store else { return Ok(()) };
         let mut wanted: Vec<String> =
             keys.filter(|k| !self.stateful.baselines.contains(k)).map(str::to_owned).collect();
         wanted.sort_unstable();
@@ -149,12 +153,12 @@ impl<'a> Session<'a> {
     }
 
     /// The store behind this session, if any.
-    pub fn store(&self) -> Option<&'a dyn StateStore> {
-        self.store
+    pub fn store(&self) -> Option<&Arc<dyn StateStore>> {
+        self.store.as_ref()
     }
 
     fn save(&mut self) -> Result<(), StateError> {
-        let Some(store) = self.store else { return Ok(()) };
+        let Some(store) = &self.store else { return Ok(()) };
         let mut writes = Vec::new();
         for (key, state) in self.stateful.baselines.take_changed() {
             writes.push(Write::put(Table::Baseline, key, to_json(&state), None, state.last_seen));

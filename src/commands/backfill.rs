@@ -2,7 +2,7 @@
 //! publish), `replay s3://…` (an incident window, nothing changed), and `backfill --enqueue`
 //! (hand the object list to the worker fleet). SPEC §5, §6.
 //!
-//! The objects of the window are listed a day at a time ([`list`]), ordered as `scan` orders
+//! The objects of the window are listed a day at a time ([`crate::source::s3::Lister`]), ordered as `scan` orders
 //! local files (by the delivery time in their name, then by name), and processed in batches of
 //! [`BATCH_FILES`] like `scan`'s: the next [`PREFETCH_BATCHES`] batches download (at most
 //! `concurrency` objects at once, across batches) while the rayon pool decodes this one, then
@@ -20,74 +20,67 @@
 //! or an interrupt (SIGINT/SIGTERM, checked between batches), stops the run with the checkpoint
 //! intact; a permanently unreadable object (missing, SSE-C, over the cap) is quarantined and the
 //! run goes on.
-
-pub mod list;
+//!
+//! Built from the seams: the listing and fetch of [`crate::source::s3`], the pipeline's [`Driver`]
+//! (decoding on the rayon pool, awaited from tokio) and [`Collector`] (the stateful passes, on
+//! tokio's blocking threads because they commit to the store), a [`Deduplicated`] sink for
+//! `--publish`, and [`crate::sink::enqueue`] for `--enqueue`.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, Semaphore};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
-use crate::aws::{error_text, get_object, FetchError};
-use crate::decode::Decoder;
-use crate::detect::{Engine, Finding, Mode};
 use crate::event::time::Millis;
-use crate::layout::{self, Filters, S3Location};
+use crate::finding::Finding;
+use crate::pipeline::{Collector, Driver, DriverError, Input, ScanResult, BATCH_FILES};
 use crate::progress::{Progress, Snapshot};
-use crate::scan::{inspect_planned, Collector, ObjectOutcome, ScanPlan, ScanResult, BATCH_FILES};
-use crate::state::persist::Session;
-use crate::state::{StateError, StateStore, Table, Write};
-use list::{Listed, Lister, Root};
+use crate::sink::dedup::{Deduplicated, PublishError, Published};
+use crate::sink::enqueue::{self, EnqueueError, KEYS_PER_MESSAGE};
+use crate::sink::Sink;
+use crate::source::layout::{self, Filters, S3Location};
+use crate::source::s3::{get_object, FetchError, FetchProblem, ListError, Listed, Lister, Root};
+use crate::store::session::Session;
+use crate::store::{StateError, StateStore, Table, Write};
 
 /// Attempts per object (each with the SDK's own retries) before a run stops.
 pub const FETCH_ROUNDS: u32 = 3;
 
-/// The default delivery slack: objects named up to this long outside the window are read,
-/// because CloudTrail delivers an event's file minutes after the event.
-pub const DEFAULT_SLACK: Millis = 60 * 60_000;
-
-const NOT_TRIED: &str = "not tried";
-
 /// Batches downloading ahead of the one being decoded.
 pub const PREFETCH_BATCHES: usize = 2;
-
-/// Keys per queue message with `--enqueue`: a failed object makes the worker retry only a few.
-pub const KEYS_PER_MESSAGE: usize = 10;
 
 /// Errors that stop a run.
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {
     /// Listing failed.
-    #[error("{0}")]
-    List(String),
+    #[error("listing the trail bucket failed")]
+    List(#[from] ListError),
     /// An object could not be fetched after every retry.
-    #[error(
-        "cannot fetch {url}: {reason}; the run stopped after the last finished batch, and the same command resumes it"
-    )]
-    Fetch {
-        /// The object.
-        url: String,
-        /// The last error.
-        reason: String,
-    },
+    #[error("cannot fetch an object; the run stopped after the last finished batch, and the same command resumes it")]
+    Fetch(#[source] FetchError),
+    /// A download task died (its object would be lost, so the run stops).
+    #[error("a download task failed; the same command resumes after the last finished batch")]
+    Download(#[source] tokio::task::JoinError),
     /// The state store failed.
-    #[error("state: {0}")]
+    #[error("state")]
     State(#[from] StateError),
+    /// A decode or state task ended without an answer.
+    #[error(transparent)]
+    Task(#[from] DriverError),
     /// Publishing failed.
-    #[error("publishing: {0}; the same command resumes after the last finished batch")]
-    Publish(String),
+    #[error("publishing; the same command resumes after the last finished batch")]
+    Publish(#[source] PublishError),
     /// SIGINT or SIGTERM.
     #[error("interrupted; the same command resumes after the last finished batch")]
     Interrupted,
     /// Sending to the queue failed.
-    #[error("enqueueing: {0}; the same command resumes after the last message sent")]
-    Enqueue(String),
+    #[error("enqueueing; the same command resumes after the last message sent")]
+    Enqueue(#[source] EnqueueError),
 }
 
 /// What to read.
@@ -183,6 +176,8 @@ pub struct RunStats {
     pub done_before: u64,
     /// Alerts published.
     pub published: u64,
+    /// Alerts the dedup record already had.
+    pub suppressed: u64,
     /// Queue messages sent (`--enqueue`).
     pub messages: u64,
 }
@@ -195,39 +190,51 @@ impl RunStats {
 }
 
 /// How to process.
-pub struct Processing<'p> {
-    /// The runtime for downloads and listings.
-    pub runtime: &'p Runtime,
+pub struct Processing<'p, S> {
     /// The S3 client.
     pub s3: &'p aws_sdk_s3::Client,
-    /// Window, limits, report start, event listing.
-    pub plan: &'p ScanPlan,
-    /// The engine.
-    pub engine: &'p Engine,
-    /// `backfill` or `replay`.
-    pub mode: Mode,
+    /// Inspection on the rayon pool.
+    pub driver: &'p Driver,
+    /// Findings before this time are warm-up (a replay's).
+    pub report_since: Option<Millis>,
     /// Objects downloaded at once.
     pub concurrency: usize,
+    /// Where new findings are published (`--publish`), if anywhere.
+    pub sink: Option<&'p Deduplicated<S>>,
     /// Set when the run should stop after the batch in progress (SIGINT, SIGTERM).
-    pub interrupted: &'p std::sync::atomic::AtomicBool,
+    pub interrupted: &'p AtomicBool,
 }
 
-/// A sorted stream of the selected objects, listed a day at a time by a task on `runtime`.
+/// What a run gives back: what its finished batches found, its counters, the error that
+/// stopped it (if one did), and the session for the caller to close.
+pub struct Processed {
+    /// Findings and totals of the finished batches.
+    pub result: ScanResult,
+    /// Listing and publishing counters.
+    pub stats: RunStats,
+    /// Why the run stopped early.
+    pub stopped: Option<BackfillError>,
+    /// The state after the last finished batch.
+    pub session: Session,
+}
+
+/// A sorted stream of the selected objects, listed a day at a time by a task.
 struct Stream {
-    receiver: mpsc::Receiver<Result<(Position, Listed), String>>,
+    receiver: mpsc::Receiver<Result<(Position, Listed), ListError>>,
     lister: Lister,
-    selected: Arc<std::sync::atomic::AtomicU64>,
-    skipped: Arc<std::sync::atomic::AtomicU64>,
+    selected: Arc<AtomicU64>,
+    skipped: Arc<AtomicU64>,
 }
 
 impl Stream {
-    fn start(runtime: &Runtime, s3: &aws_sdk_s3::Client, selection: &Selection, after: Option<Position>) -> Stream {
+    /// Starts listing on the current runtime.
+    fn start(s3: &aws_sdk_s3::Client, selection: &Selection, after: Option<Position>) -> Stream {
         let (sender, receiver) = mpsc::channel(4 * BATCH_FILES);
         let lister = Lister::new(s3.clone());
         let stream = Stream { receiver, lister: lister.clone(), selected: Arc::default(), skipped: Arc::default() };
         let counters = (stream.selected.clone(), stream.skipped.clone());
         let selection = selection.clone();
-        runtime.spawn(async move {
+        tokio::spawn(async move {
             if let Err(error) = produce(&lister, &selection, after, &sender, counters).await {
                 let _ = sender.send(Err(error)).await;
             }
@@ -235,13 +242,12 @@ impl Stream {
         stream
     }
 
-    /// The next batch (empty at the end). Call outside the runtime.
-    fn next_batch(&mut self, size: usize) -> Result<Vec<(Position, Listed)>, BackfillError> {
+    /// The next batch (empty at the end).
+    async fn next_batch(&mut self, size: usize) -> Result<Vec<(Position, Listed)>, BackfillError> {
         let mut batch = Vec::with_capacity(size);
         while batch.len() < size {
-            match self.receiver.blocking_recv() {
-                Some(Ok(item)) => batch.push(item),
-                Some(Err(error)) => return Err(BackfillError::List(error)),
+            match self.receiver.recv().await {
+                Some(item) => batch.push(item?),
                 None => break,
             }
         }
@@ -249,7 +255,6 @@ impl Stream {
     }
 
     fn stats(&self) -> RunStats {
-        use std::sync::atomic::Ordering::Relaxed;
         RunStats {
             list_requests: self.lister.requests(),
             listed: self.lister.listed(),
@@ -265,10 +270,9 @@ async fn produce(
     lister: &Lister,
     selection: &Selection,
     after: Option<Position>,
-    sender: &mpsc::Sender<Result<(Position, Listed), String>>,
-    (selected, skipped): (Arc<std::sync::atomic::AtomicU64>, Arc<std::sync::atomic::AtomicU64>),
-) -> Result<(), String> {
-    use std::sync::atomic::Ordering::Relaxed;
+    sender: &mpsc::Sender<Result<(Position, Listed), ListError>>,
+    (selected, skipped): (Arc<AtomicU64>, Arc<AtomicU64>),
+) -> Result<(), ListError> {
     let Selection { since, until, slack, .. } = *selection;
     let roots = lister.roots(&selection.locations, &selection.filters).await?;
     let days = layout::days(since, until, slack);
@@ -310,15 +314,19 @@ async fn produce(
     Ok(())
 }
 
-/// Downloads a batch, as many objects at once as `limit` allows, retrying transient failures.
+/// An object of a batch and what downloading it gave.
+type Fetched = (Position, Listed, Result<Vec<u8>, FetchError>);
+
+/// Downloads a batch, as many objects at once as `limit` allows, retrying transient failures
+/// [`FETCH_ROUNDS`] times. Once one object has failed for good the run stops, so the rest of
+/// its batch are not tried ([`FetchProblem::NotTried`]).
 async fn fetch_batch(
     s3: aws_sdk_s3::Client,
     batch: Vec<(Position, Listed)>,
     limit: Arc<Semaphore>,
     cap: u64,
-) -> Result<Vec<(Position, Listed, Result<Vec<u8>, FetchError>)>, BackfillError> {
-    // Once one object has failed for good the run stops, so the rest are not tried.
-    let given_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+) -> Result<Vec<Fetched>, BackfillError> {
+    let given_up = Arc::new(AtomicBool::new(false));
     let mut tasks = JoinSet::new();
     for (index, (position, object)) in batch.into_iter().enumerate() {
         let (s3, limit, given_up) = (s3.clone(), limit.clone(), given_up.clone());
@@ -326,60 +334,67 @@ async fn fetch_batch(
             let _permit = limit.acquire().await;
             let mut round = 1;
             let result = loop {
-                if given_up.load(std::sync::atomic::Ordering::Relaxed) {
-                    break Err(FetchError::Transient(format!("{NOT_TRIED}: another object of its batch failed")));
+                if given_up.load(Relaxed) {
+                    break Err(FetchError::new(&object.bucket, &object.key, FetchProblem::NotTried, None));
                 }
                 match get_object(&s3, &object.bucket, &object.key, cap).await {
-                    Err(FetchError::Transient(_)) if round < FETCH_ROUNDS => {
+                    Err(error) if error.is_transient() && round < FETCH_ROUNDS => {
                         tokio::time::sleep(Duration::from_secs(1 << (round - 1))).await;
                         round += 1;
                     }
-                    Err(FetchError::Transient(reason)) => {
-                        given_up.store(true, std::sync::atomic::Ordering::Relaxed);
-                        break Err(FetchError::Transient(reason));
+                    Err(error) if error.is_transient() => {
+                        given_up.store(true, Relaxed);
+                        break Err(error);
                     }
                     other => break other,
                 }
             };
-            (index, position, object, result)
+            (index, (position, object, result))
         });
     }
     let mut fetched = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         // A task that died loses its object: stop rather than go on without it.
-        let done = joined.map_err(|e| BackfillError::Fetch { url: "(a batch)".into(), reason: e.to_string() })?;
-        fetched.push(done);
+        fetched.push(joined.map_err(BackfillError::Download)?);
     }
-    fetched.sort_by_key(|(index, ..)| *index);
-    Ok(fetched.into_iter().map(|(_, position, object, result)| (position, object, result)).collect())
+    fetched.sort_by_key(|(index, _)| *index);
+    Ok(fetched.into_iter().map(|(_, fetched)| fetched).collect())
 }
 
-/// Reads the selection, runs the pipeline over it, and hands each batch's new or grown
-/// findings to `publish`. Runs on the current rayon pool; the processing's runtime does the I/O.
-/// A run that stops early still returns what its finished batches found, with the error.
-pub fn process(
+/// Reads the selection, runs the pipeline over it batch by batch, and publishes each batch's
+/// new or grown findings. A run that stops early still returns what its finished batches
+/// found, with the error.
+pub async fn process<S: Sink>(
     selection: &Selection,
-    processing: &Processing<'_>,
-    session: &mut Session<'_>,
+    processing: &Processing<'_, S>,
+    session: Session,
     resume: Option<&Resume>,
     progress: &mut Progress,
-    publish: &mut dyn FnMut(&[Finding]) -> Result<u64, String>,
-) -> (ScanResult, RunStats, Option<BackfillError>) {
+) -> Processed {
     let from = resume.and_then(|r| r.from.clone());
     let done_before = from.as_ref().map_or(0, |c| c.objects);
     let mut run = Run {
         selection,
         resume,
         done_before,
-        stream: Stream::start(processing.runtime, processing.s3, selection, from.map(|c| c.after)),
-        collector: Collector::new(processing.plan.report_since),
-        published: 0,
+        stream: Stream::start(processing.s3, selection, from.map(|c| c.after)),
+        collector: Some(Collector::new(processing.report_since)),
+        session: Some(session),
+        published: Published::default(),
         snapshot: Snapshot::default(),
     };
-    let error = run.all_batches(processing, session, progress, publish).err();
-    progress.finish(&run.snapshot, error.is_none());
-    let stats = RunStats { published: run.published, done_before, ..run.stream.stats() };
-    (run.collector.finish(), stats, error)
+    let stopped = run.all_batches(processing, progress).await.err();
+    progress.finish(&run.snapshot, stopped.is_none());
+    let stats = RunStats {
+        published: run.published.sent,
+        suppressed: run.published.suppressed,
+        done_before,
+        ..run.stream.stats()
+    };
+    // Both are put back after every batch; only a panic in a blocking task loses them.
+    let session = run.session.take().unwrap_or_else(|| Session::in_memory(Default::default()));
+    let result = run.collector.take().map(Collector::finish).unwrap_or_default();
+    Processed { result, stats, stopped, session }
 }
 
 /// A run in progress.
@@ -389,148 +404,152 @@ struct Run<'r> {
     /// Objects earlier runs of the command finished.
     done_before: u64,
     stream: Stream,
-    collector: Collector,
-    published: u64,
+    /// Moved into the blocking task of each batch and back.
+    collector: Option<Collector>,
+    /// Moved into the blocking task of each batch and back.
+    session: Option<Session>,
+    published: Published,
     snapshot: Snapshot,
 }
 
 impl Run<'_> {
-    fn all_batches(
+    async fn all_batches<S: Sink>(
         &mut self,
-        processing: &Processing<'_>,
-        session: &mut Session<'_>,
+        processing: &Processing<'_, S>,
         progress: &mut Progress,
-        publish: &mut dyn FnMut(&[Finding]) -> Result<u64, String>,
     ) -> Result<(), BackfillError> {
-        let (runtime, s3) = (processing.runtime, processing.s3);
-        let cap = processing.plan.limits.max_object_bytes;
+        let cap = processing.driver.inspection().limits.max_object_bytes;
         // One limit across batches: the next batches' downloads take over connections as soon
         // as this batch's slowest objects release them.
         let limit = Arc::new(Semaphore::new(processing.concurrency.max(1)));
-        let mut pending = VecDeque::new();
+        let mut pending: VecDeque<JoinHandle<Result<Vec<Fetched>, BackfillError>>> = VecDeque::new();
+        let abort_all = |pending: &VecDeque<JoinHandle<_>>| pending.iter().for_each(JoinHandle::abort);
         loop {
             // Keep the batch being decoded plus PREFETCH_BATCHES downloading.
             while pending.len() <= PREFETCH_BATCHES {
-                let batch = self.stream.next_batch(BATCH_FILES)?;
+                let batch = self.stream.next_batch(BATCH_FILES).await?;
                 if batch.is_empty() {
                     break;
                 }
-                pending.push_back(runtime.spawn(fetch_batch(s3.clone(), batch, limit.clone(), cap)));
+                pending.push_back(tokio::spawn(fetch_batch(processing.s3.clone(), batch, limit.clone(), cap)));
             }
             let Some(handle) = pending.pop_front() else { break };
-            if processing.interrupted.load(std::sync::atomic::Ordering::Relaxed) {
-                pending.iter().chain([&handle]).for_each(|h| h.abort());
+            if processing.interrupted.load(Relaxed) {
+                handle.abort();
+                abort_all(&pending);
                 return Err(BackfillError::Interrupted);
             }
-            let fetched = runtime.block_on(handle).map_err(|e| BackfillError::Fetch {
-                url: "(a batch)".into(),
-                reason: format!("download task failed: {e}"),
-            })??;
-            let failures = fetched.iter().filter_map(|(_, object, result)| match result {
-                Err(FetchError::Transient(reason)) => Some((object, reason)),
-                _ => None,
-            });
-            // Report the object that failed, not one left untried because of it.
-            if let Some((object, reason)) = failures.min_by_key(|(_, reason)| reason.starts_with(NOT_TRIED)) {
-                pending.iter().for_each(|h| h.abort());
-                return Err(BackfillError::Fetch { url: object.url(), reason: reason.clone() });
+            let fetched = handle.await.map_err(BackfillError::Download)??;
+            let inputs = match inputs(fetched) {
+                Ok(inputs) => inputs,
+                Err(error) => {
+                    abort_all(&pending);
+                    return Err(BackfillError::Fetch(error));
+                }
+            };
+            let Some(last) = inputs.last().map(|(position, _)| position.clone()) else { continue };
+            let outcomes = processing.driver.inspect(inputs.into_iter().map(|(_, input)| input).collect()).await?;
+            let changed = self.advance(outcomes).await?;
+            if let Some(sink) = processing.sink {
+                let published = sink.publish(&changed).await.map_err(BackfillError::Publish)?;
+                self.published.sent += published.sent;
+                self.published.suppressed += published.suppressed;
             }
-            let Some(last) = fetched.last().map(|(position, ..)| position.clone()) else { continue };
-            let outcomes = inspect_batch(fetched, processing);
-            let changed = self.collector.add_batch(outcomes, session)?;
-            self.published += publish(&changed).map_err(BackfillError::Publish)?;
-            if let Some((store, resume)) = session.store().zip(self.resume).filter(|_| session.writes()) {
-                let objects = self.done_before + self.collector.result.totals.files;
-                store.commit(vec![resume.write(self.selection, last.clone(), objects)])?;
-            }
-            let totals = &self.collector.result.totals;
+            self.checkpoint(&last).await?;
+            let collector = self.collector.as_ref().map(|c| &c.result);
+            let (totals, findings) = collector.map(|r| (r.totals.clone(), r.findings.len())).unwrap_or_default();
             self.snapshot = Snapshot {
-                listed: self.stream.selected.load(std::sync::atomic::Ordering::Relaxed),
+                listed: self.stream.selected.load(Relaxed),
                 done: totals.files,
                 json_bytes: totals.json_bytes,
                 events: totals.events,
-                findings: self.collector.result.findings.len() as u64,
+                findings: findings as u64,
                 reached: last.name_time.and_then(layout::name_millis),
             };
             progress.update(&self.snapshot);
         }
         Ok(())
     }
+
+    /// Runs the stateful passes over a batch (they may commit to the store, so off the
+    /// runtime's threads) and returns the findings it reported or grew.
+    async fn advance(&mut self, outcomes: Vec<crate::pipeline::ObjectOutcome>) -> Result<Vec<Finding>, BackfillError> {
+        let (Some(mut collector), Some(mut session)) = (self.collector.take(), self.session.take()) else {
+            return Ok(Vec::new());
+        };
+        let (collector, session, changed) = Driver::blocking(move || {
+            let changed = collector.add_batch(outcomes, &mut session);
+            (collector, session, changed)
+        })
+        .await?;
+        self.collector = Some(collector);
+        self.session = Some(session);
+        Ok(changed?)
+    }
+
+    /// After a batch's state commit and publish: everything up to `last` is done.
+    async fn checkpoint(&self, last: &Position) -> Result<(), BackfillError> {
+        let Some(session) = self.session.as_ref().filter(|s| s.writes()) else { return Ok(()) };
+        let (Some(store), Some(resume)) = (session.store().cloned(), self.resume) else { return Ok(()) };
+        let files = self.collector.as_ref().map_or(0, |c| c.result.totals.files);
+        let write = resume.write(self.selection, last.clone(), self.done_before + files);
+        Driver::blocking(move || store.commit(vec![write])).await??;
+        Ok(())
+    }
 }
 
-/// Decodes and inspects a downloaded batch on the rayon pool.
-fn inspect_batch(
-    fetched: Vec<(Position, Listed, Result<Vec<u8>, FetchError>)>,
-    processing: &Processing<'_>,
-) -> Vec<ObjectOutcome> {
-    let Processing { plan, engine, mode, .. } = *processing;
-    fetched
-        .into_par_iter()
-        .map_init(
-            || Decoder::new(plan.limits),
-            |decoder, (_, object, result)| {
-                let url = object.url();
-                match result {
-                    Ok(bytes) => ObjectOutcome::inspected(
-                        url.clone(),
-                        inspect_planned(decoder, &bytes, &url, plan, engine, mode),
-                    ),
-                    Err(FetchError::Unreadable(reason) | FetchError::Transient(reason)) => {
-                        ObjectOutcome::quarantined(url, reason, mode)
-                    }
+/// The pipeline's inputs for a downloaded batch, in order. A transient failure stops the run;
+/// the error reported is the object that failed, not one left untried because of it.
+fn inputs(fetched: Vec<Fetched>) -> Result<Vec<(Position, Input)>, FetchError> {
+    let mut inputs = Vec::with_capacity(fetched.len());
+    let mut failure: Option<FetchError> = None;
+    for (position, object, result) in fetched {
+        let origin = object.url();
+        match result {
+            Ok(bytes) => inputs.push((position, Input::Bytes { origin, bytes })),
+            Err(error) if error.is_transient() => {
+                if failure.as_ref().is_none_or(|f| f.problem == FetchProblem::NotTried) {
+                    failure = Some(error);
                 }
-            },
-        )
-        .collect()
+            }
+            Err(error) => inputs.push((position, Input::Unreadable { origin, reason: error.problem.to_string() })),
+        }
+    }
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(inputs),
+    }
 }
 
-/// Sends the selection's object keys to `queue_url` in CloudTrail's own notification format
-/// (`{"s3Bucket": …, "s3ObjectKey": [...]}`), [`KEYS_PER_MESSAGE`] keys per message and ten
-/// messages per `SendMessageBatch`, in order. With `resume`, each call records a checkpoint.
-pub fn enqueue(
-    runtime: &Runtime,
+/// Sends the selection's object keys to `queue_url` in CloudTrail's own notification format,
+/// in order. With `resume`, each call records a checkpoint.
+pub async fn enqueue(
     clients: &crate::aws::Clients,
     selection: &Selection,
     queue_url: &str,
-    store_and_resume: Option<(&dyn StateStore, &Resume)>,
+    store_and_resume: Option<(Arc<dyn StateStore>, &Resume)>,
     progress: &mut Progress,
 ) -> Result<RunStats, BackfillError> {
-    let from = store_and_resume.and_then(|(_, r)| r.from.clone());
+    let from = store_and_resume.as_ref().and_then(|(_, r)| r.from.clone());
     let done_before = from.as_ref().map_or(0, |c| c.objects);
-    let mut stream = Stream::start(runtime, &clients.s3, selection, from.map(|c| c.after));
-    let fifo = queue_url.ends_with(".fifo");
+    let mut stream = Stream::start(&clients.s3, selection, from.map(|c| c.after));
     let mut messages = 0;
     let mut snapshot = Snapshot::default();
     loop {
-        let batch = stream.next_batch(KEYS_PER_MESSAGE * 10)?;
+        let batch = stream.next_batch(KEYS_PER_MESSAGE * 10).await?;
         let Some(last) = batch.last().map(|(position, _)| position.clone()) else { break };
-        let bodies = notification_bodies(&batch);
-        let entries = bodies
-            .iter()
-            .enumerate()
-            .map(|(i, body)| message_entry(i, body, fifo))
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(BackfillError::Enqueue)?;
-        let sent =
-            runtime.block_on(clients.sqs.send_message_batch().queue_url(queue_url).set_entries(Some(entries)).send());
-        let output = sent.map_err(|e| BackfillError::Enqueue(error_text(&e)))?;
-        if let Some(failed) = output.failed().first() {
-            return Err(BackfillError::Enqueue(format!(
-                "SQS refused {} message(s): {} {}",
-                output.failed().len(),
-                failed.code(),
-                failed.message().unwrap_or("")
-            )));
-        }
+        let bodies = enqueue::notification_bodies(batch.iter().map(|(_, object)| object));
+        enqueue::send(&clients.sqs, queue_url, &bodies).await.map_err(BackfillError::Enqueue)?;
         messages += bodies.len() as u64;
         snapshot = Snapshot {
-            listed: stream.selected.load(std::sync::atomic::Ordering::Relaxed),
+            listed: stream.selected.load(Relaxed),
             done: snapshot.done + batch.len() as u64,
             reached: last.name_time.and_then(layout::name_millis),
             ..snapshot
         };
-        if let Some((store, resume)) = store_and_resume {
-            store.commit(vec![resume.write(selection, last, done_before + snapshot.done)])?;
+        if let Some((store, resume)) = &store_and_resume {
+            let (store, write) = (store.clone(), resume.write(selection, last, done_before + snapshot.done));
+            Driver::blocking(move || store.commit(vec![write])).await??;
         }
         progress.update(&snapshot);
     }
@@ -538,65 +557,9 @@ pub fn enqueue(
     Ok(RunStats { messages, done_before, ..stream.stats() })
 }
 
-/// Message bodies for a run of objects: consecutive keys of one bucket share a message.
-pub fn notification_bodies(batch: &[(Position, Listed)]) -> Vec<String> {
-    let mut bodies = Vec::new();
-    let mut start = 0;
-    while start < batch.len() {
-        let bucket = &batch[start].1.bucket;
-        let mut end = start;
-        while end < batch.len() && end - start < KEYS_PER_MESSAGE && batch[end].1.bucket == *bucket {
-            end += 1;
-        }
-        let keys: Vec<&str> = batch[start..end].iter().map(|(_, o)| o.key.as_str()).collect();
-        bodies.push(serde_json::json!({ "s3Bucket": bucket, "s3ObjectKey": keys }).to_string());
-        start = end;
-    }
-    bodies
-}
-
-fn message_entry(
-    index: usize,
-    body: &str,
-    fifo: bool,
-) -> Result<aws_sdk_sqs::types::SendMessageBatchRequestEntry, String> {
-    let mut entry =
-        aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(format!("m{index}")).message_body(body);
-    if fifo {
-        let digest = Sha256::digest(body.as_bytes());
-        let dedup: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        entry = entry.message_group_id("trailhound-backfill").message_deduplication_id(dedup);
-    }
-    entry.build().map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::{self, Notification, Target};
-
-    fn listed(bucket: &str, key: &str) -> (Position, Listed) {
-        let object = Listed { bucket: bucket.into(), key: key.into(), name_time: None };
-        (Position { day: 0, name_time: None, object: object.url() }, object)
-    }
-
-    #[test]
-    fn enqueued_bodies_are_notifications_the_worker_understands() {
-        let mut batch: Vec<_> = (0..12).map(|i| listed("trail-a", &format!("AWSLogs/k{i}.json.gz"))).collect();
-        batch.push(listed("trail-b", "AWSLogs/x y+ü.json.gz"));
-        let bodies = notification_bodies(&batch);
-        assert_eq!(bodies.len(), 3, "10 + 2 keys of one bucket, then the other bucket");
-        let mut keys = Vec::new();
-        for body in &bodies {
-            let Ok(Notification::Objects(targets)) = notify::parse(body) else { panic!("not understood: {body}") };
-            for target in targets {
-                let Target::Inspect(object) = target else { panic!("not inspected: {target:?}") };
-                keys.push(format!("{}/{}", object.bucket, object.key));
-            }
-        }
-        let expected: Vec<String> = batch.iter().map(|(_, o)| format!("{}/{}", o.bucket, o.key)).collect();
-        assert_eq!(keys, expected, "every key once, in order, unencoded");
-    }
 
     #[test]
     fn positions_order_by_day_then_name_time_then_object() {

@@ -113,15 +113,29 @@ pub struct S3Location {
     pub prefix: String,
 }
 
+/// Why a location is not `s3://bucket[/prefix]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocationError {
+    /// No `s3://` scheme.
+    #[error("not an s3://bucket[/prefix] URL")]
+    NotS3Url,
+    /// The bucket name breaks S3's naming rules.
+    #[error("`{bucket}` is not an S3 bucket name (3–63 lowercase letters, digits, `-`, `.`)")]
+    BadBucket {
+        /// The name given.
+        bucket: String,
+    },
+}
+
 impl S3Location {
     /// Parses `s3://bucket[/prefix]`; a prefix is taken as a folder (a `/` is added).
-    pub fn parse(text: &str) -> Result<S3Location, String> {
-        let rest = text.strip_prefix("s3://").ok_or_else(|| format!("`{text}` is not an s3://bucket[/prefix] URL"))?;
+    pub fn parse(text: &str) -> Result<S3Location, LocationError> {
+        let rest = text.strip_prefix("s3://").ok_or(LocationError::NotS3Url)?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let bucket_ok = (3..=63).contains(&bucket.len())
             && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
         if !bucket_ok {
-            return Err(format!("`{bucket}` is not an S3 bucket name (3–63 lowercase letters, digits, `-`, `.`)"));
+            return Err(LocationError::BadBucket { bucket: bucket.to_owned() });
         }
         let prefix = prefix.trim_start_matches('/');
         let prefix = match prefix {

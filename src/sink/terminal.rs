@@ -2,13 +2,14 @@
 //! terminal table, plus the listing of rules.
 //!
 //! Every string in a finding was cleaned when the finding was built (see
-//! [`crate::detect::clean`]), so neither format can carry terminal control sequences. The table
+//! [`crate::finding::clean`]), so neither format can carry terminal control sequences. The table
 //! trims long cells to keep one finding per line.
 
 use std::io::{self, Write};
 
-use crate::detect::{clean, Finding, RuleInfo};
-use crate::scan::MatchedEvent;
+use crate::finding::RuleInfo;
+use crate::finding::{clean, Finding};
+use crate::pipeline::{MatchedEvent, ScanResult};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,4 +129,59 @@ pub fn truncate(text: &str, max: usize) -> String {
         cut.push('…');
         cut
     }
+}
+
+/// Writes the run summary (files, bytes, throughput, findings per rule, problems, coverage).
+pub fn write_summary(out: &mut dyn Write, result: &ScanResult, elapsed: f64, threads: usize) -> io::Result<()> {
+    let t = &result.totals;
+    let secs = elapsed.max(1e-9);
+    writeln!(
+        out,
+        "scanned {} files ({:.1} MB stored, {:.1} MB JSON) in {:.2} s on {threads} threads: {} events, {:.0} MB/s, {:.0} events/s",
+        t.files,
+        t.stored_bytes as f64 / 1e6,
+        t.json_bytes as f64 / 1e6,
+        elapsed,
+        t.events,
+        t.json_bytes as f64 / 1e6 / secs,
+        t.events as f64 / secs,
+    )?;
+    if t.events_in_window != t.events {
+        writeln!(
+            out,
+            "events in the time window: {} ({} without a usable eventTime)",
+            t.events_in_window, t.events_without_time
+        )?;
+    }
+    writeln!(out, "findings: {}", result.findings.len())?;
+    for (rule, count) in &t.findings_per_rule {
+        writeln!(out, "  {rule:<36} {count}")?;
+    }
+    writeln!(out, "S3 data events: {}", t.s3_data_events)?;
+    if t.skipped_files > 0 {
+        writeln!(out, "skipped {} digest/Insight files", t.skipped_files)?;
+    }
+    if t.rejected_records > 0 {
+        writeln!(out, "rejected {} records:", t.rejected_records)?;
+        for (path, count, reason) in &result.rejected_records {
+            writeln!(out, "  {path}: {count} (first: {reason})")?;
+        }
+    }
+    if !result.quarantined.is_empty() {
+        writeln!(out, "quarantined {} files:", result.quarantined.len())?;
+        for (path, reason) in &result.quarantined {
+            writeln!(out, "  {path}: {reason}")?;
+        }
+    }
+    for error in &result.input_errors {
+        writeln!(out, "error: {}: {}", error.path, error.reason)?;
+    }
+    if t.lacks_s3_data_events() {
+        writeln!(
+            out,
+            "warning: no S3 data events in this input; SSE-C overwrites (S3 ransomware) cannot be detected. \
+             Enable S3 data events (at least write events) on the trail."
+        )?;
+    }
+    Ok(())
 }

@@ -302,7 +302,7 @@ impl Finding {
 
     /// Back from the stored form, with the static fields of `rule` (which must be its rule),
     /// marked as carried.
-    pub fn from_stored(stored: StoredFinding, rule: &'static super::RuleInfo) -> Finding {
+    pub fn from_stored(stored: StoredFinding, rule: &'static RuleInfo) -> Finding {
         Finding {
             schema: SCHEMA,
             id: stored.id,
@@ -333,7 +333,7 @@ impl Finding {
     }
 }
 
-/// A finding of an aggregating rule, before [`crate::detect::aggregate`] runs.
+/// A finding of an aggregating rule, before [`crate::analyze::aggregate`] runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     /// Events of one group aggregate together (principal, or principal and bucket …).
@@ -410,6 +410,64 @@ pub fn clean_opt(text: Option<&str>) -> Option<String> {
 fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}')
+}
+
+/// What happens when the call behind a matching event failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Report one severity level lower, tagged `outcome: failure` (SPEC §2 default).
+    Lower,
+    /// Not a finding on its own: `threshold` failures by one group (principal by default) within
+    /// `window_minutes` of event time make one finding, at the rule's severity (e.g. password
+    /// spraying with `GetPasswordData`, enumeration with a stolen key).
+    Burst {
+        /// Failures needed.
+        threshold: usize,
+        /// Event-time window.
+        window_minutes: i64,
+    },
+}
+
+/// A rule's fixed description.
+#[derive(Debug)]
+pub struct RuleInfo {
+    /// Rule id, e.g. `ec2.remote_admin_port_open`.
+    pub id: &'static str,
+    /// Family.
+    pub family: Family,
+    /// Default severity (a detector may choose another per hit, e.g. world vs private CIDR).
+    pub severity: Severity,
+    /// Short title.
+    pub title: &'static str,
+    /// One line: when it fires.
+    pub description: &'static str,
+    /// One paragraph from AWS guidance.
+    pub remediation: &'static str,
+    /// MITRE ATT&CK technique ids.
+    pub mitre: &'static [&'static str],
+    /// Security Hub control ids.
+    pub controls: &'static [&'static str],
+    /// Failed-call policy.
+    pub on_failure: OnFailure,
+    /// When set, hits are aggregated per group over this event-time window: the first alerts at
+    /// once and the rest of the burst becomes one update finding (SSE-C writes, SPEC §2.1).
+    pub merge_window_minutes: Option<i64>,
+}
+
+impl Finding {
+    /// Turns this finding into one of `rule`, resting on the events `keys` identify: the rule's
+    /// fields, severity and a fresh deterministic id. Used by the passes that derive findings
+    /// from others (baselines, the ransomware chain).
+    pub fn restamp(&mut self, rule: &'static RuleInfo, keys: &[&str]) {
+        self.id = finding_id(rule.id, keys);
+        self.rule = rule.id;
+        self.family = rule.family;
+        self.severity = rule.severity;
+        self.title = rule.title;
+        self.remediation = rule.remediation;
+        self.mitre = rule.mitre;
+        self.controls = rule.controls;
+    }
 }
 
 #[cfg(test)]

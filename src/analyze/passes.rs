@@ -16,27 +16,36 @@
 //!   batch. At most [`CARRY_PER_GROUP`] findings per group are carried (the latest), which
 //!   bounds memory during a burst of any length.
 //! - **Instance roles** learned from `CreateRole`/`AddRoleToInstanceProfile` are kept for good.
-//! - **Baselines** ([`crate::baseline`]) are updated with the batch's observations in event time.
+//! - **Baselines** ([`crate::analyze::baseline`]) are updated with the batch's observations in event time.
 //!
-//! Nothing here reads a clock or does I/O: [`crate::state::persist`] loads and saves this state
-//! through a [`crate::state::StateStore`]. Re-running the same input with the same state gives
+//! Nothing here reads a clock or does I/O: [`crate::store::session`] loads and saves this state
+//! through a [`crate::store::StateStore`]. Re-running the same input with the same state gives
 //! the same findings with the same ids, whatever the thread count.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::baseline::{self, Baselines, Observation};
-use crate::detect::aggregate::aggregate;
-use crate::detect::correlate::{self, Fact, CHAIN_WINDOW};
-use crate::detect::finding::PendingKind;
-use crate::detect::{Finding, Settings};
+use super::aggregate::aggregate;
+use super::baseline::{self, Baselines};
+use super::correlate::{self, CHAIN_WINDOW};
+use crate::detect::facts::Fact;
+use crate::detect::observe::Observation;
+use crate::detect::rules::{LIFECYCLE_SHORT_EXPIRATION, SSEC_COPY_OVERWRITE, SSEC_WRITE, VERSIONING_SUSPENDED};
 use crate::event::time::Millis;
+use crate::finding::RuleInfo;
+use crate::finding::{Finding, PendingKind};
+use crate::settings::Settings;
 
 /// Findings carried per aggregation group (principal and bucket …) at most.
 pub const CARRY_PER_GROUP: usize = 10_000;
 
 /// Rules whose findings the ransomware chain correlates, so they are carried for its window.
-const CHAIN_INPUTS: &[&str] =
-    &["s3.ssec_copy_overwrite", "s3.ssec_write", "s3.lifecycle_short_expiration", "s3.versioning_suspended"];
+static CHAIN_INPUTS: [&RuleInfo; 4] =
+    [&SSEC_COPY_OVERWRITE, &SSEC_WRITE, &LIFECYCLE_SHORT_EXPIRATION, &VERSIONING_SUSPENDED];
+
+/// Whether findings of `rule` feed the ransomware chain.
+fn is_chain_input(rule: &str) -> bool {
+    CHAIN_INPUTS.iter().any(|input| input.id == rule)
+}
 
 /// What a group of objects produced for the stateful passes.
 #[derive(Debug, Default)]
@@ -55,7 +64,7 @@ pub struct Batch {
 #[derive(Debug)]
 pub struct Stateful {
     settings: Settings,
-    /// Per-key baselines (a cache over the store; see [`crate::state::persist`]).
+    /// Per-key baselines (a cache over the store; see [`crate::store::session`]).
     pub baselines: Baselines,
     carry: Vec<Finding>,
     carried_facts: Vec<Fact>,
@@ -138,7 +147,7 @@ impl Stateful {
         // New findings first, so a finding seen again (the same event in another file or run)
         // counts as new: re-running input reports the same ids.
         let (stateful_inputs, direct): (Vec<Finding>, Vec<Finding>) =
-            batch.findings.into_iter().partition(|f| f.pending.is_some() || CHAIN_INPUTS.contains(&f.rule));
+            batch.findings.into_iter().partition(|f| f.pending.is_some() || is_chain_input(f.rule));
         let mut seen = HashSet::new();
         let inputs: Vec<Finding> = stateful_inputs
             .into_iter()
@@ -208,7 +217,7 @@ fn horizon(finding: &Finding) -> Millis {
         }
         None => 0,
     };
-    if CHAIN_INPUTS.contains(&finding.rule) {
+    if is_chain_input(finding.rule) {
         window.max(CHAIN_WINDOW)
     } else {
         window

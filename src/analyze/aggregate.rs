@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::finding::{finding_id, Finding, Outcome, Pending, PendingKind};
+use crate::finding::{finding_id, Finding, Outcome, Pending, PendingKind};
 
 /// Objects kept in an update's `objects` sample.
 pub const SAMPLE_CAP: usize = 100;
@@ -158,7 +158,7 @@ fn sample_entry(finding: &Finding) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::finding::{Evidence, Family, Mode, Principal, Severity, SCHEMA};
+    use crate::finding::{Evidence, Family, Mode, Principal, Severity, SCHEMA};
 
     fn pending(minute: i64, kind: PendingKind) -> Finding {
         let id = format!("e{minute:05}");

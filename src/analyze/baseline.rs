@@ -2,7 +2,7 @@
 //! and the findings for when it does something new or wakes up after a long silence.
 //!
 //! For every key the model remembers, with first and last seen times, the source networks,
-//! user-agent families, regions, services and APIs it was used with ([`features`]). A key is in
+//! user-agent families, regions, services and APIs it was used with ([`crate::detect::features`]). A key is in
 //! learning until it has been seen for `learning_days`; after that, a value never seen before is
 //! a reason for `iam.long_term_key_anomaly` (one reason low, two medium, three or more high). A
 //! key silent for `dormant_days` that is used again is `iam.dormant_key_used`.
@@ -13,61 +13,25 @@
 //! `max_keys` keys (the least recently seen key is forgotten). Time is event time only: the model
 //! is fed in event-time order and never reads a clock.
 //!
-//! The model is a cache over a state store ([`crate::state::persist`]): keys are loaded before
+//! The model is a cache over a state store ([`crate::store::session`]): keys are loaded before
 //! their observations run and changed keys are written back, so a backfill can warm the daemon.
-
-pub mod features;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::detect::finding::{Finding, Severity};
+use crate::detect::observe::Observation;
 use crate::detect::rules::{DORMANT_KEY_USED, LONG_TERM_KEY_ANOMALY};
-use crate::detect::{clean, RuleInfo, Settings};
 use crate::event::time::Millis;
+use crate::finding::RuleInfo;
+use crate::finding::{clean, Finding, Severity};
+use crate::settings::{BaselineSettings, PrincipalNames, Settings};
 
 const DAY: Millis = 86_400_000;
 
-/// The remembered features, in this order everywhere.
-pub const FEATURES: [&str; 5] = ["network", "user_agent", "region", "service", "api"];
 /// The anomaly reason for a new value of each feature.
 pub const REASONS: [&str; 5] = ["new_network", "new_user_agent", "new_region", "new_service", "new_api"];
-
-/// Limits and periods of the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BaselineSettings {
-    /// A key is in learning until seen for this many days.
-    pub learning_days: i64,
-    /// Silence of at least this many days makes the next use "dormant".
-    pub dormant_days: i64,
-    /// Keys remembered at most.
-    pub max_keys: usize,
-    /// Values remembered per feature per key at most.
-    pub max_values: usize,
-}
-
-impl Default for BaselineSettings {
-    fn default() -> Self {
-        BaselineSettings { learning_days: 7, dormant_days: 30, max_keys: 1_000_000, max_values: 256 }
-    }
-}
-
-/// One use of a long-term key, as the baseline needs it.
-#[derive(Debug, Clone)]
-pub struct Observation {
-    /// Event time.
-    pub time: Millis,
-    /// `eventID` (observations with the same one are one event).
-    pub event_id: Option<String>,
-    /// The access key id.
-    pub key: String,
-    /// Feature values, in [`FEATURES`] order.
-    pub features: [String; 5],
-    /// A finding describing the event (principal, source, origin …), completed when a rule fires.
-    pub template: Finding,
-}
 
 /// What one observation showed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -116,7 +80,7 @@ pub struct KeyState {
     pub last_seen: Millis,
     /// Stretches of activity, oldest first.
     pub active: Vec<Active>,
-    /// Values per feature, in [`FEATURES`] order.
+    /// Values per feature, in [`crate::detect::observe::FEATURES`] order.
     pub features: [Vec<Seen>; 5],
 }
 
@@ -300,34 +264,6 @@ impl Baselines {
     }
 }
 
-/// Shrinks the observations of one object to what the baseline can tell apart: for each key and
-/// combination of feature values, the earliest and the latest use. The uses in between bring no
-/// new value (the earliest already did) and, lying between two uses of the same object, cannot
-/// end a silence of `dormant_days` unless the object itself spans that long, which delivered
-/// objects (minutes) never do. Keeps a run's memory proportional to distinct behaviour, not to
-/// the number of events.
-pub fn compact(observations: &mut Vec<Observation>) {
-    if observations.len() < 3 {
-        return;
-    }
-    observations
-        .sort_by(|a, b| (&a.key, &a.features, a.time, &a.event_id).cmp(&(&b.key, &b.features, b.time, &b.event_id)));
-    let same = |a: &Observation, b: &Observation| a.key == b.key && a.features == b.features;
-    let mut kept: Vec<Observation> = Vec::with_capacity(observations.len().min(64));
-    let mut run_last: Option<Observation> = None;
-    for observation in observations.drain(..) {
-        match kept.last() {
-            Some(first) if same(first, &observation) => run_last = Some(observation),
-            _ => {
-                kept.extend(run_last.take());
-                kept.push(observation);
-            }
-        }
-    }
-    kept.extend(run_last);
-    *observations = kept;
-}
-
 /// Runs the baseline rules over observations in event-time order (each eventID once), learning
 /// into `baselines`, and returns their findings. Keys whose state lives in a store must be
 /// loaded first ([`Baselines::load`]); the rest start empty.
@@ -375,17 +311,14 @@ fn push(
     summary: String,
     details: serde_json::Value,
 ) {
-    if settings.disabled_rules.contains(rule.id) {
-        return;
-    }
-    let overrides = settings.rules.get(rule.id);
-    if overrides.is_some_and(|o| o.allows(&observation.template.principal)) {
+    let policy = settings.policy();
+    if !policy.reports(rule, &PrincipalNames::of_principal(&observation.template.principal)) {
         return;
     }
     let mut finding = observation.template.clone();
     let key = observation.event_id.clone().unwrap_or_else(|| finding.id.clone());
     finding.restamp(rule, &[&key]);
-    finding.severity = overrides.and_then(|o| o.severity).unwrap_or(severity);
+    finding.severity = policy.severity_override(rule).unwrap_or(severity);
     finding.summary = clean(&summary);
     if let serde_json::Value::Object(map) = details {
         finding.evidence.details.extend(map);
@@ -429,7 +362,7 @@ mod tests {
     #[test]
     fn compact_keeps_first_and_last_of_each_behaviour() {
         use crate::detect::rules::unreadable_log_file;
-        let template = unreadable_log_file("x", "y", 0, crate::detect::Mode::Scan);
+        let template = unreadable_log_file("x", "y", 0, crate::finding::Mode::Scan);
         let observation = |minute: i64, network: &str| Observation {
             time: minute * 60_000,
             event_id: Some(format!("e{minute:03}")),
@@ -439,7 +372,7 @@ mod tests {
         };
         let mut observations: Vec<Observation> = (0..100).rev().map(|m| observation(m, "10.0.0.0/24")).collect();
         observations.push(observation(50, "203.0.113.0/24"));
-        compact(&mut observations);
+        crate::detect::observe::compact(&mut observations);
         let kept: Vec<(i64, &str)> = observations.iter().map(|o| (o.time / 60_000, o.features[0].as_str())).collect();
         assert_eq!(kept, [(0, "10.0.0.0/24"), (99, "10.0.0.0/24"), (50, "203.0.113.0/24")]);
     }

@@ -13,14 +13,14 @@
 //! Values are JSON text so that a user can read the file with `sqlite3` or `trailhound state`.
 //! Two implementations: [`sqlite::SqliteStore`] (the file behind `--state`, and the daemon's)
 //! and [`MemoryStore`] (for tests of the contract and of code written against the interface).
-//! `scan` without `--state` uses no store at all ([`persist::Session::in_memory`]), and a
-//! replay reads a store without writing to it ([`persist::Session::read_only`]).
+//! `scan` without `--state` uses no store at all ([`session::Session::in_memory`]), and a
+//! replay reads a store without writing to it ([`session::Session::read_only`]).
 
-pub mod persist;
+pub mod memory;
+pub mod session;
 pub mod sqlite;
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+pub use memory::MemoryStore;
 
 /// The tables. Each has its own key space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -122,7 +122,7 @@ impl Write {
         Write::Put { table, key: key.into(), value, expires_at, recency, expect: Expect::Any }
     }
 
-    fn target(&self) -> (Table, &str, Expect) {
+    pub(crate) fn target(&self) -> (Table, &str, Expect) {
         match self {
             Write::Put { table, key, expect, .. } | Write::Delete { table, key, expect } => (*table, key, *expect),
         }
@@ -167,14 +167,14 @@ pub enum StateError {
         /// Why.
         reason: String,
     },
-    /// The database failed.
-    #[error("state store `{path}`: {source}")]
-    Database {
-        /// The file.
-        path: String,
-        /// The cause.
+    /// The backend failed (the database, the service); the cause names what.
+    #[error("state store `{store}` failed")]
+    Backend {
+        /// The file or table.
+        store: String,
+        /// The backend's own error.
         #[source]
-        source: rusqlite::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The folder of the file could not be created.
     #[error("cannot create the folder of state file `{path}`: {source}")]
@@ -187,8 +187,22 @@ pub enum StateError {
     },
 }
 
+impl StateError {
+    /// A backend failure of the store named `store`.
+    pub fn backend(store: &str, source: impl std::error::Error + Send + Sync + 'static) -> StateError {
+        StateError::Backend { store: store.to_owned(), source: Box::new(source) }
+    }
+}
+
 /// The storage interface shared by the file database and memory (and, to come, DynamoDB).
-pub trait StateStore: Send + Sync {
+///
+/// **Blocking, by choice.** The callers are the stateful passes between batches and the dedup
+/// wrapper around a sink, a handful of calls per batch; the embedded database is blocking by
+/// nature, and a blocking interface keeps the pure passes free of async and lets tests use a
+/// store directly. Async code calls it through [`crate::pipeline::Driver::blocking`] (tokio's
+/// blocking threads), never on a runtime or rayon thread; a networked backend bridges to its
+/// async client inside its own implementation. Stores are shared as `Arc<dyn StateStore>`.
+pub trait StateStore: Send + Sync + std::fmt::Debug {
     /// The items at `keys`, in the same order (`None` where absent).
     fn get_many(&self, table: Table, keys: &[String]) -> Result<Vec<Option<Item>>, StateError>;
     /// Up to `limit` items with keys after `after` (all keys when `None`), in key order.
@@ -213,95 +227,8 @@ pub fn scan_all(store: &dyn StateStore, table: Table) -> Result<Vec<(String, Ite
     }
 }
 
-/// State in memory, gone at exit.
-#[derive(Debug, Default)]
-pub struct MemoryStore {
-    items: Mutex<BTreeMap<(Table, String), Item>>,
-}
-
-impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> MemoryStore {
-        MemoryStore::default()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(Table, String), Item>> {
-        // A panic while holding the lock cannot leave a half-applied commit (writes are applied
-        // after every check), so a poisoned map is still consistent.
-        self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl StateStore for MemoryStore {
-    fn get_many(&self, table: Table, keys: &[String]) -> Result<Vec<Option<Item>>, StateError> {
-        let items = self.lock();
-        Ok(keys.iter().map(|k| items.get(&(table, k.clone())).cloned()).collect())
-    }
-
-    fn scan(&self, table: Table, after: Option<&str>, limit: usize) -> Result<Vec<(String, Item)>, StateError> {
-        let items = self.lock();
-        let start = (table, after.unwrap_or("").to_owned());
-        Ok(items
-            .range(start..)
-            .filter(|((t, k), _)| *t == table && after.is_none_or(|a| k.as_str() > a))
-            .take_while(|((t, _), _)| *t == table)
-            .take(limit)
-            .map(|((_, k), item)| (k.clone(), item.clone()))
-            .collect())
-    }
-
-    fn commit(&self, writes: Vec<Write>) -> Result<(), StateError> {
-        let mut items = self.lock();
-        for write in &writes {
-            let (table, key, expect) = write.target();
-            check(expect, items.get(&(table, key.to_owned())).map(|i| i.version), table, key)?;
-        }
-        for write in writes {
-            match write {
-                Write::Put { table, key, value, expires_at, recency, .. } => {
-                    let k = (table, key);
-                    let version = items.get(&k).map_or(1, |i| i.version + 1);
-                    items.insert(k, Item { value, version, expires_at, recency });
-                }
-                Write::Delete { table, key, .. } => {
-                    items.remove(&(table, key));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn evict(&self, table: Table, what: Evict) -> Result<u64, StateError> {
-        let mut items = self.lock();
-        let before = items.len();
-        match what {
-            Evict::ExpiredBefore(time) => {
-                items.retain(|(t, _), item| *t != table || item.expires_at.is_none_or(|e| e >= time))
-            }
-            Evict::KeepNewest(n) => {
-                let mut recencies: Vec<i64> =
-                    items.iter().filter(|((t, _), _)| *t == table).map(|(_, i)| i.recency).collect();
-                if recencies.len() > n {
-                    recencies.sort_unstable_by(|a, b| b.cmp(a));
-                    let mut surplus = recencies.len() - n;
-                    // Ties at the cut-off: drop the lowest keys first, so the outcome is deterministic.
-                    let cut = recencies[n];
-                    items.retain(|(t, _), item| {
-                        let drop = *t == table && (item.recency < cut || (item.recency == cut && surplus > 0));
-                        if drop {
-                            surplus = surplus.saturating_sub(1);
-                        }
-                        !drop
-                    });
-                }
-            }
-        }
-        Ok((before - items.len()) as u64)
-    }
-}
-
 /// Checks one expectation against the current version.
-fn check(expect: Expect, current: Option<u64>, table: Table, key: &str) -> Result<(), StateError> {
+pub(crate) fn check(expect: Expect, current: Option<u64>, table: Table, key: &str) -> Result<(), StateError> {
     let holds = match expect {
         Expect::Any => true,
         Expect::Absent => current.is_none(),

@@ -1,5 +1,7 @@
-//! Listing a trail bucket with `ListObjectsV2`, no deeper than a window needs (the layout rules
-//! are in [`crate::layout`]; this module does the requests).
+//! A trail bucket through the S3 API: reading one object ([`get_object`], size-capped, its
+//! failures classified as transient or permanent), and listing with `ListObjectsV2` no deeper
+//! than a window needs (the layout rules are in [`crate::source::layout`]; this module does the
+//! requests).
 //!
 //! The walk goes down the layout one level at a time with delimiter listings, every folder of a
 //! level at once (at most [`LIST_CONCURRENCY`] requests in flight). Above `AWSLogs/` it looks
@@ -18,15 +20,126 @@ use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::aws::error_text;
-use crate::layout::{self, name_time, Filters, Folder, Level, S3Location, Start};
-use crate::notify::{self, Target};
+use crate::aws::BoxError;
+use crate::source::layout::{self, name_time, Filters, Folder, Level, S3Location, Start};
+use crate::source::notify::{self, Target};
 
 /// Listing requests in flight at once.
 pub const LIST_CONCURRENCY: usize = 16;
 
 /// How deep below the given prefix to look for `AWSLogs/` when the prefix is above it.
 pub const MAX_SEARCH_DEPTH: usize = 3;
+
+/// A listing failed (after the SDK's retries).
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    /// A `ListObjectsV2` request failed.
+    #[error("listing s3://{bucket}/{prefix} failed")]
+    Request {
+        /// The bucket.
+        bucket: String,
+        /// The prefix.
+        prefix: String,
+        /// The SDK's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A listing task panicked.
+    #[error("a listing task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+/// Why an object could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read s3://{bucket}/{key}: {problem}")]
+pub struct FetchError {
+    /// The bucket.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+    /// What went wrong.
+    pub problem: FetchProblem,
+    /// The SDK's error, when there is one.
+    #[source]
+    pub source: Option<BoxError>,
+}
+
+/// What went wrong reading an object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchProblem {
+    /// Missing: deleted after it was listed or notified (a possible tampering signal).
+    #[error("log object not found (deleted after it was listed or notified?)")]
+    NotFound,
+    /// Encrypted with a customer-provided key (SSE-C): the attack itself, never readable.
+    #[error("log object is encrypted with a customer key (SSE-C): {0}")]
+    CustomerKey(String),
+    /// Over the object size cap.
+    #[error("object of {size} bytes exceeds the size cap of {cap} bytes")]
+    TooLarge {
+        /// The object's size.
+        size: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// The request failed: throttling, 5xx, timeouts, denied reads. Worth retrying later.
+    #[error("GET failed")]
+    Request,
+    /// The body was cut off or stalled. Worth retrying later.
+    #[error("reading the body failed")]
+    Body,
+    /// Not tried, because another object of its batch failed for good first.
+    #[error("not tried: another object of its batch failed")]
+    NotTried,
+}
+
+impl FetchError {
+    /// An error of `problem` for `bucket`/`key`.
+    pub fn new(bucket: &str, key: &str, problem: FetchProblem, source: Option<BoxError>) -> FetchError {
+        FetchError { bucket: bucket.to_owned(), key: key.to_owned(), problem, source }
+    }
+
+    /// Whether a later attempt may succeed (else the object is quarantined).
+    pub fn is_transient(&self) -> bool {
+        matches!(self.problem, FetchProblem::Request | FetchProblem::Body | FetchProblem::NotTried)
+    }
+
+    /// `s3://bucket/key`.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+}
+
+/// Reads an object whole, refusing one over `cap` bytes before downloading it.
+pub async fn get_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, cap: u64) -> Result<Vec<u8>, FetchError> {
+    let fail = |problem, source: Option<BoxError>| FetchError::new(bucket, key, problem, source);
+    let output = match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(output) => output,
+        Err(error) => {
+            let service = error.as_service_error();
+            if service.is_some_and(|e| e.is_no_such_key()) {
+                return Err(fail(FetchProblem::NotFound, Some(error.into())));
+            }
+            let code = service.and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::code(e)).unwrap_or("");
+            let message = service.and_then(|e| aws_sdk_s3::error::ProvideErrorMetadata::message(e)).unwrap_or("");
+            // A log object encrypted with SSE-C answers 400 InvalidRequest: retrying cannot help.
+            if code == "InvalidRequest" && message.to_ascii_lowercase().contains("encrypt") {
+                let message = message.to_owned();
+                return Err(fail(FetchProblem::CustomerKey(message), Some(error.into())));
+            }
+            return Err(fail(FetchProblem::Request, Some(error.into())));
+        }
+    };
+    let too_big = |size: u64| fail(FetchProblem::TooLarge { size, cap }, None);
+    if let Some(length) = output.content_length().filter(|&n| n as u64 > cap) {
+        return Err(too_big(length as u64));
+    }
+    let body = output.body.collect().await.map_err(|e| fail(FetchProblem::Body, Some(e.into())))?;
+    let bytes = body.into_bytes();
+    if bytes.len() as u64 > cap {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes.to_vec())
+}
 
 /// A listed log object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +213,7 @@ impl Lister {
     }
 
     /// The region folders (or whole prefixes) below `locations` that the filters keep.
-    pub async fn roots(&self, locations: &[S3Location], filters: &Filters) -> Result<Vec<Root>, String> {
+    pub async fn roots(&self, locations: &[S3Location], filters: &Filters) -> Result<Vec<Root>, ListError> {
         let mut roots = Vec::new();
         let mut frontier = Vec::new();
         for location in locations {
@@ -155,27 +268,27 @@ impl Lister {
     }
 
     /// Lists the child folders of every node at once.
-    async fn children_of(&self, nodes: Vec<Node>) -> Result<Vec<(Node, Vec<String>)>, String> {
+    async fn children_of(&self, nodes: Vec<Node>) -> Result<Vec<(Node, Vec<String>)>, ListError> {
         let limit = Arc::new(Semaphore::new(LIST_CONCURRENCY));
         let mut tasks = JoinSet::new();
         for (index, node) in nodes.into_iter().enumerate() {
             let (lister, limit) = (self.clone(), limit.clone());
             tasks.spawn(async move {
-                let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
+                let _permit = limit.acquire().await;
                 let folders = lister.folders(&node.bucket, &node.prefix).await?;
-                Ok::<_, String>((index, node, folders))
+                Ok::<_, ListError>((index, node, folders))
             });
         }
         let mut done = Vec::new();
         while let Some(joined) = tasks.join_next().await {
-            done.push(joined.map_err(|e| format!("listing task failed: {e}"))??);
+            done.push(joined.map_err(ListError::Task)??);
         }
         done.sort_by_key(|(index, _, _)| *index);
         Ok(done.into_iter().map(|(_, node, folders)| (node, folders)).collect())
     }
 
     /// The folders directly below `prefix` (delimiter listing; objects at this level are ignored).
-    async fn folders(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, String> {
+    async fn folders(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, ListError> {
         let mut folders = Vec::new();
         self.pages(bucket, prefix, Some("/"), |page| {
             folders.extend(page.common_prefixes().iter().filter_map(|p| p.prefix().map(str::to_owned)));
@@ -185,7 +298,7 @@ impl Lister {
     }
 
     /// Every log object below `prefix` (no delimiter), digests, Insight and non-log keys left out.
-    pub async fn objects(&self, bucket: &str, prefix: &str) -> Result<Vec<Listed>, String> {
+    pub async fn objects(&self, bucket: &str, prefix: &str) -> Result<Vec<Listed>, ListError> {
         let mut objects = Vec::new();
         self.pages(bucket, prefix, None, |page| {
             for key in page.contents().iter().filter_map(|object| object.key()) {
@@ -208,7 +321,7 @@ impl Lister {
         prefix: &str,
         delimiter: Option<&str>,
         mut each: impl FnMut(&ListObjectsV2Output),
-    ) -> Result<(), String> {
+    ) -> Result<(), ListError> {
         let mut token = None;
         loop {
             self.requests.fetch_add(1, Ordering::Relaxed);
@@ -221,7 +334,11 @@ impl Lister {
                 .set_continuation_token(token)
                 .send()
                 .await
-                .map_err(|e| format!("listing s3://{bucket}/{prefix}: {}", error_text(&e)))?;
+                .map_err(|e| ListError::Request {
+                    bucket: bucket.to_owned(),
+                    prefix: prefix.to_owned(),
+                    source: e.into(),
+                })?;
             each(&page);
             token = page.next_continuation_token().map(str::to_owned);
             if token.is_none() {
@@ -231,7 +348,7 @@ impl Lister {
     }
 
     /// Every log object in one day folder of every region root, at once.
-    pub async fn day(&self, roots: &[Root], folder: &str) -> Result<Vec<Listed>, String> {
+    pub async fn day(&self, roots: &[Root], folder: &str) -> Result<Vec<Listed>, ListError> {
         let limit = Arc::new(Semaphore::new(LIST_CONCURRENCY));
         let mut tasks = JoinSet::new();
         for root in roots {
@@ -239,13 +356,13 @@ impl Lister {
             let (lister, limit) = (self.clone(), limit.clone());
             let (bucket, prefix) = (bucket.clone(), format!("{prefix}{folder}"));
             tasks.spawn(async move {
-                let _permit = limit.acquire().await.map_err(|e| e.to_string())?;
+                let _permit = limit.acquire().await;
                 lister.objects(&bucket, &prefix).await
             });
         }
         let mut objects = Vec::new();
         while let Some(joined) = tasks.join_next().await {
-            objects.extend(joined.map_err(|e| format!("listing task failed: {e}"))??);
+            objects.extend(joined.map_err(ListError::Task)??);
         }
         Ok(objects)
     }

@@ -1,0 +1,221 @@
+//! Facts: what single events teach the correlation pass ([`crate::analyze::correlate`]), extracted
+//! per event during the parallel pass and compacted per object. Pure.
+//!
+//! - [`Fact::InstanceRole`]: a role created with a trust policy for `ec2.amazonaws.com`, or added
+//!   to an instance profile.
+//! - [`Fact::S3Deletes`]: objects deleted by one principal in one bucket.
+//! - [`Fact::NoteUploads`]: ransom-note-like uploads ([`is_ransom_note`]) by one principal.
+
+use std::collections::BTreeMap;
+
+use percent_encoding::percent_decode_str;
+
+use crate::event::shape::{elements, get_any, text_at};
+use crate::event::time::Millis;
+use crate::event::Event;
+use crate::finding::clean;
+
+/// Deleted objects by one principal within the window that count as mass deletes.
+pub const MASS_DELETE_OBJECTS: u64 = 100;
+/// EventIDs a fact or a chain keeps.
+pub const ID_CAP: usize = 50;
+
+/// Distinct `bucket/prefix` folders that ransom-note-like uploads must reach to count.
+pub const RANSOM_NOTE_PREFIXES: usize = 5;
+/// Prefixes a note fact keeps.
+const PREFIX_CAP: usize = 100;
+
+/// The events whose request bodies facts are read from.
+pub const FACT_EVENTS: &[&str] = &["CreateRole", "AddRoleToInstanceProfile", "DeleteObject", "DeleteObjects"];
+
+/// Something learned from an event that later conclusions use.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Fact {
+    /// A role that EC2 instances use.
+    InstanceRole {
+        /// Role name.
+        role: String,
+        /// When it became known.
+        time: Millis,
+    },
+    /// Objects deleted by a principal (compacted per object and principal).
+    S3Deletes {
+        /// Principal (cleaned, as in findings).
+        principal: String,
+        /// Objects deleted.
+        objects: u64,
+        /// First delete.
+        first: Millis,
+        /// Last delete.
+        last: Millis,
+        /// Some of the eventIDs.
+        event_ids: Vec<String>,
+        /// From earlier input.
+        #[serde(skip)]
+        carried: bool,
+    },
+    /// Ransom-note-like objects uploaded by a principal (compacted per object and principal).
+    NoteUploads {
+        /// Principal (cleaned, as in findings).
+        principal: String,
+        /// Distinct `bucket/prefix` folders written to, sorted, capped.
+        prefixes: Vec<String>,
+        /// First upload.
+        first: Millis,
+        /// Last upload.
+        last: Millis,
+        /// Some of the eventIDs.
+        event_ids: Vec<String>,
+        /// From earlier input.
+        #[serde(skip)]
+        carried: bool,
+    },
+}
+
+impl Fact {
+    /// The latest event time the fact rests on.
+    pub fn time(&self) -> Millis {
+        match self {
+            Fact::InstanceRole { time, .. } => *time,
+            Fact::S3Deletes { last, .. } | Fact::NoteUploads { last, .. } => *last,
+        }
+    }
+
+    /// Marks a fact as coming from earlier input.
+    pub fn mark_carried(&mut self) {
+        match self {
+            Fact::InstanceRole { .. } => {}
+            Fact::S3Deletes { carried, .. } | Fact::NoteUploads { carried, .. } => *carried = true,
+        }
+    }
+}
+
+/// Words that ransom notes are named with (`README_TO_DECRYPT.txt`, `HOW_TO_RECOVER_FILES.html`).
+const NOTE_WORDS: &[&str] =
+    &["readme", "read_me", "read-me", "decrypt", "ransom", "recover", "restore", "how_to", "how-to", "your_files"];
+const NOTE_EXTENSIONS: &[&str] = &[".txt", ".html", ".htm", ".hta", ".md", ".rtf"];
+
+/// True when an object key's file name looks like a ransom note: a note word and a text or
+/// HTML extension. A single README is common; the chain asks for many prefixes.
+pub fn is_ransom_note(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key).to_ascii_lowercase();
+    NOTE_EXTENSIONS.iter().any(|ext| name.ends_with(ext)) && NOTE_WORDS.iter().any(|word| name.contains(word))
+}
+
+/// A cheap look at a raw `PutObject` record: does its `key` look like a ransom note? Only such
+/// uploads are parsed whole (plain writes are by far the most common data event).
+pub fn raw_may_be_note(raw: &[u8]) -> bool {
+    let Some(at) = memchr::memmem::find(raw, b"\"key\"") else { return false };
+    let rest = &raw[at + 5..];
+    let Some(open) = memchr::memchr(b'"', rest) else { return false };
+    let value = &rest[open + 1..];
+    let end = memchr::memchr(b'"', value).unwrap_or(value.len());
+    std::str::from_utf8(&value[..end]).is_ok_and(is_ransom_note)
+}
+
+/// The fact an event carries, if any.
+pub fn extract(event: &Event<'_>) -> Option<Fact> {
+    let time = event.event_time?;
+    if event.failed() {
+        return None;
+    }
+    let request = event.request;
+    match (event.service(), event.event_name) {
+        ("iam", "AddRoleToInstanceProfile") => {
+            Some(Fact::InstanceRole { role: clean(text_at(request?, &["roleName"])?), time })
+        }
+        ("iam", "CreateRole") => {
+            let request = request?;
+            let document = text_at(request, &["assumeRolePolicyDocument"])?;
+            let trusts_ec2 = percent_decode_str(document).decode_utf8_lossy().contains("ec2.amazonaws.com");
+            let role = text_at(request, &["roleName"])?;
+            trusts_ec2.then(|| Fact::InstanceRole { role: clean(role), time })
+        }
+        ("s3", "DeleteObject" | "DeleteObjects") => {
+            let objects = match event.event_name {
+                "DeleteObject" => 1,
+                _ => request
+                    .and_then(|r| get_any(r, &["delete", "Delete"]))
+                    .map(|d| elements(get_any(d, &["Object", "Objects"])).len() as u64)
+                    .unwrap_or(1)
+                    .max(1),
+            };
+            Some(Fact::S3Deletes {
+                principal: clean(event.principal()?),
+                objects,
+                first: time,
+                last: time,
+                event_ids: event.event_id.map(clean).into_iter().collect(),
+                carried: false,
+            })
+        }
+        ("s3", "PutObject") => {
+            let request = request?;
+            let key = text_at(request, &["key"])?;
+            if !is_ransom_note(key) {
+                return None;
+            }
+            let bucket = text_at(request, &["bucketName"]).unwrap_or("?");
+            let folder = key.rsplit_once('/').map_or("", |(folder, _)| folder);
+            Some(Fact::NoteUploads {
+                principal: clean(event.principal()?),
+                prefixes: vec![clean(&format!("{bucket}/{folder}"))],
+                first: time,
+                last: time,
+                event_ids: event.event_id.map(clean).into_iter().collect(),
+                carried: false,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Folds the deletes and the note uploads of one object into one fact per principal each.
+pub fn compact(facts: &mut Vec<Fact>) {
+    let mut folded: BTreeMap<(u8, String), Fact> = BTreeMap::new();
+    facts.retain(|fact| {
+        let key = match fact {
+            Fact::InstanceRole { .. } => return true,
+            Fact::S3Deletes { principal, .. } => (0, principal.clone()),
+            Fact::NoteUploads { principal, .. } => (1, principal.clone()),
+        };
+        match folded.get_mut(&key) {
+            Some(existing) => fold(existing, fact),
+            None => {
+                folded.insert(key, fact.clone());
+            }
+        }
+        false
+    });
+    facts.extend(folded.into_values());
+}
+
+/// Adds `fact` into `into` (the same kind and principal).
+fn fold(into: &mut Fact, fact: &Fact) {
+    match (into, fact) {
+        (
+            Fact::S3Deletes { objects: o, first: f, last: l, event_ids: ids, .. },
+            Fact::S3Deletes { objects, first, last, event_ids, .. },
+        ) => {
+            *o += objects;
+            *f = (*f).min(*first);
+            *l = (*l).max(*last);
+            ids.extend(event_ids.iter().cloned());
+            ids.truncate(ID_CAP);
+        }
+        (
+            Fact::NoteUploads { prefixes: p, first: f, last: l, event_ids: ids, .. },
+            Fact::NoteUploads { prefixes, first, last, event_ids, .. },
+        ) => {
+            p.extend(prefixes.iter().cloned());
+            p.sort_unstable();
+            p.dedup();
+            p.truncate(PREFIX_CAP);
+            *f = (*f).min(*first);
+            *l = (*l).max(*last);
+            ids.extend(event_ids.iter().cloned());
+            ids.truncate(ID_CAP);
+        }
+        _ => {}
+    }
+}

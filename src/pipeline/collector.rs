@@ -1,0 +1,179 @@
+//! Gathering a run: each batch's outcomes are added to the run's totals and problems, folded
+//! into the stateful passes through the [`Session`], and the findings they conclude are kept,
+//! de-duplicated by id (a later batch's grown version of a finding replaces the earlier one).
+//! Every command goes through [`merge`], which is also where a damaged object is logged.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tracing::warn;
+
+use crate::analyze::passes::Batch;
+use crate::event::time::Millis;
+use crate::finding::{clean, Finding};
+use crate::pipeline::unit::ObjectOutcome;
+use crate::source::local::InputError;
+use crate::store::session::Session;
+use crate::store::StateError;
+
+/// A raw event matched by `--where`, secrets redacted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatchedEvent {
+    /// Event time (ms).
+    pub time: Option<Millis>,
+    /// Where it came from.
+    pub origin: String,
+    /// The record.
+    pub record: serde_json::Value,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Default)]
+pub struct ScanResult {
+    /// Findings, de-duplicated by id and ordered by time, then rule, then id.
+    pub findings: Vec<Finding>,
+    /// Totals for the summary.
+    pub totals: Totals,
+    /// Files that could not be read at all.
+    pub input_errors: Vec<InputError>,
+    /// Quarantined objects with their reason.
+    pub quarantined: Vec<(String, String)>,
+    /// Files with rejected records: path, count, first reason.
+    pub rejected_records: Vec<(String, u64, String)>,
+    /// Raw events matched by the plan's filter, in time order.
+    pub events: Vec<MatchedEvent>,
+}
+
+/// Counters over the whole run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Totals {
+    /// Files decoded (quarantined ones included).
+    pub files: u64,
+    /// Bytes as stored.
+    pub stored_bytes: u64,
+    /// Bytes of JSON after decompression.
+    pub json_bytes: u64,
+    /// Events decoded.
+    pub events: u64,
+    /// Events inside the time window (all when there is none).
+    pub events_in_window: u64,
+    /// Events whose time could not be placed in the window.
+    pub events_without_time: u64,
+    /// S3 data events seen.
+    pub s3_data_events: u64,
+    /// Records rejected.
+    pub rejected_records: u64,
+    /// Digest and Insight files skipped.
+    pub skipped_files: u64,
+    /// Findings per rule (after de-duplication by id).
+    pub findings_per_rule: BTreeMap<&'static str, u64>,
+    /// The latest event time seen.
+    pub latest_event_time: Option<Millis>,
+}
+
+impl Totals {
+    fn add(&mut self, other: &Totals) {
+        self.files += other.files;
+        self.stored_bytes += other.stored_bytes;
+        self.json_bytes += other.json_bytes;
+        self.events += other.events;
+        self.events_in_window += other.events_in_window;
+        self.events_without_time += other.events_without_time;
+        self.s3_data_events += other.s3_data_events;
+        self.rejected_records += other.rejected_records;
+        self.skipped_files += other.skipped_files;
+        self.latest_event_time = self.latest_event_time.max(other.latest_event_time);
+    }
+
+    /// True when management events were seen but no S3 data events: SSE-C is invisible.
+    pub fn lacks_s3_data_events(&self) -> bool {
+        self.events > 0 && self.s3_data_events == 0
+    }
+}
+
+/// Runs the stateful passes batch by batch and gathers a run's result.
+#[derive(Debug)]
+pub struct Collector {
+    /// The result so far.
+    pub result: ScanResult,
+    report_since: Option<Millis>,
+    /// Finding id → position: a later batch's version of a finding (a window or chain that
+    /// grew) replaces the earlier one.
+    reported: HashMap<String, usize>,
+}
+
+impl Collector {
+    /// An empty run; findings before `report_since` are learned from but not reported.
+    pub fn new(report_since: Option<Millis>) -> Collector {
+        Collector { result: ScanResult::default(), report_since, reported: HashMap::new() }
+    }
+
+    /// Adds one batch (objects in time order) and advances the state. Returns the findings
+    /// this batch reported or grew. Blocking (the session may write to its store).
+    pub fn add_batch(
+        &mut self,
+        outcomes: Vec<ObjectOutcome>,
+        session: &mut Session,
+    ) -> Result<Vec<Finding>, StateError> {
+        let batch = merge(outcomes, &mut self.result);
+        let mut changed = Vec::new();
+        for finding in session.advance(batch)? {
+            if self.report_since.is_some_and(|since| finding.sort_time < since) {
+                continue;
+            }
+            let findings = &mut self.result.findings;
+            match self.reported.get(&finding.id) {
+                Some(&at) if finding.evidence.count > findings[at].evidence.count => {
+                    findings[at] = finding.clone();
+                    changed.push(finding);
+                }
+                Some(_) => {}
+                None => {
+                    self.reported.insert(finding.id.clone(), findings.len());
+                    findings.push(finding.clone());
+                    changed.push(finding);
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Orders the findings and events and counts findings per rule.
+    pub fn finish(mut self) -> ScanResult {
+        let result = &mut self.result;
+        result.findings.sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
+        for finding in &result.findings {
+            *result.totals.findings_per_rule.entry(finding.rule).or_default() += 1;
+        }
+        result.events.sort_by(|a, b| (a.time, &a.origin).cmp(&(b.time, &b.origin)));
+        self.result
+    }
+}
+
+/// Adds a batch's outcomes to the run's totals and problems and returns their stateful input.
+/// A quarantined object is logged here, once, whichever command read it (bucket and key, or
+/// path, and the reason).
+pub fn merge(outcomes: Vec<ObjectOutcome>, result: &mut ScanResult) -> Batch {
+    let mut batch = Batch::default();
+    for mut outcome in outcomes {
+        if let Some(error) = outcome.read_error.take() {
+            result.input_errors.push(InputError { path: outcome.path, reason: error });
+            continue;
+        }
+        if let Some(reason) = outcome.quarantine_reason() {
+            warn!(object = %clean(&outcome.path), reason = %clean(&reason), "object quarantined");
+            result.quarantined.push((outcome.path.clone(), reason));
+        }
+        if outcome.quarantine.is_some() {
+            result.totals.files += 1;
+        }
+        result.totals.add(&outcome.totals);
+        if let Some(report) = &outcome.report {
+            if let Some((_, first)) = report.rejects.first() {
+                result.rejected_records.push((outcome.path.clone(), report.rejected, first.to_string()));
+            }
+        }
+        result.events.append(&mut outcome.events);
+        outcome.add_to(&mut batch);
+    }
+    batch
+}

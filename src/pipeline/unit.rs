@@ -1,0 +1,279 @@
+//! The unit of work: one object in, one [`ObjectOutcome`] out. Every command inspects objects
+//! through [`inspect_input`] (local files, S3 objects of a backfill or replay, S3 objects named
+//! by a notification), so they decode, detect and account for damage the same way.
+//!
+//! Pure CPU apart from reading a local file: no tokio, no AWS SDK, no clock. The decoder and the
+//! file buffer are per pool thread (a thread-local) and reused from one object to the next.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::analyze::passes::Batch;
+use crate::decode::{Decoder, Limits, ObjectReport};
+use crate::detect::facts::{self, Fact};
+use crate::detect::observe::{self, Observation};
+use crate::detect::rules::unreadable_log_file;
+use crate::detect::{Engine, EventOrigin};
+use crate::event::filter::{self, EventFilter};
+use crate::event::time::Millis;
+use crate::finding::{Finding, Mode};
+use crate::pipeline::collector::{MatchedEvent, Totals};
+use crate::source::local::read_capped;
+
+/// An event-time window; `None` bounds are open.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Window {
+    /// Inclusive start (ms).
+    pub since: Option<Millis>,
+    /// Exclusive end (ms).
+    pub until: Option<Millis>,
+}
+
+/// Which raw events to collect while inspecting.
+#[derive(Debug, Clone, Copy)]
+pub struct Listing<'a> {
+    /// The filter.
+    pub filter: &'a EventFilter,
+    /// Only events at or after this time.
+    pub since: Option<Millis>,
+}
+
+/// How every object of a run is inspected: owned, so it can travel to the rayon pool.
+#[derive(Clone)]
+pub struct Inspection {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// `scan`, `replay`, `backfill` or `live` (for the findings the pipeline itself raises).
+    pub mode: Mode,
+    /// Decode limits.
+    pub limits: Limits,
+    /// Events outside this window are counted, not inspected.
+    pub window: Window,
+    /// Raw events to collect (`replay --events`), from a time on.
+    pub listing: Option<(EventFilter, Option<Millis>)>,
+}
+
+impl Inspection {
+    /// Every event of every object, no listing.
+    pub fn new(engine: Arc<Engine>, mode: Mode, limits: Limits) -> Inspection {
+        Inspection { engine, mode, limits, window: Window::default(), listing: None }
+    }
+}
+
+/// One object to inspect.
+#[derive(Debug)]
+pub enum Input {
+    /// A local file, read on the pool thread that inspects it.
+    File(PathBuf),
+    /// Bytes already fetched (an S3 object), named by `origin` (`s3://bucket/key`).
+    Bytes {
+        /// The object's name.
+        origin: String,
+        /// Its bytes as stored.
+        bytes: Vec<u8>,
+    },
+    /// A stored object that can never be read (missing, SSE-C encrypted, over the cap).
+    Unreadable {
+        /// The object's name.
+        origin: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What inspecting one object produced.
+#[derive(Debug)]
+pub struct Inspected {
+    /// The decoder's report.
+    pub report: ObjectReport,
+    /// Findings, including `trail.unreadable_log_file` when the object was quarantined.
+    pub findings: Vec<Finding>,
+    /// Counters for this object.
+    pub totals: Totals,
+    /// Uses of long-term keys, for the baseline pass.
+    pub observations: Vec<Observation>,
+    /// Facts for the correlation pass.
+    pub facts: Vec<Fact>,
+    /// Raw events matched by the listing filter.
+    pub events: Vec<MatchedEvent>,
+}
+
+/// What one object produced: the input of [`crate::pipeline::Collector::add_batch`].
+#[derive(Debug)]
+pub struct ObjectOutcome {
+    /// The object's name (path or `s3://bucket/key`).
+    pub path: String,
+    /// The decoder's report, when the object was decoded.
+    pub report: Option<ObjectReport>,
+    /// A local file that could not be read (an input error, not a finding).
+    pub read_error: Option<String>,
+    /// Why a stored object was quarantined without being decoded.
+    pub quarantine: Option<String>,
+    /// Per-event findings.
+    pub findings: Vec<Finding>,
+    /// Baseline observations.
+    pub observations: Vec<Observation>,
+    /// Correlation facts.
+    pub facts: Vec<Fact>,
+    /// Raw events matched by the listing.
+    pub events: Vec<MatchedEvent>,
+    /// Counters.
+    pub totals: Totals,
+}
+
+impl ObjectOutcome {
+    /// An object that was read and inspected.
+    pub fn inspected(path: String, inspected: Inspected) -> ObjectOutcome {
+        ObjectOutcome {
+            path,
+            report: Some(inspected.report),
+            read_error: None,
+            quarantine: None,
+            findings: inspected.findings,
+            observations: inspected.observations,
+            facts: inspected.facts,
+            events: inspected.events,
+            totals: inspected.totals,
+        }
+    }
+
+    /// A local file that could not be read (an input error, not a finding).
+    pub fn unreadable_file(path: String, error: String) -> ObjectOutcome {
+        ObjectOutcome { read_error: Some(error), ..ObjectOutcome::empty(path) }
+    }
+
+    /// A stored object that can never be read (missing, encrypted, over the cap): quarantined
+    /// with a `trail.unreadable_log_file` finding.
+    pub fn quarantined(path: String, reason: String, mode: Mode) -> ObjectOutcome {
+        let finding = unreadable_log_file(&path, &reason, 0, mode);
+        ObjectOutcome { quarantine: Some(reason), findings: vec![finding], ..ObjectOutcome::empty(path) }
+    }
+
+    fn empty(path: String) -> ObjectOutcome {
+        ObjectOutcome {
+            path,
+            report: None,
+            read_error: None,
+            quarantine: None,
+            findings: Vec::new(),
+            observations: Vec::new(),
+            facts: Vec::new(),
+            events: Vec::new(),
+            totals: Totals::default(),
+        }
+    }
+
+    /// Why the object was quarantined (not decodable at all, or damaged part way), if it was.
+    pub fn quarantine_reason(&self) -> Option<String> {
+        self.quarantine.clone().or_else(|| self.report.as_ref()?.damage.as_ref().map(ToString::to_string))
+    }
+
+    /// Adds this object's stateful input to `batch`.
+    pub fn add_to(self, batch: &mut Batch) {
+        batch.latest = batch.latest.max(self.totals.latest_event_time);
+        batch.observations.extend(self.observations);
+        batch.facts.extend(self.facts);
+        batch.findings.extend(self.findings);
+    }
+}
+
+/// Per-thread scratch: the decoder's buffers and the file buffer.
+struct Scratch {
+    decoder: Decoder,
+    file: Vec<u8>,
+}
+
+thread_local! {
+    /// One decoder (and its buffers) per pool thread, reused from one object to the next.
+    static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
+}
+
+/// Runs `work` with this thread's decoder (made for `limits`) and file buffer.
+fn with_scratch<T>(limits: Limits, work: impl FnOnce(&mut Scratch) -> T) -> T {
+    SCRATCH.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_some_and(|s| s.decoder.limits() != limits) {
+            *slot = None;
+        }
+        let scratch = slot.get_or_insert_with(|| Scratch { decoder: Decoder::new(limits), file: Vec::new() });
+        work(scratch)
+    })
+}
+
+/// Inspects one object: the unit of work of every command.
+pub fn inspect_input(input: Input, inspection: &Inspection) -> ObjectOutcome {
+    let listing = inspection.listing.as_ref().map(|(filter, since)| Listing { filter, since: *since });
+    let Inspection { engine, mode, limits, window, .. } = inspection;
+    match input {
+        Input::File(path) => with_scratch(*limits, |scratch| {
+            let name = path.display().to_string();
+            if let Err(error) = read_capped(&path, limits.max_object_bytes, &mut scratch.file) {
+                return ObjectOutcome::unreadable_file(name, error.to_string());
+            }
+            let inspected = inspect_object(&mut scratch.decoder, &scratch.file, &name, engine, *window, *mode, listing);
+            ObjectOutcome::inspected(name, inspected)
+        }),
+        Input::Bytes { origin, bytes } => with_scratch(*limits, |scratch| {
+            let inspected = inspect_object(&mut scratch.decoder, &bytes, &origin, engine, *window, *mode, listing);
+            ObjectOutcome::inspected(origin, inspected)
+        }),
+        Input::Unreadable { origin, reason } => ObjectOutcome::quarantined(origin, reason, *mode),
+    }
+}
+
+/// Decodes one object and runs the engine over the events inside `window`.
+pub fn inspect_object(
+    decoder: &mut Decoder,
+    object: &[u8],
+    origin: &str,
+    engine: &Engine,
+    window: Window,
+    mode: Mode,
+    listing: Option<Listing<'_>>,
+) -> Inspected {
+    let mut totals = Totals::default();
+    let mut findings = Vec::new();
+    let mut observations = Vec::new();
+    let mut facts = Vec::new();
+    let mut events = Vec::new();
+    let report = decoder.decode_with(object, &|event, raw| engine.needs_bodies(event, raw), &mut |index, event| {
+        if event.is_s3_data_event() {
+            totals.s3_data_events += 1;
+        }
+        if window.since.is_some() || window.until.is_some() {
+            let Some(time) = event.event_time else {
+                totals.events_without_time += 1;
+                return;
+            };
+            if window.since.is_some_and(|s| time < s) || window.until.is_some_and(|u| time >= u) {
+                return;
+            }
+        }
+        totals.events_in_window += 1;
+        totals.latest_event_time = totals.latest_event_time.max(event.event_time);
+        if let Some(listing) = listing {
+            let listed = listing.since.is_none_or(|s| event.event_time.is_some_and(|t| t >= s));
+            if listed && listing.filter.matches(event) {
+                if let Some(record) = filter::redacted(event.raw) {
+                    events.push(MatchedEvent { time: event.event_time, origin: origin.to_owned(), record });
+                }
+            }
+        }
+        let origin = EventOrigin { object: origin, index };
+        engine.inspect(event, origin, &mut findings);
+        observations.extend(engine.observe(event, origin));
+        facts.extend(facts::extract(event));
+    });
+    observe::compact(&mut observations);
+    facts::compact(&mut facts);
+    totals.files = 1;
+    totals.stored_bytes = report.stored_bytes;
+    totals.json_bytes = report.json_bytes;
+    totals.events = report.events;
+    totals.rejected_records = report.rejected;
+    if let Some(damage) = &report.damage {
+        findings.push(unreadable_log_file(origin, &damage.to_string(), report.events, mode));
+    }
+    Inspected { report, findings, totals, observations, facts, events }
+}
