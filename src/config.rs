@@ -21,7 +21,7 @@
 //! queue_url = "https://sqs.us-east-1.amazonaws.com/111122223333/trail-notifications"
 //! topic_arn = "arn:aws:sns:us-east-1:111122223333:trailhound-alerts"
 //! publish_severity = "medium"
-//! concurrency = 8
+//! concurrency = 16
 //! grace_seconds = 30
 //! metrics_addr = "127.0.0.1:9898"
 //!
@@ -776,5 +776,46 @@ mod tests {
         let file: FileConfig = toml::from_str("[baseline]\nlearning_days = 14\nmax_keys = 10").expect("parses");
         let parsed = settings(&file).expect("valid");
         assert_eq!((parsed.baseline.learning_days, parsed.baseline.max_keys), (14, 10));
+    }
+
+    fn parsed(args: &[&str]) -> crate::cli::Command {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(std::iter::once("trailhound").chain(args.iter().copied()));
+        cli.expect("parses").command
+    }
+
+    #[test]
+    fn issue_10_trail_and_aws_regions_are_distinct_and_the_old_spelling_still_works() {
+        let now = parse_rfc3339("2026-11-23T00:00:00Z").expect("valid");
+        let backfill = |extra: &[&str]| {
+            let mut args = vec!["backfill", "s3://trail-bucket", "--since", "7d", "--state", "/tmp/x.db"];
+            args.extend_from_slice(extra);
+            let crate::cli::Command::Backfill(args) = parsed(&args) else { panic!("not backfill") };
+            backfill_config(&args, now).expect("valid")
+        };
+        let new = backfill(&["--trail-region", "eu-west-1", "--aws-region", "us-east-1"]);
+        assert_eq!(new.remote.filters.regions, ["eu-west-1"]);
+        assert_eq!(new.remote.aws.region.as_deref(), Some("us-east-1"));
+        assert!(new.remote.warnings.is_empty());
+        let old = backfill(&["--region", "eu-west-1", "--aws-region", "us-east-1"]);
+        assert_eq!(old.remote.filters.regions, ["eu-west-1"]);
+        assert_eq!(old.remote.aws.region.as_deref(), Some("us-east-1"));
+        assert!(
+            old.remote.warnings[0].contains("`--region` is deprecated")
+                && old.remote.warnings[0].contains("--trail-region")
+        );
+        assert_eq!(old.arguments, new.arguments, "the same checkpoint either way");
+
+        let run = |extra: &[&str]| {
+            let mut args = vec!["run", "--queue-url", "https://q", "--topic-arn", "arn:aws:sns:us-east-1:1:t"];
+            args.extend_from_slice(extra);
+            let crate::cli::Command::Run(args) = parsed(&args) else { panic!("not run") };
+            run_config(&args).expect("valid")
+        };
+        assert_eq!(run(&["--aws-region", "eu-central-1"]).aws.region.as_deref(), Some("eu-central-1"));
+        let old = run(&["--region", "eu-central-1"]);
+        assert_eq!(old.aws.region.as_deref(), Some("eu-central-1"));
+        assert!(old.warnings[0].contains("--aws-region"), "{:?}", old.warnings);
+        assert_eq!(old.worker.fetch_concurrency, DEFAULT_CONCURRENCY);
     }
 }

@@ -89,7 +89,8 @@ impl Settings {
 }
 
 /// The names a principal goes by, as allowlists match them: its ARN, access key id, user name
-/// and, for a role or a role session, the role's name.
+/// and, for a role session, the role (by name, or by role ARN in any path of its account: role
+/// names are unique within an account).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PrincipalNames<'a> {
     /// The ARN (of the user, the role session, the root).
@@ -110,7 +111,7 @@ impl<'a> PrincipalNames<'a> {
             arn: id.arn,
             access_key_id: id.access_key_id,
             user_name: id.user_name,
-            role_name: id.session_issuer_name.or_else(|| id.arn.and_then(role_name_of_arn)),
+            role_name: id.session_issuer_name.or_else(|| id.arn.and_then(session_role)),
         }
     }
 
@@ -121,27 +122,32 @@ impl<'a> PrincipalNames<'a> {
             arn,
             access_key_id: principal.access_key_id.as_deref(),
             user_name: principal.user_name.as_deref(),
-            role_name: arn.and_then(role_name_of_arn),
+            role_name: arn.and_then(session_role),
         }
     }
 
     /// True when one of the names is in `list`.
     pub fn any_in(&self, list: &[String]) -> bool {
-        [self.arn, self.access_key_id, self.user_name, self.role_name]
-            .into_iter()
-            .flatten()
-            .any(|name| list.iter().any(|allowed| allowed == name))
+        let names = [self.arn, self.access_key_id, self.user_name, self.role_name];
+        list.iter().any(|allowed| names.contains(&Some(allowed.as_str())) || self.is_role(allowed))
+    }
+
+    /// Whether `arn` is the ARN of the role this principal is a session of.
+    fn is_role(&self, arn: &str) -> bool {
+        let (Some(role), Some(session)) = (self.role_name, self.arn) else { return false };
+        let Some((account, path)) = arn.strip_prefix("arn:").and_then(|rest| rest.split_once(":role/")) else {
+            return false;
+        };
+        let (partition, account) = account.split_once(":iam::").unwrap_or(("", ""));
+        let session_account = format!("arn:{partition}:sts::{account}:assumed-role/");
+        path.rsplit('/').next() == Some(role) && session.starts_with(&session_account)
     }
 }
 
-/// The role name of `arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION` or
-/// `arn:aws:iam::ACCOUNT:role/PATH/NAME`; `None` for other ARNs.
-fn role_name_of_arn(arn: &str) -> Option<&str> {
-    if let Some((_, rest)) = arn.split_once(":assumed-role/") {
-        return rest.split('/').next().filter(|name| !name.is_empty());
-    }
-    let (_, path) = arn.split_once(":role/")?;
-    path.rsplit('/').next().filter(|name| !name.is_empty())
+/// The role name of an assumed-role session ARN, `arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`.
+fn session_role(arn: &str) -> Option<&str> {
+    let (_, rest) = arn.split_once(":assumed-role/")?;
+    rest.split('/').next().filter(|name| !name.is_empty())
 }
 
 /// The one rule policy: per-rule enablement, principal allowlists and severity overrides.
@@ -182,10 +188,23 @@ mod tests {
     use crate::detect::rules::{RANSOMWARE_CHAIN, SSEC_WRITE};
 
     #[test]
-    fn role_names_come_from_role_and_assumed_role_arns() {
-        assert_eq!(role_name_of_arn("arn:aws:sts::111122223333:assumed-role/pipeline/i-0abc"), Some("pipeline"));
-        assert_eq!(role_name_of_arn("arn:aws:iam::111122223333:role/service/pipeline"), Some("pipeline"));
-        assert_eq!(role_name_of_arn("arn:aws:iam::111122223333:user/alice"), None);
+    fn a_role_session_is_named_by_its_role_name_and_role_arn() {
+        let session = Principal {
+            arn: Some("arn:aws:sts::111122223333:assumed-role/pipeline/i-0abc".into()),
+            ..Principal::default()
+        };
+        let names = PrincipalNames::of_principal(&session);
+        assert_eq!(names.role_name, Some("pipeline"));
+        for allowed in
+            ["pipeline", "arn:aws:iam::111122223333:role/pipeline", "arn:aws:iam::111122223333:role/svc/pipeline"]
+        {
+            assert!(names.any_in(&[allowed.to_owned()]), "{allowed}");
+        }
+        for other in ["pipe", "arn:aws:iam::444455556666:role/pipeline", "arn:aws:iam::111122223333:role/pipeline2"] {
+            assert!(!names.any_in(&[other.to_owned()]), "{other}");
+        }
+        let user = Principal { arn: Some("arn:aws:iam::111122223333:user/pipeline".into()), ..Principal::default() };
+        assert!(!PrincipalNames::of_principal(&user).any_in(&["arn:aws:iam::111122223333:role/pipeline".into()]));
     }
 
     #[test]

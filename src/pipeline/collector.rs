@@ -177,3 +177,55 @@ pub fn merge(outcomes: Vec<ObjectOutcome>, result: &mut ScanResult) -> Batch {
     }
     batch
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::detect::Engine;
+    use crate::finding::Mode;
+    use crate::pipeline::unit::{inspect_input, Input, Inspection};
+    use crate::settings::Settings;
+
+    /// Log lines written by the code under test.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().map_err(|_| io::Error::other("poisoned"))?.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn issue_10_a_damaged_object_is_logged_with_its_name_and_reason_like_a_failed_download() {
+        let inspection =
+            Inspection::new(Arc::new(Engine::new(Settings::default(), Mode::Live)), Mode::Live, Default::default());
+        let truncated =
+            Input::Bytes { origin: "s3://trail/AWSLogs/cut.json.gz".into(), bytes: vec![0x1f, 0x8b, 8, 0, 0] };
+        let missing = Input::Unreadable {
+            origin: "s3://trail/AWSLogs/gone.json.gz".into(),
+            reason: "log object not found".into(),
+        };
+        let outcomes = vec![inspect_input(truncated, &inspection), inspect_input(missing, &inspection)];
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let mut result = ScanResult::default();
+        let batch = tracing::subscriber::with_default(subscriber, || merge(outcomes, &mut result));
+        let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+        let lines: Vec<&str> = logs.lines().filter(|l| l.contains("object quarantined")).collect();
+        assert_eq!(lines.len(), 2, "{logs}");
+        assert!(lines[0].contains("s3://trail/AWSLogs/cut.json.gz") && lines[0].contains("gzip"), "{logs}");
+        assert!(lines[1].contains("s3://trail/AWSLogs/gone.json.gz") && lines[1].contains("not found"), "{logs}");
+        assert!(lines.iter().all(|l| l.contains("WARN")), "{logs}");
+        assert_eq!(result.quarantined.len(), 2);
+        assert_eq!(batch.findings.len(), 2, "each is a trail.unreadable_log_file finding");
+    }
+}
