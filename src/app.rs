@@ -394,7 +394,7 @@ fn ignore_broken_pipe(result: io::Result<()>) -> Result<()> {
 }
 
 fn run_rules(args: &RulesArgs) -> Result<u8> {
-    let format = config::choose_format(args.format, io::stdout().is_terminal());
+    let format = config::choose_format(args.format, io::stdout().is_terminal(), now_millis());
     let catalogue = rules::catalogue();
     ignore_broken_pipe(terminal::write_rules(&mut BufWriter::new(io::stdout().lock()), &catalogue, format))?;
     Ok(EXIT_OK)

@@ -59,6 +59,8 @@ pub enum FormatArg {
     Table,
     /// One JSON finding per line (the default when piped).
     Jsonl,
+    /// One OCSF 1.3.0 Detection Finding per line (AWS Security Lake, SIEMs).
+    Ocsf,
 }
 
 /// A severity on the command line.

@@ -420,7 +420,7 @@ pub fn backfill_config(args: &BackfillArgs, now: Millis) -> Result<BackfillConfi
     let output_is_terminal = args.output.output.is_none() && std::io::stdout().is_terminal();
     let scan = ScanConfig {
         paths: Vec::new(),
-        output: output_config(&args.output, output_is_terminal),
+        output: output_config(&args.output, output_is_terminal, now),
         since: Some(since),
         until: Some(until),
         threads,
@@ -542,7 +542,7 @@ pub fn replay_config(args: &ReplayArgs, now: Millis) -> Result<ReplayConfig, Con
     let output_is_terminal = args.output.output.is_none() && std::io::stdout().is_terminal();
     let scan = ScanConfig {
         paths: args.paths.clone(),
-        output: output_config(&args.output, output_is_terminal),
+        output: output_config(&args.output, output_is_terminal, now),
         since: Some(since.saturating_sub(warmup)),
         until: Some(until),
         threads,
@@ -581,7 +581,7 @@ pub fn scan_config(args: &ScanArgs, now: Millis) -> Result<ScanConfig, ConfigErr
     let output_is_terminal = args.output.output.is_none() && std::io::stdout().is_terminal();
     Ok(ScanConfig {
         paths: args.paths.clone(),
-        output: output_config(&args.output, output_is_terminal),
+        output: output_config(&args.output, output_is_terminal, now),
         since,
         until,
         threads,
@@ -592,18 +592,19 @@ pub fn scan_config(args: &ScanArgs, now: Millis) -> Result<ScanConfig, ConfigErr
 }
 
 /// The format to use: the flag, else table on a terminal and JSON lines otherwise.
-pub fn choose_format(flag: Option<FormatArg>, terminal: bool) -> Format {
+pub fn choose_format(flag: Option<FormatArg>, terminal: bool, now: Millis) -> Format {
     match flag {
         Some(FormatArg::Table) => Format::Table,
         Some(FormatArg::Jsonl) => Format::Jsonl,
+        Some(FormatArg::Ocsf) => Format::Ocsf { detected_at: now },
         None if terminal => Format::Table,
         None => Format::Jsonl,
     }
 }
 
-fn output_config(args: &OutputArgs, terminal: bool) -> OutputConfig {
+fn output_config(args: &OutputArgs, terminal: bool, now: Millis) -> OutputConfig {
     OutputConfig {
-        format: choose_format(args.format, terminal),
+        format: choose_format(args.format, terminal, now),
         path: args.output.clone(),
         min_severity: severity(args.min_severity),
         fail_on: args.fail_on.map(severity),

@@ -232,6 +232,10 @@ pub struct Finding {
     pub origin: String,
     /// How the events reached trailhound.
     pub mode: Mode,
+    /// The API call of the finding's first event; not part of schema v1 (the OCSF and ASFF
+    /// renderings use it).
+    #[serde(skip)]
+    pub api: Option<Api>,
     /// Event time in milliseconds, for ordering; not serialized.
     #[serde(skip)]
     pub sort_time: i64,
@@ -242,6 +246,15 @@ pub struct Finding {
     /// not serialized.
     #[serde(skip)]
     pub carried: bool,
+}
+
+/// The API call behind a finding: `eventName` at `eventSource`, both cleaned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Api {
+    /// `eventName`, e.g. `CopyObject`.
+    pub operation: String,
+    /// `eventSource`, e.g. `s3.amazonaws.com`.
+    pub service: String,
 }
 
 /// A finding as the state store keeps it between runs: every owned field, the rule by id (its
@@ -266,6 +279,9 @@ pub struct StoredFinding {
     mode: Mode,
     sort_time: i64,
     pending: Option<Pending>,
+    /// Absent in state written before it existed.
+    #[serde(default)]
+    api: Option<Api>,
 }
 
 impl StoredFinding {
@@ -297,6 +313,7 @@ impl Finding {
             mode: self.mode,
             sort_time: self.sort_time,
             pending: self.pending.clone(),
+            api: self.api.clone(),
         }
     }
 
@@ -326,6 +343,7 @@ impl Finding {
             remediation: rule.remediation,
             origin: stored.origin,
             mode: stored.mode,
+            api: stored.api,
             sort_time: stored.sort_time,
             pending: stored.pending,
             carried: true,

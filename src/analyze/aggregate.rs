@@ -190,6 +190,7 @@ mod tests {
             remediation: "",
             origin: String::new(),
             mode: Mode::Scan,
+            api: None,
             sort_time: minute * MINUTE,
             pending: Some(Pending { group: "g".into(), kind }),
             carried: false,

@@ -279,6 +279,10 @@ fn build_finding(
         remediation: info.remediation,
         origin: clean(origin.object),
         mode,
+        api: Some(crate::finding::Api {
+            operation: clean(event.event_name),
+            service: clean(event.event_source.unwrap_or("")),
+        }),
         sort_time: event.event_time.unwrap_or(i64::MIN),
         pending: None,
         carried: false,

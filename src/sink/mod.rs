@@ -6,6 +6,7 @@
 
 pub mod dedup;
 pub mod enqueue;
+pub mod ocsf;
 pub mod sns;
 pub mod terminal;
 

@@ -18,6 +18,12 @@ pub enum Format {
     Table,
     /// One JSON object per line for machines.
     Jsonl,
+    /// One OCSF Detection Finding per line ([`super::ocsf`]); findings without an event time
+    /// are stamped `detected_at` (ms).
+    Ocsf {
+        /// When the run started.
+        detected_at: i64,
+    },
 }
 
 /// Writes findings in `format`.
@@ -26,6 +32,12 @@ pub fn write_findings(out: &mut dyn Write, findings: &[Finding], format: Format)
         Format::Jsonl => {
             for finding in findings {
                 serde_json::to_writer(&mut *out, finding)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Format::Ocsf { detected_at } => {
+            for finding in findings {
+                serde_json::to_writer(&mut *out, &super::ocsf::render(finding, detected_at))?;
                 out.write_all(b"\n")?;
             }
         }
@@ -52,7 +64,7 @@ fn write_table(out: &mut dyn Write, findings: &[Finding]) -> io::Result<()> {
 /// fields.
 pub fn write_events(out: &mut dyn Write, events: &[MatchedEvent], format: Format) -> io::Result<()> {
     match format {
-        Format::Jsonl => {
+        Format::Jsonl | Format::Ocsf { .. } => {
             for event in events {
                 serde_json::to_writer(&mut *out, &event.record)?;
                 out.write_all(b"\n")?;
@@ -95,7 +107,8 @@ pub fn write_events(out: &mut dyn Write, events: &[MatchedEvent], format: Format
 pub fn write_rules(out: &mut dyn Write, rules: &[&RuleInfo], format: Format) -> io::Result<()> {
     for rule in rules {
         match format {
-            Format::Jsonl => {
+            // The catalogue has no OCSF class of its own: JSON lines.
+            Format::Jsonl | Format::Ocsf { .. } => {
                 let line = serde_json::json!({
                     "rule": rule.id,
                     "family": rule.family,

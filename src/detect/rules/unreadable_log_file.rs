@@ -62,6 +62,7 @@ pub fn unreadable_log_file(object: &str, reason: &str, events_read: u64, mode: M
         remediation: info.remediation,
         origin: clean(object),
         mode,
+        api: None,
         sort_time: i64::MIN,
         pending: None,
         carried: false,
