@@ -18,9 +18,8 @@ use crate::detect::{rules, Engine};
 use crate::finding::{Finding, Mode, Severity};
 use crate::pipeline::{self, Driver, MatchedEvent, ScanPlan, ScanResult};
 use crate::progress::Progress;
-use crate::sink::dedup::Deduplicated;
-use crate::sink::sns::SnsSink;
 use crate::sink::terminal;
+use crate::sink::{Publisher, SinkSpec};
 use crate::store::session::Session;
 use crate::store::sqlite::{SqliteStore, SCHEMA_VERSION};
 use crate::store::{scan_all, StateStore, Table};
@@ -198,9 +197,13 @@ fn run_remote(
     // The dedup record lives in the state file when the run writes it (a backfill, a replay
     // with --update-state), shared with the worker: a finding is paged once, whoever saw it.
     let record = session.store().filter(|_| session.writes()).cloned();
-    let sink = remote.publish.as_ref().map(|(topic, at)| {
-        Deduplicated::new(SnsSink::new(clients.sns.clone(), topic), record.clone(), *at, DEFAULT_DEDUP_TTL, now_millis)
-    });
+    let sink = match remote.publish.as_slice() {
+        [] => None,
+        specs => Some(
+            Publisher::new(specs, &clients, record.clone(), remote.publish_at, DEFAULT_DEDUP_TTL, now_millis)
+                .context("cannot set up --publish")?,
+        ),
+    };
     let interrupted = Arc::new(AtomicBool::new(false));
     runtime.spawn(stop_on_signal(interrupted.clone()));
     let processing = Processing {
@@ -224,7 +227,8 @@ fn run_remote(
     report(config, plan, &processed.result, started, driver.threads())?;
     let stats = &processed.stats;
     let mut remote_summary = listing_summary(stats);
-    if let Some((topic, _)) = &remote.publish {
+    if !remote.publish.is_empty() {
+        let topic = remote.publish.iter().map(SinkSpec::describe).collect::<Vec<_>>().join(", ");
         remote_summary.push_str(&format!(
             "; published {} alerts to {topic} ({} published before)",
             stats.published, stats.suppressed

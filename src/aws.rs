@@ -1,4 +1,4 @@
-//! AWS wiring, in one place: the SDK clients for S3, SQS and SNS with one TLS stack (rustls with
+//! AWS wiring, in one place: the SDK clients for S3, SQS, SNS, Security Hub and EventBridge with one TLS stack (rustls with
 //! ring, passed explicitly as the HTTP client), the default credential chain, an optional
 //! endpoint URL (S3-compatible stores, local emulators), path-style addressing, and the retry
 //! and timeout policy.
@@ -61,6 +61,12 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     /// SNS.
     pub sns: aws_sdk_sns::Client,
+    /// Security Hub.
+    pub securityhub: aws_sdk_securityhub::Client,
+    /// EventBridge.
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    /// The clients' region, when the configuration names one.
+    pub region: Option<String>,
 }
 
 /// Builds the clients.
@@ -94,5 +100,8 @@ pub async fn clients(options: &AwsOptions) -> Clients {
         s3: aws_sdk_s3::Client::from_conf(s3_config),
         sqs: aws_sdk_sqs::Client::new(&shared),
         sns: aws_sdk_sns::Client::new(&shared),
+        securityhub: aws_sdk_securityhub::Client::new(&shared),
+        eventbridge: aws_sdk_eventbridge::Client::new(&shared),
+        region: shared.region().map(ToString::to_string),
     }
 }

@@ -206,9 +206,10 @@ pub struct RemoteArgs {
     /// Objects downloaded at once (default 16).
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
-    /// Publish findings to this SNS topic, tagged with the mode (backfill or replay).
-    #[arg(long, value_name = "TOPIC_ARN")]
-    pub publish: Option<String>,
+    /// Publish findings, tagged with the mode (backfill or replay), to this sink: an SNS topic
+    /// ARN, `securityhub[:ACCOUNT]` or `eventbridge[:BUS]` (repeat the flag for several).
+    #[arg(long, value_name = "SINK")]
+    pub publish: Vec<String>,
     /// Publish findings at or above this severity (default medium).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub publish_severity: Option<SeverityArg>,
@@ -300,6 +301,10 @@ pub struct RunArgs {
     /// The SNS topic for alerts (or `[run] topic_arn`).
     #[arg(long, value_name = "ARN", env = "TRAILHOUND_TOPIC_ARN")]
     pub topic_arn: Option<String>,
+    /// Another sink for findings: an SNS topic ARN, `securityhub[:ACCOUNT]` or
+    /// `eventbridge[:BUS]` (repeat the flag; or `[run] publish = [...]`).
+    #[arg(long, value_name = "SINK")]
+    pub publish: Vec<String>,
     /// Where AWS is.
     #[command(flatten)]
     pub aws: AwsArgs,

@@ -58,6 +58,7 @@ use crate::finding::Severity;
 use crate::net::Cidr;
 use crate::settings::{RuleSettings, Settings};
 use crate::sink::terminal::Format;
+use crate::sink::SinkSpec;
 
 /// Objects fetched or downloaded at once (`run`, `backfill`, `replay s3://…`).
 pub const DEFAULT_CONCURRENCY: usize = 16;
@@ -78,8 +79,8 @@ pub const DEFAULT_SLACK: Millis = 60 * 60_000;
 pub struct WorkerConfig {
     /// The queue of notifications.
     pub queue_url: String,
-    /// The topic alerts go to.
-    pub topic_arn: String,
+    /// Where findings are published (at least one sink).
+    pub sinks: Vec<SinkSpec>,
     /// Publish findings at or above this severity.
     pub publish_at: Severity,
     /// Objects fetched at once.
@@ -98,11 +99,16 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// The defaults for a queue and topic.
+    /// The defaults for a queue and an SNS topic.
     pub fn new(queue_url: impl Into<String>, topic_arn: impl Into<String>) -> WorkerConfig {
+        WorkerConfig::with_sinks(queue_url, vec![SinkSpec::Sns { topic_arn: topic_arn.into() }])
+    }
+
+    /// The defaults for a queue and any sinks.
+    pub fn with_sinks(queue_url: impl Into<String>, sinks: Vec<SinkSpec>) -> WorkerConfig {
         WorkerConfig {
             queue_url: queue_url.into(),
-            topic_arn: topic_arn.into(),
+            sinks,
             publish_at: DEFAULT_PUBLISH_SEVERITY,
             fetch_concurrency: DEFAULT_CONCURRENCY,
             wait_seconds: DEFAULT_WAIT_SECONDS,
@@ -175,6 +181,8 @@ pub struct FileConfig {
 struct RunSection {
     queue_url: Option<String>,
     topic_arn: Option<String>,
+    #[serde(default)]
+    publish: Vec<String>,
     endpoint_url: Option<String>,
     s3_endpoint_url: Option<String>,
     region: Option<String>,
@@ -278,8 +286,10 @@ pub struct RemoteConfig {
     pub slack: Millis,
     /// Objects downloaded at once.
     pub concurrency: usize,
-    /// Topic and severity to publish at.
-    pub publish: Option<(String, Severity)>,
+    /// Where to publish (none: nowhere).
+    pub publish: Vec<SinkSpec>,
+    /// Publish at or above this severity.
+    pub publish_at: Severity,
     /// Progress display.
     pub progress: crate::progress::Style,
     /// AWS wiring.
@@ -321,13 +331,8 @@ pub fn remote_config(args: &RemoteArgs, sources: &[&str]) -> Result<RemoteConfig
         None => DEFAULT_SLACK,
     };
     let concurrency = at_least_one("--concurrency", args.concurrency)?.unwrap_or(DEFAULT_CONCURRENCY);
-    let publish = match &args.publish {
-        Some(topic) if !topic.starts_with("arn:") => {
-            return Err(bad("--publish", topic, "not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"))
-        }
-        Some(topic) => Some((topic.clone(), args.publish_severity.map(severity).unwrap_or(DEFAULT_PUBLISH_SEVERITY))),
-        None => None,
-    };
+    let publish = sinks("--publish", &args.publish)?;
+    let publish_at = args.publish_severity.map(severity).unwrap_or(DEFAULT_PUBLISH_SEVERITY);
     let mut warnings = Vec::new();
     let mut regions = args.trail_regions.clone();
     if !args.regions_deprecated.is_empty() {
@@ -347,10 +352,16 @@ pub fn remote_config(args: &RemoteArgs, sources: &[&str]) -> Result<RemoteConfig
         slack,
         concurrency,
         publish,
+        publish_at,
         progress,
         aws: aws_options(&args.aws, None, None),
         warnings,
     })
+}
+
+/// Parses sinks as written (`key` names the flag or file key in errors).
+fn sinks(key: &str, texts: &[String]) -> Result<Vec<SinkSpec>, ConfigError> {
+    texts.iter().map(|text| SinkSpec::parse(text).map_err(|e| bad(key, text, &e.to_string()))).collect()
 }
 
 /// The note printed when a deprecated flag spelling is used.
@@ -399,6 +410,10 @@ fn s3_sources(paths: &[PathBuf]) -> Result<Option<Vec<&str>>, ConfigError> {
 /// Validates `backfill` flags and the configuration file.
 pub fn backfill_config(args: &BackfillArgs, now: Millis) -> Result<BackfillConfig, ConfigError> {
     let (file, threads) = common(&args.common)?;
+    // Conflicting flags first: what they say does not matter when they cannot go together.
+    if args.enqueue.is_some() && !args.remote.publish.is_empty() {
+        return Err(bad("--publish", "", "cannot be combined with --enqueue: the workers publish"));
+    }
     let sources: Vec<&str> = args.sources.iter().map(String::as_str).collect();
     let remote = remote_config(&args.remote, &sources)?;
     let since = parse_time("--since", &args.since, now)?;
@@ -408,9 +423,6 @@ pub fn backfill_config(args: &BackfillArgs, now: Millis) -> Result<BackfillConfi
     };
     if since >= until {
         return Err(bad("--until", args.until.as_deref().unwrap_or("now"), "must be later than --since"));
-    }
-    if args.enqueue.is_some() && remote.publish.is_some() {
-        return Err(bad("--publish", "", "cannot be combined with --enqueue: the workers publish"));
     }
     let state = args
         .state
@@ -466,12 +478,23 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let queue_url =
         queue_url.ok_or_else(|| bad("--queue-url", "", "required (flag, TRAILHOUND_QUEUE_URL or [run] queue_url)"))?;
     let topic_arn = args.topic_arn.clone().or_else(|| section.topic_arn.clone()).filter(|v| !v.is_empty());
-    let topic_arn =
-        topic_arn.ok_or_else(|| bad("--topic-arn", "", "required (flag, TRAILHOUND_TOPIC_ARN or [run] topic_arn)"))?;
-    if !topic_arn.starts_with("arn:") {
-        return Err(bad("--topic-arn", &topic_arn, "not an ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"));
+    let mut specs = Vec::new();
+    if let Some(topic) = &topic_arn {
+        match SinkSpec::parse(topic) {
+            Ok(spec @ SinkSpec::Sns { .. }) => specs.push(spec),
+            _ => return Err(bad("--topic-arn", topic, "not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")),
+        }
     }
-    let mut worker = WorkerConfig::new(queue_url, topic_arn);
+    specs.extend(sinks("--publish", &args.publish)?);
+    specs.extend(sinks("run.publish", &section.publish)?);
+    if specs.is_empty() {
+        return Err(bad(
+            "--topic-arn",
+            "",
+            "a sink is required (--topic-arn, TRAILHOUND_TOPIC_ARN, --publish or [run] topic_arn/publish)",
+        ));
+    }
+    let mut worker = WorkerConfig::with_sinks(queue_url, specs);
     worker.publish_at = match (args.publish_severity, &section.publish_severity) {
         (Some(flag), _) => severity(flag),
         (None, Some(text)) => Severity::parse(text)
@@ -561,7 +584,7 @@ pub fn replay_config(args: &ReplayArgs, now: Millis) -> Result<ReplayConfig, Con
             None
         }
     };
-    if remote.as_ref().is_none() && args.remote.publish.is_some() {
+    if remote.as_ref().is_none() && !args.remote.publish.is_empty() {
         return Err(bad("--publish", "", "is supported for s3:// sources only"));
     }
     Ok(ReplayConfig { scan, report_since: since, events, update_state: args.update_state, remote })

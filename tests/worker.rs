@@ -23,6 +23,7 @@ use trailhound::detect::Engine;
 use trailhound::finding::Mode;
 use trailhound::metrics::Metrics;
 use trailhound::settings::Settings;
+use trailhound::sink::SinkSpec;
 use trailhound::store::sqlite::SqliteStore;
 use trailhound::store::StateStore;
 
@@ -684,4 +685,59 @@ async fn transient_s3_errors_leave_the_message_for_a_later_retry() {
     let (healthy, _) = stack.worker(|_| {}).await;
     let alerts = run_to_alerts(&stack, &healthy, 1).await;
     assert_eq!(rules(&alerts), ["s3.ssec_copy_overwrite"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_publishes_to_every_configured_sink() {
+    let Some(endpoint) = endpoint() else { return };
+    let stack = stack(&endpoint, 30, 3).await;
+    // An EventBridge bus whose rule sends every trailhound event to a queue.
+    let bus = unique("bus");
+    stack.clients.eventbridge.create_event_bus().name(&bus).send().await.expect("bus");
+    let events_url = queue(&stack.clients, &unique("events"), &[]).await;
+    let events_arn = queue_arn(&stack.clients, &events_url).await;
+    let rule = unique("rule");
+    let pattern = r#"{"source":["trailhound"]}"#;
+    let put_rule = stack.clients.eventbridge.put_rule().name(&rule).event_bus_name(&bus).event_pattern(pattern);
+    put_rule.send().await.expect("rule");
+    let target = aws_sdk_eventbridge::types::Target::builder().id("q").arn(events_arn).build().expect("target");
+    let put_target = stack.clients.eventbridge.put_targets().rule(&rule).event_bus_name(&bus).targets(target);
+    put_target.send().await.expect("target");
+    // A copy of the SSE-C fixture under an eventID no other test publishes to Security Hub.
+    let fixture = std::fs::read(root().join("testdata/events").join(SSE_C)).expect("fixture");
+    let mut record: Value = serde_json::from_slice(&fixture).expect("fixture JSON");
+    let event_id = unique("sinks-event");
+    record["Records"][0]["eventID"] = json!(event_id);
+    stack.put(&log_key("sinks"), serde_json::to_vec(&record).expect("json")).await;
+
+    let (worker, _) = stack
+        .worker(|config| {
+            config.sinks.push(SinkSpec::SecurityHub { account: None });
+            config.sinks.push(SinkSpec::EventBridge { bus: bus.clone() });
+        })
+        .await;
+    let alerts = run_to_alerts(&stack, &worker, 1).await;
+    assert_eq!(rules(&alerts), ["s3.ssec_copy_overwrite"], "SNS");
+    let id = alerts[0]["id"].as_str().expect("id").to_owned();
+
+    // Other tests import into the same emulator: page through everything.
+    let mut imported = Vec::new();
+    let mut token = None;
+    loop {
+        let page = stack.clients.securityhub.get_findings().set_next_token(token).max_results(100).send().await;
+        let page = page.expect("GetFindings");
+        imported.extend(page.findings().iter().filter(|f| f.id() == Some(id.as_str())).cloned());
+        token = page.next_token().filter(|t| !t.is_empty()).map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(imported.len(), 1, "Security Hub");
+    assert_eq!(imported[0].generator_id(), Some("s3.ssec_copy_overwrite"));
+
+    let received = stack.clients.sqs.receive_message().queue_url(&events_url).wait_time_seconds(5).send().await;
+    let messages = received.expect("receive").messages.unwrap_or_default();
+    let event: Value = serde_json::from_str(messages[0].body().unwrap_or("")).expect("event JSON");
+    assert_eq!(event["detail"]["id"], id.as_str(), "EventBridge");
+    assert_eq!(event["detail"]["mode"], "live");
 }

@@ -23,7 +23,7 @@
 //!
 //! Built from the seams: the listing and fetch of [`crate::source::s3`], the pipeline's [`Driver`]
 //! (decoding on the rayon pool, awaited from tokio) and [`Collector`] (the stateful passes, on
-//! tokio's blocking threads because they commit to the store), a [`Deduplicated`] sink for
+//! tokio's blocking threads because they commit to the store), a [`Publisher`] for
 //! `--publish`, and [`crate::sink::enqueue`] for `--enqueue`.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -40,9 +40,9 @@ use crate::event::time::Millis;
 use crate::finding::Finding;
 use crate::pipeline::{Collector, Driver, DriverError, Input, ScanResult, BATCH_FILES};
 use crate::progress::{Progress, Snapshot};
-use crate::sink::dedup::{Deduplicated, PublishError, Published};
+use crate::sink::dedup::{PublishError, Published};
 use crate::sink::enqueue::{self, EnqueueError, KEYS_PER_MESSAGE};
-use crate::sink::Sink;
+use crate::sink::Publisher;
 use crate::source::layout::{self, Filters, S3Location};
 use crate::source::s3::{get_object, FetchError, FetchProblem, ListError, Listed, Lister, Root};
 use crate::store::session::Session;
@@ -190,7 +190,7 @@ impl RunStats {
 }
 
 /// How to process.
-pub struct Processing<'p, S> {
+pub struct Processing<'p> {
     /// The S3 client.
     pub s3: &'p aws_sdk_s3::Client,
     /// Inspection on the rayon pool.
@@ -200,7 +200,7 @@ pub struct Processing<'p, S> {
     /// Objects downloaded at once.
     pub concurrency: usize,
     /// Where new findings are published (`--publish`), if anywhere.
-    pub sink: Option<&'p Deduplicated<S>>,
+    pub sink: Option<&'p Publisher>,
     /// Set when the run should stop after the batch in progress (SIGINT, SIGTERM).
     pub interrupted: &'p AtomicBool,
 }
@@ -364,9 +364,9 @@ async fn fetch_batch(
 /// Reads the selection, runs the pipeline over it batch by batch, and publishes each batch's
 /// new or grown findings. A run that stops early still returns what its finished batches
 /// found, with the error.
-pub async fn process<S: Sink>(
+pub async fn process(
     selection: &Selection,
-    processing: &Processing<'_, S>,
+    processing: &Processing<'_>,
     session: Session,
     resume: Option<&Resume>,
     progress: &mut Progress,
@@ -413,11 +413,7 @@ struct Run<'r> {
 }
 
 impl Run<'_> {
-    async fn all_batches<S: Sink>(
-        &mut self,
-        processing: &Processing<'_, S>,
-        progress: &mut Progress,
-    ) -> Result<(), BackfillError> {
+    async fn all_batches(&mut self, processing: &Processing<'_>, progress: &mut Progress) -> Result<(), BackfillError> {
         let cap = processing.driver.inspection().limits.max_object_bytes;
         // One limit across batches: the next batches' downloads take over connections as soon
         // as this batch's slowest objects release them.

@@ -24,7 +24,8 @@
 //!
 //! The worker is built from the seams: [`Queue`] (receive, delete, visibility), [`get_object`]
 //! (fetch), the pipeline's [`Driver`] (inspection on the rayon pool) and [`Collector`] (the
-//! stateful passes), and a [`Deduplicated`] [`SnsSink`] (threshold and dedup record).
+//! stateful passes), and a [`Publisher`] (every configured sink, behind the threshold and the
+//! dedup record).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -43,8 +44,8 @@ use crate::detect::Engine;
 use crate::finding::{clean, Finding, Mode};
 use crate::metrics::Metrics;
 use crate::pipeline::{Collector, Driver, DriverError, Input, Inspection, ObjectOutcome};
-use crate::sink::dedup::{Deduplicated, PublishError};
-use crate::sink::sns::SnsSink;
+use crate::sink::dedup::PublishError;
+use crate::sink::{Publisher, SinkSpecError};
 use crate::source::notify::{self, Notification, NotificationError, Target};
 use crate::source::s3::{get_object, FetchError};
 use crate::source::sqs::{receive_count, Queue, QueueError};
@@ -83,7 +84,8 @@ pub struct Worker {
     driver: Driver,
     /// The stateful passes; a `std` mutex, held only inside a blocking task.
     session: Arc<Mutex<Session>>,
-    sink: Deduplicated<SnsSink>,
+    /// Every configured sink, behind the threshold and the dedup record.
+    sink: Publisher,
     metrics: Arc<Metrics>,
     fetches: Arc<Semaphore>,
     /// Message id → receipt handle, for the messages in progress (never held across an await).
@@ -111,7 +113,8 @@ impl Worker {
         let session = Driver::blocking(move || Session::open(restore, settings)).await??;
         let queue = Queue::new(clients.sqs.clone(), &config.queue_url);
         let visibility = queue.visibility_timeout().await?;
-        let sink = SnsSink::new(clients.sns.clone(), &config.topic_arn);
+        let ttl = config.dedup_ttl;
+        let sink = Publisher::new(&config.sinks, &clients, Some(store), config.publish_at, ttl, clock)?;
         let inspection = Inspection::new(Arc::new(engine), Mode::Live, config.limits);
         Ok(Worker {
             fetches: Arc::new(Semaphore::new(config.fetch_concurrency.max(1))),
@@ -119,7 +122,7 @@ impl Worker {
             s3: clients.s3,
             driver: Driver::on_global_pool(inspection),
             session: Arc::new(Mutex::new(session)),
-            sink: Deduplicated::new(sink, Some(store), config.publish_at, config.dedup_ttl, clock),
+            sink,
             config,
             metrics,
             in_flight: Mutex::default(),
@@ -359,6 +362,9 @@ pub enum WorkerError {
     /// The restore task failed.
     #[error(transparent)]
     Task(#[from] DriverError),
+    /// A sink cannot be set up.
+    #[error("cannot set up a sink")]
+    Sink(#[from] SinkSpecError),
 }
 
 /// What a fetch task needs (owned, so the task is `'static`).

@@ -44,6 +44,16 @@ pub fn key(finding: &Finding) -> String {
     format!("{}:{}", finding.id, finding.evidence.count)
 }
 
+/// The record of a finding delivered to the sink named `sink`. SNS keeps the unscoped key it
+/// has always used, so state written by earlier versions still suppresses; every other sink has
+/// its own (`securityhub/<id>:<count>`), so each sink gets each finding at least once.
+pub fn record_key(sink: &str, finding: &Finding) -> String {
+    match sink {
+        "sns" => key(finding),
+        other => format!("{other}/{}", key(finding)),
+    }
+}
+
 /// A sink behind the publish threshold and (when a store is given) the dedup record.
 pub struct Deduplicated<S> {
     sink: S,
@@ -89,7 +99,8 @@ impl<S: Sink> Deduplicated<S> {
             if let Some(store) = self.record.clone() {
                 let now = (self.clock)();
                 let ttl = self.ttl.as_millis() as i64;
-                let writes: Vec<Write> = chunk.iter().map(|f| record(&key(f), now, ttl)).collect();
+                let name = self.sink.name();
+                let writes: Vec<Write> = chunk.iter().map(|f| record(&record_key(name, f), now, ttl)).collect();
                 Driver::blocking(move || store.commit(writes)).await??;
             }
         }
@@ -98,7 +109,7 @@ impl<S: Sink> Deduplicated<S> {
 
     async fn not_recorded<'f>(&self, wanted: Vec<&'f Finding>) -> Result<Vec<&'f Finding>, PublishError> {
         let Some(store) = self.record.clone() else { return Ok(wanted) };
-        let keys: Vec<String> = wanted.iter().map(|f| key(f)).collect();
+        let keys: Vec<String> = wanted.iter().map(|f| record_key(self.sink.name(), f)).collect();
         let known = Driver::blocking(move || store.get_many(Table::Dedup, &keys)).await??;
         Ok(wanted.into_iter().zip(known).filter(|(_, k)| k.is_none()).map(|(f, _)| f).collect())
     }

@@ -74,8 +74,14 @@ pub fn subject(finding: &Finding) -> String {
 
 /// The finding JSON, trimmed to fit SNS.
 pub fn message(finding: &Finding) -> String {
+    message_within(finding, MAX_MESSAGE_BYTES)
+}
+
+/// The finding JSON in at most `max` bytes: sample lists and eventIDs are halved until it fits
+/// (marked `truncated`, counts exact).
+pub fn message_within(finding: &Finding, max: usize) -> String {
     let text = to_json(finding);
-    if text.len() <= MAX_MESSAGE_BYTES {
+    if text.len() <= max {
         return text;
     }
     let mut trimmed = finding.clone();
@@ -83,7 +89,7 @@ pub fn message(finding: &Finding) -> String {
     // Halve the longest lists until the message fits; the counts stay exact.
     loop {
         let text = to_json(&trimmed);
-        if text.len() <= MAX_MESSAGE_BYTES {
+        if text.len() <= max {
             return text;
         }
         let details = &mut trimmed.evidence.details;
