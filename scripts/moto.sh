@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A moto server (S3, SQS, SNS, DynamoDB) on 127.0.0.1 for the AWS integration tests
+# A moto server (S3, SQS, SNS, DynamoDB, EventBridge, Security Hub) on 127.0.0.1 for the AWS integration tests
 # (TESTING.md §1). The pinned version is installed once into a venv outside the work tree and
 # reused while the version matches.
 #
@@ -22,7 +22,7 @@ install() {
   mkdir -p "$(dirname "$venv")"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
-    "moto[s3,sqs,sns,dynamodb,server]==$MOTO_VERSION" flask flask-cors >&2
+    "moto[s3,sqs,sns,dynamodb,events,server]==$MOTO_VERSION" flask flask-cors >&2
 }
 
 start() {
