@@ -3,23 +3,24 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
+use crate::aws::AwsOptions;
 use crate::cli::{BackfillArgs, Cli, Command, LogFormatArg, ReplayArgs, RulesArgs, RunArgs, ScanArgs, StateArgs};
 use crate::commands::backfill::{self, Processing, Resume, RunStats, Selection};
 use crate::commands::run::Worker;
-use crate::config::{self, OutputConfig, RemoteConfig, ScanConfig, DEFAULT_DEDUP_TTL};
+use crate::config::{self, OutputConfig, RemoteConfig, ScanConfig, StateLocation, DEFAULT_DEDUP_TTL};
 use crate::detect::{rules, Engine};
 use crate::finding::{Finding, Mode, Severity};
 use crate::pipeline::{self, Driver, MatchedEvent, ScanPlan, ScanResult};
 use crate::progress::Progress;
 use crate::sink::terminal;
 use crate::sink::{Publisher, SinkSpec};
+use crate::store::dynamodb::DynamoStore;
 use crate::store::session::Session;
 use crate::store::sqlite::{SqliteStore, SCHEMA_VERSION};
 use crate::store::{scan_all, StateStore, Table};
@@ -63,15 +64,26 @@ fn run_scan(args: &ScanArgs) -> Result<u8> {
         ..ScanPlan::new(config.paths.clone())
     };
     let session = match &config.state {
-        Some(path) => Session::open(open_state(path)?, config.settings.clone()).context("cannot load the state")?,
+        Some(location) => {
+            let store = open_state(location, &AwsOptions::default())?;
+            Session::open(store, config.settings.clone()).context("cannot load the state")?
+        }
         None => Session::in_memory(config.settings.clone()),
     };
     run_local(&config, &plan, session, Mode::Scan)
 }
 
-fn open_state(path: &Path) -> Result<Arc<dyn StateStore>> {
-    let store = SqliteStore::open(path).with_context(|| format!("cannot open state file `{}`", path.display()))?;
-    Ok(Arc::new(store))
+/// Opens the state for reading and writing: the file (created when missing) or the DynamoDB
+/// table (reached as `aws` says).
+fn open_state(location: &StateLocation, aws: &AwsOptions) -> Result<Arc<dyn StateStore>> {
+    Ok(match location {
+        StateLocation::File(path) => {
+            Arc::new(SqliteStore::open(path).with_context(|| format!("cannot open state file `{}`", path.display()))?)
+        }
+        StateLocation::DynamoDb(table) => Arc::new(
+            DynamoStore::connect(aws, table).with_context(|| format!("cannot reach DynamoDB table `{table}`"))?,
+        ),
+    })
 }
 
 fn run_replay(args: &ReplayArgs) -> Result<u8> {
@@ -88,14 +100,18 @@ fn run_replay(args: &ReplayArgs) -> Result<u8> {
     let settings = config.settings.clone();
     // Without --update-state the file is opened read-only and what the replay learns stays in
     // memory; without a file the replay starts from nothing.
-    let session = match config.state.as_deref() {
-        Some(path) if replay.update_state => {
-            Session::open(open_state(path)?, settings).context("cannot load the state")?
+    let aws = replay.remote.as_ref().map(|r| r.aws.clone()).unwrap_or_default();
+    let session = match &config.state {
+        Some(location) if replay.update_state => {
+            Session::open(open_state(location, &aws)?, settings).context("cannot load the state")?
         }
-        Some(path) if path.exists() => {
+        Some(StateLocation::File(path)) if path.exists() => {
             let file = SqliteStore::open_read_only(path)
                 .with_context(|| format!("cannot read state file `{}`", path.display()))?;
             Session::read_only(Arc::new(file), settings).context("cannot load the state")?
+        }
+        Some(location @ StateLocation::DynamoDb(_)) => {
+            Session::read_only(open_state(location, &aws)?, settings).context("cannot load the state")?
         }
         _ => Session::in_memory(settings),
     };
@@ -109,8 +125,8 @@ fn run_backfill(args: &BackfillArgs) -> Result<u8> {
     let backfill = config::backfill_config(args, now_millis())?;
     print_warnings(&backfill.remote.warnings);
     let config = &backfill.scan;
-    let path = config.state.as_deref().context("no state file")?;
-    let store = open_state(path)?;
+    let location = config.state.as_ref().context("no state file")?;
+    let store = open_state(location, &backfill.remote.aws)?;
     let mut resume =
         Resume::load(store.as_ref(), "backfill", &backfill.arguments).context("cannot read the checkpoint")?;
     if backfill.restart {
@@ -284,7 +300,7 @@ fn run_worker(args: &RunArgs) -> Result<u8> {
     }
     pool.build_global().context("cannot start the decode threads")?;
     let runtime = io_runtime()?;
-    let store = open_state(&config.state)?;
+    let store = open_state(&config.state, &config.aws)?;
     runtime.block_on(async move {
         let metrics = Arc::new(crate::metrics::Metrics::default());
         if let Some(addr) = config.metrics_addr {
@@ -337,8 +353,15 @@ fn init_logging(format: LogFormatArg) {
 }
 
 fn run_state(args: &StateArgs) -> Result<u8> {
-    let Some(path) = args.state.clone().or_else(config::default_state_path) else {
-        anyhow::bail!("no state file given and no home folder to look in; pass --state FILE");
+    let command = config::state_command(args)?;
+    let path = match (&command.location, command.init) {
+        (StateLocation::DynamoDb(table), init) => return run_state_dynamodb(table, &command.aws, init),
+        (StateLocation::File(path), true) => {
+            open_state(&command.location, &command.aws)?;
+            eprintln!("state file `{}` is ready", path.display());
+            return Ok(EXIT_OK);
+        }
+        (StateLocation::File(path), false) => path.clone(),
     };
     if !path.exists() {
         anyhow::bail!("no state file at `{}`", path.display());
@@ -361,6 +384,27 @@ fn run_state(args: &StateArgs) -> Result<u8> {
         }
     }
     ignore_broken_pipe(out.write_all(report.as_bytes()))?;
+    Ok(EXIT_OK)
+}
+
+/// `trailhound state [init] dynamodb://TABLE`: create the table, or report what it holds.
+fn run_state_dynamodb(table: &str, aws: &AwsOptions, init: bool) -> Result<u8> {
+    let store = DynamoStore::connect(aws, table).with_context(|| format!("cannot reach DynamoDB table `{table}`"))?;
+    if init {
+        store.create_table().with_context(|| format!("cannot create DynamoDB table `{table}`"))?;
+        eprintln!("created DynamoDB table `{table}` (on-demand, TTL on `expires_at`)");
+        return Ok(EXIT_OK);
+    }
+    let (counts, ttl) = store.report().with_context(|| format!("cannot read DynamoDB table `{table}`"))?;
+    let mut report = format!("state: dynamodb://{table}\nTTL on expires_at: {}\n", if ttl { "on" } else { "OFF" });
+    for (table, count) in counts {
+        report.push_str(&format!("{table}: {count} items\n"));
+    }
+    // The same checks a file gets: every item the session reads must parse.
+    let settings = crate::settings::Settings::default();
+    Session::read_only(Arc::new(store), settings).context("integrity: the carried state does not load")?;
+    report.push_str("integrity: ok\n");
+    ignore_broken_pipe(io::stdout().lock().write_all(report.as_bytes()))?;
     Ok(EXIT_OK)
 }
 

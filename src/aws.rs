@@ -65,6 +65,8 @@ pub struct Clients {
     pub securityhub: aws_sdk_securityhub::Client,
     /// EventBridge.
     pub eventbridge: aws_sdk_eventbridge::Client,
+    /// DynamoDB (the fleet's state).
+    pub dynamodb: aws_sdk_dynamodb::Client,
     /// The clients' region, when the configuration names one.
     pub region: Option<String>,
 }
@@ -102,6 +104,7 @@ pub async fn clients(options: &AwsOptions) -> Clients {
         sns: aws_sdk_sns::Client::new(&shared),
         securityhub: aws_sdk_securityhub::Client::new(&shared),
         eventbridge: aws_sdk_eventbridge::Client::new(&shared),
+        dynamodb: aws_sdk_dynamodb::Client::new(&shared),
         region: shared.region().map(ToString::to_string),
     }
 }

@@ -48,7 +48,11 @@ pub enum Command {
     Run(RunArgs),
     /// List every rule with its severity, family and description.
     Rules(RulesArgs),
-    /// Show what a state file holds (schema, items per table) and check its integrity.
+    /// Show what the state holds (items per table) and check it; `state init dynamodb://TABLE`
+    /// creates a fleet's table.
+    #[command(
+        after_help = "Examples:\n  trailhound state\n  trailhound state init dynamodb://trailhound-state --aws-region eu-west-1\n  trailhound state dynamodb://trailhound-state"
+    )]
     State(StateArgs),
 }
 
@@ -253,9 +257,16 @@ pub struct AwsArgs {
 /// `trailhound state`.
 #[derive(Debug, Args)]
 pub struct StateArgs {
-    /// State file (default: the user's state file).
+    /// `init LOCATION` creates the state (a DynamoDB table: on-demand, TTL on); `LOCATION`
+    /// alone reports on it. LOCATION is a file or `dynamodb://TABLE` (default: --state).
+    #[arg(value_name = "[init] LOCATION", num_args = 0..=2)]
+    pub words: Vec<String>,
+    /// State file or `dynamodb://TABLE` (default: the user's state file).
     #[arg(long, value_name = "FILE", env = "TRAILHOUND_STATE")]
     pub state: Option<PathBuf>,
+    /// Where AWS is (for `dynamodb://`).
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 /// Output options shared by commands that print findings.

@@ -74,6 +74,73 @@ pub const DEFAULT_WAIT_SECONDS: i32 = 20;
 /// event's file minutes after the event.
 pub const DEFAULT_SLACK: Millis = 60 * 60_000;
 
+/// Where the state lives: a file (SQLite), or a DynamoDB table shared by a fleet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateLocation {
+    /// `--state PATH`.
+    File(PathBuf),
+    /// `--state dynamodb://TABLE`.
+    DynamoDb(String),
+}
+
+impl StateLocation {
+    /// Reads `--state` (or `TRAILHOUND_STATE`): `dynamodb://TABLE` or a file path.
+    pub fn parse(path: &Path) -> Result<StateLocation, ConfigError> {
+        let text = path.to_string_lossy();
+        let Some(table) = text.strip_prefix("dynamodb://") else { return Ok(StateLocation::File(path.to_owned())) };
+        let valid = (3..=255).contains(&table.len())
+            && table.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !valid {
+            return Err(bad("--state", &text, "a DynamoDB table name is 3–255 letters, digits, `_`, `-` or `.`"));
+        }
+        Ok(StateLocation::DynamoDb(table.to_owned()))
+    }
+
+    /// How it is named in messages.
+    pub fn describe(&self) -> String {
+        match self {
+            StateLocation::File(path) => format!("state file `{}`", path.display()),
+            StateLocation::DynamoDb(table) => format!("DynamoDB table `{table}`"),
+        }
+    }
+}
+
+/// What `trailhound state` does.
+#[derive(Debug, Clone)]
+pub struct StateCommand {
+    /// Create the state (`init`) rather than report on it.
+    pub init: bool,
+    /// Which state.
+    pub location: StateLocation,
+    /// Where AWS is.
+    pub aws: AwsOptions,
+}
+
+/// Validates `trailhound state [init] [LOCATION]`.
+pub fn state_command(args: &crate::cli::StateArgs) -> Result<StateCommand, ConfigError> {
+    let (init, location) = match args.words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] => (false, None),
+        ["init"] => (true, None),
+        ["init", location] => (true, Some(PathBuf::from(location))),
+        [location] => (false, Some(PathBuf::from(location))),
+        [first, ..] => return Err(bad("state", first, "expected `state [init] [LOCATION]`")),
+    };
+    let location = match location.or_else(|| args.state.clone()) {
+        Some(path) => StateLocation::parse(&path)?,
+        None => state_or_default(&None)?,
+    };
+    Ok(StateCommand { init, location, aws: aws_options(&args.aws, None, None) })
+}
+
+/// `--state` or the default file.
+fn state_or_default(state: &Option<PathBuf>) -> Result<StateLocation, ConfigError> {
+    let path = state
+        .clone()
+        .or_else(default_state_path)
+        .ok_or_else(|| bad("--state", "", "no home folder to keep the state in; pass --state FILE"))?;
+    StateLocation::parse(&path)
+}
+
 /// The worker's settings (`trailhound run`).
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -256,8 +323,8 @@ pub struct ScanConfig {
     pub settings: Settings,
     /// Decode limits.
     pub limits: Limits,
-    /// State file (None: in memory).
-    pub state: Option<PathBuf>,
+    /// The state (None: in memory).
+    pub state: Option<StateLocation>,
 }
 
 /// Everything `replay` needs.
@@ -424,11 +491,7 @@ pub fn backfill_config(args: &BackfillArgs, now: Millis) -> Result<BackfillConfi
     if since >= until {
         return Err(bad("--until", args.until.as_deref().unwrap_or("now"), "must be later than --since"));
     }
-    let state = args
-        .state
-        .clone()
-        .or_else(default_state_path)
-        .ok_or_else(|| bad("--state", "", "no home folder to keep the state in; pass --state FILE"))?;
+    let state = state_or_default(&args.state)?;
     let output_is_terminal = args.output.output.is_none() && std::io::stdout().is_terminal();
     let scan = ScanConfig {
         paths: Vec::new(),
@@ -460,8 +523,8 @@ pub struct RunConfig {
     pub aws: AwsOptions,
     /// Detection settings.
     pub settings: Settings,
-    /// State file.
-    pub state: PathBuf,
+    /// The state.
+    pub state: StateLocation,
     /// Metrics address.
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Decode threads.
@@ -514,11 +577,7 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         }
         None => None,
     };
-    let state = args
-        .state
-        .clone()
-        .or_else(default_state_path)
-        .ok_or_else(|| bad("--state", "", "no home folder to keep the state in; pass --state FILE"))?;
+    let state = state_or_default(&args.state)?;
     let mut warnings = Vec::new();
     if args.region_deprecated.is_some() {
         warnings.push(deprecated("--region", "--aws-region"));
@@ -571,7 +630,7 @@ pub fn replay_config(args: &ReplayArgs, now: Millis) -> Result<ReplayConfig, Con
         threads,
         settings: settings(&file)?,
         limits: limits(&file)?,
-        state: args.state.clone().or_else(default_state_path),
+        state: args.state.clone().or_else(default_state_path).map(|p| StateLocation::parse(&p)).transpose()?,
     };
     let remote = match s3_sources(&args.paths)? {
         Some(sources) => Some(remote_config(&args.remote, &sources)?),
@@ -610,7 +669,7 @@ pub fn scan_config(args: &ScanArgs, now: Millis) -> Result<ScanConfig, ConfigErr
         threads,
         settings: settings(&file)?,
         limits: limits(&file)?,
-        state: args.state.clone(),
+        state: args.state.as_deref().map(StateLocation::parse).transpose()?,
     })
 }
 

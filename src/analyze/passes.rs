@@ -48,7 +48,7 @@ fn is_chain_input(rule: &str) -> bool {
 }
 
 /// What a group of objects produced for the stateful passes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Batch {
     /// Per-event findings (pending ones included).
     pub findings: Vec<Finding>,

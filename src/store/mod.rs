@@ -16,6 +16,9 @@
 //! `scan` without `--state` uses no store at all ([`session::Session::in_memory`]), and a
 //! replay reads a store without writing to it ([`session::Session::read_only`]).
 
+#[cfg(any(test, feature = "testkit"))]
+pub mod contract;
+pub mod dynamodb;
 pub mod memory;
 pub mod session;
 pub mod sqlite;
@@ -211,20 +214,29 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn commit(&self, writes: Vec<Write>) -> Result<(), StateError>;
     /// Removes expired or surplus items of `table`; returns how many.
     fn evict(&self, table: Table, what: Evict) -> Result<u64, StateError>;
-}
-
-/// Reads every item of a table, page by page.
-pub fn scan_all(store: &dyn StateStore, table: Table) -> Result<Vec<(String, Item)>, StateError> {
-    const PAGE: usize = 1_000;
-    let mut all: Vec<(String, Item)> = Vec::new();
-    loop {
-        let page = store.scan(table, all.last().map(|(k, _)| k.as_str()), PAGE)?;
-        let done = page.len() < PAGE;
-        all.extend(page);
-        if done {
-            return Ok(all);
+    /// Every item of a table in key order (page by page unless the store knows better).
+    fn scan_all(&self, table: Table) -> Result<Vec<(String, Item)>, StateError> {
+        const PAGE: usize = 1_000;
+        let mut all: Vec<(String, Item)> = Vec::new();
+        loop {
+            let page = self.scan(table, all.last().map(|(k, _)| k.as_str()), PAGE)?;
+            let done = page.len() < PAGE;
+            all.extend(page);
+            if done {
+                return Ok(all);
+            }
         }
     }
+    /// Whether other processes write this store at the same time (a fleet on DynamoDB): the
+    /// session then re-reads what it needs before every batch and commits conditionally.
+    fn shared(&self) -> bool {
+        false
+    }
+}
+
+/// Reads every item of a table.
+pub fn scan_all(store: &dyn StateStore, table: Table) -> Result<Vec<(String, Item)>, StateError> {
+    store.scan_all(table)
 }
 
 /// Checks one expectation against the current version.
@@ -245,59 +257,8 @@ pub(crate) fn check(expect: Expect, current: Option<u64>, table: Table, key: &st
 mod tests {
     use super::*;
 
-    /// The contract every implementation keeps; run against each.
-    pub(crate) fn contract(store: &dyn StateStore) {
-        let put = |key: &str, value: &str, recency: i64| Write::put(Table::Baseline, key, value.into(), None, recency);
-        store.commit(vec![put("a", "1", 10), put("b", "2", 20), put("c", "3", 30)]).expect("commit");
-        store.commit(vec![Write::put(Table::Role, "a", "\"role\"".into(), Some(5), 0)]).expect("other table");
-        let got = store.get_many(Table::Baseline, &["b".into(), "x".into()]).expect("get");
-        assert_eq!(got[0].as_ref().map(|i| (i.value.as_str(), i.version)), Some(("2", 1)));
-        assert!(got[1].is_none());
-
-        // A failed expectation applies nothing.
-        let conflict = store.commit(vec![
-            put("d", "4", 40),
-            Write::Put {
-                table: Table::Baseline,
-                key: "a".into(),
-                value: "9".into(),
-                expires_at: None,
-                recency: 0,
-                expect: Expect::Absent,
-            },
-        ]);
-        assert!(matches!(conflict, Err(StateError::Conflict { .. })));
-        assert!(store.get_many(Table::Baseline, &["d".into()]).expect("get")[0].is_none());
-        let versioned = Write::Put {
-            table: Table::Baseline,
-            key: "a".into(),
-            value: "5".into(),
-            expires_at: None,
-            recency: 50,
-            expect: Expect::Version(1),
-        };
-        store.commit(vec![versioned]).expect("right version");
-        let a = store.get_many(Table::Baseline, &["a".into()]).expect("get")[0].clone().expect("a");
-        assert_eq!((a.value.as_str(), a.version), ("5", 2));
-
-        let keys: Vec<String> =
-            store.scan(Table::Baseline, Some("a"), 10).expect("scan").into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["b", "c"]);
-        assert_eq!(scan_all(store, Table::Role).expect("scan").len(), 1);
-
-        // Keep the two most recent: a (50) and c (30).
-        assert_eq!(store.evict(Table::Baseline, Evict::KeepNewest(2)).expect("evict"), 1);
-        let keys: Vec<String> = scan_all(store, Table::Baseline).expect("scan").into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["a", "c"]);
-        assert_eq!(store.evict(Table::Role, Evict::ExpiredBefore(6)).expect("expire"), 1);
-        store
-            .commit(vec![Write::Delete { table: Table::Baseline, key: "c".into(), expect: Expect::Any }])
-            .expect("del");
-        assert_eq!(scan_all(store, Table::Baseline).expect("scan").len(), 1);
-    }
-
     #[test]
     fn memory_store_keeps_the_contract() {
-        contract(&MemoryStore::new());
+        contract::check(&MemoryStore::new(), true);
     }
 }

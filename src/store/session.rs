@@ -11,12 +11,12 @@
 //!   expiring with its horizon; `carry/facts`: the carried mass-delete and ransom-note facts;
 //! - `role/<role name>`: `{"since": ms}`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{scan_all, Evict, StateError, StateStore, Table, Write};
+use super::{scan_all, Evict, Expect, StateError, StateStore, Table, Write};
 use crate::analyze::baseline::KeyState;
 use crate::analyze::passes::{Batch, Stateful};
 use crate::detect::facts::Fact;
@@ -45,7 +45,15 @@ pub struct Session {
     /// The state.
     pub stateful: Stateful,
     stored_carry: HashSet<String>,
+    /// What the store holds of the facts and the watermark, so unchanged ones are not rewritten.
+    stored_facts: Option<String>,
+    stored_watermark: Option<Millis>,
+    /// Versions of the items read (a shared store's writes are conditional on them).
+    versions: HashMap<(Table, String), u64>,
 }
+
+/// Attempts at a batch on a shared store before its conflicts are an error.
+pub const SHARED_ATTEMPTS: u32 = 12;
 
 fn corrupt(table: Table, key: &str, error: impl ToString) -> StateError {
     StateError::Corrupt { table: table.name(), key: key.to_owned(), reason: error.to_string() }
@@ -60,7 +68,15 @@ impl Session {
     /// State in memory for this command only (`scan` without `--state`): nothing is read or
     /// written, and baselines are bounded by `max_keys` in memory.
     pub fn in_memory(settings: Settings) -> Session {
-        Session { store: None, writes: false, stateful: Stateful::new(settings), stored_carry: HashSet::new() }
+        Session {
+            store: None,
+            writes: false,
+            stateful: Stateful::new(settings),
+            stored_carry: HashSet::new(),
+            stored_facts: None,
+            stored_watermark: None,
+            versions: HashMap::new(),
+        }
     }
 
     /// Restores the state from `store`; every batch writes what it changed back.
@@ -76,17 +92,33 @@ impl Session {
 
     /// Restores the watermark, carried findings and facts, and known instance roles.
     fn restore(store: Arc<dyn StateStore>, settings: Settings, writes: bool) -> Result<Session, StateError> {
-        let mut stateful = Stateful::new(settings);
+        let mut session = Session { store: Some(store), writes, ..Session::in_memory(settings) };
+        session.reload()?;
+        Ok(session)
+    }
+
+    /// Reads the watermark, carried findings and facts, and known instance roles into fresh
+    /// state (the baselines are loaded per batch).
+    fn reload(&mut self) -> Result<(), StateError> {
+        let Some(store) = self.store.clone() else { return Ok(()) };
+        let mut stateful = Stateful::new(self.stateful.settings().clone());
+        let mut versions = HashMap::new();
         let watermark = match store.get_many(Table::Meta, &[WATERMARK.to_owned()])?.pop().flatten() {
-            Some(item) => Some(item.value.parse::<Millis>().map_err(|e| corrupt(Table::Meta, WATERMARK, e))?),
+            Some(item) => {
+                versions.insert((Table::Meta, WATERMARK.to_owned()), item.version);
+                Some(item.value.parse::<Millis>().map_err(|e| corrupt(Table::Meta, WATERMARK, e))?)
+            }
             None => None,
         };
         let mut carry = Vec::new();
         let mut facts = Vec::new();
         let mut stored_carry = HashSet::new();
+        let mut stored_facts = None;
         for (key, item) in scan_all(store.as_ref(), Table::Carry)? {
+            versions.insert((Table::Carry, key.clone()), item.version);
             if key == FACTS {
                 facts = serde_json::from_str::<Vec<Fact>>(&item.value).map_err(|e| corrupt(Table::Carry, &key, e))?;
+                stored_facts = Some(item.value);
                 continue;
             }
             let stored: StoredFinding =
@@ -99,14 +131,51 @@ impl Session {
         let mut roles = Vec::new();
         for (role, item) in scan_all(store.as_ref(), Table::Role)? {
             let value: RoleValue = serde_json::from_str(&item.value).map_err(|e| corrupt(Table::Role, &role, e))?;
+            versions.insert((Table::Role, role.clone()), item.version);
             roles.push((role, value.since));
         }
         stateful.restore(watermark, carry, facts, roles);
-        Ok(Session { store: Some(store), writes, stateful, stored_carry })
+        self.stateful = stateful;
+        self.stored_carry = stored_carry;
+        self.stored_facts = stored_facts;
+        self.stored_watermark = watermark;
+        self.versions = versions;
+        Ok(())
+    }
+
+    /// Whether other processes write the store at the same time.
+    fn shared(&self) -> bool {
+        self.writes && self.store.as_ref().is_some_and(|s| s.shared())
     }
 
     /// Runs a batch: loads the baselines it needs, advances, saves. Returns the new findings.
+    ///
+    /// On a shared store (a fleet on DynamoDB) another worker may have changed the state since
+    /// this one read it, so every batch starts from what the store holds now, and its commit is
+    /// conditional on the versions read. On a conflict nothing was written: the batch is run
+    /// again on the state as it is then (which now includes the other worker's), up to
+    /// [`SHARED_ATTEMPTS`] times. The passes are deterministic and baselines set-like, so the
+    /// batch that loses a race concludes what is still new after the winner's.
     pub fn advance(&mut self, batch: Batch) -> Result<Vec<Finding>, StateError> {
+        if !self.shared() {
+            return self.advance_once(batch);
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.reload()?;
+            match self.advance_once(batch.clone()) {
+                Err(StateError::Conflict { .. }) if attempt < SHARED_ATTEMPTS => {
+                    // Jittered backoff: the writers that collided should not collide again.
+                    let jitter = (std::process::id() as u64 * 7 + attempt as u64 * 13) % 50;
+                    std::thread::sleep(std::time::Duration::from_millis(20 * attempt as u64 + jitter));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn advance_once(&mut self, batch: Batch) -> Result<Vec<Finding>, StateError> {
         self.load_baselines(batch.observations.iter().map(|o| o.key.as_str()))?;
         let findings = self.stateful.advance(batch);
         if self.writes {
@@ -139,6 +208,7 @@ impl Session {
         let items = store.get_many(Table::Baseline, &wanted)?;
         for (key, item) in wanted.into_iter().zip(items) {
             if let Some(item) = item {
+                self.versions.insert((Table::Baseline, key.clone()), item.version);
                 let state: KeyState =
                     serde_json::from_str(&item.value).map_err(|e| corrupt(Table::Baseline, &key, e))?;
                 self.stateful.baselines.load(key, state);
@@ -166,7 +236,9 @@ impl Session {
         for (role, since) in self.stateful.take_new_roles() {
             writes.push(Write::put(Table::Role, role, to_json(&RoleValue { since }), None, since));
         }
-        if let Some(watermark) = self.stateful.watermark() {
+        // The watermark only moves forward; an unchanged one is not rewritten.
+        let watermark = self.stateful.watermark().filter(|w| Some(*w) > self.stored_watermark);
+        if let Some(watermark) = watermark {
             writes.push(Write::put(Table::Meta, WATERMARK, watermark.to_string(), None, watermark));
         }
         let (carry, facts) = self.stateful.carried();
@@ -185,12 +257,41 @@ impl Session {
             now_carried.insert(key);
         }
         for gone in self.stored_carry.difference(&now_carried) {
-            writes.push(Write::Delete { table: Table::Carry, key: gone.clone(), expect: super::Expect::Any });
+            writes.push(Write::Delete { table: Table::Carry, key: gone.clone(), expect: Expect::Any });
         }
-        writes.push(Write::put(Table::Carry, FACTS, to_json(&facts), None, 0));
-        store.commit(writes)?;
+        let facts = to_json(&facts);
+        let facts_changed = self.stored_facts.as_ref() != Some(&facts);
+        if facts_changed {
+            writes.push(Write::put(Table::Carry, FACTS, facts.clone(), None, 0));
+        }
+        if store.shared() {
+            writes = writes.into_iter().map(|write| self.conditional(write)).collect();
+        }
+        if !writes.is_empty() {
+            store.commit(writes)?;
+        }
         self.stored_carry = now_carried;
+        if facts_changed {
+            self.stored_facts = Some(facts);
+        }
+        self.stored_watermark = self.stored_watermark.max(watermark);
         self.stateful.baselines.shrink();
         Ok(())
+    }
+
+    /// On a shared store, a put expects the version this session read (or no item), so a
+    /// concurrent change by another worker makes the commit fail instead of being overwritten.
+    /// Deleting a carried finding needs no condition: its content never changes.
+    fn conditional(&self, write: Write) -> Write {
+        match write {
+            Write::Put { table, key, value, expires_at, recency, expect: Expect::Any } => {
+                let expect = match self.versions.get(&(table, key.clone())) {
+                    Some(version) => Expect::Version(*version),
+                    None => Expect::Absent,
+                };
+                Write::Put { table, key, value, expires_at, recency, expect }
+            }
+            other => other,
+        }
     }
 }

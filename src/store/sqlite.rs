@@ -271,7 +271,7 @@ mod tests {
     fn sqlite_store_keeps_the_contract_and_survives_reopening() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("nested/state.db");
-        super::super::tests::contract(&SqliteStore::open(&path).expect("open"));
+        super::super::contract::check(&SqliteStore::open(&path).expect("open"), true);
         let reopened = SqliteStore::open(&path).expect("reopen");
         reopened.integrity_check().expect("sound");
         assert_eq!(reopened.counts().expect("counts"), [("baseline".to_owned(), 1)]);

@@ -1,0 +1,75 @@
+//! The DynamoDB state store against moto: the contract the SQLite and memory stores keep, the
+//! item layout and TTL attribute of SPEC §5, conflicts between two writers, and the session
+//! state a fleet shares.
+
+mod common;
+
+use std::sync::Arc;
+
+use trailhound::store::contract;
+use trailhound::store::dynamodb::DynamoStore;
+use trailhound::store::{Expect, StateError, StateStore, Table, Write};
+
+use common::{endpoint, options, unique};
+
+fn store(endpoint: &str) -> DynamoStore {
+    let store = DynamoStore::connect(&options(endpoint), &unique("state")).expect("connect");
+    store.create_table().expect("create table");
+    store
+}
+
+#[test]
+fn the_dynamodb_store_keeps_the_contract() {
+    let Some(endpoint) = endpoint() else { return };
+    contract::check(&store(&endpoint), false);
+}
+
+#[test]
+fn items_follow_the_documented_layout_with_a_ttl_in_epoch_seconds() {
+    let Some(endpoint) = endpoint() else { return };
+    let store = store(&endpoint);
+    let dedup = Write::put(Table::Dedup, "f00d:1", "1".into(), Some(1_764_460_800_123), 5);
+    store.commit(vec![dedup]).expect("commit");
+    let (counts, ttl) = store.report().expect("report");
+    assert_eq!(counts, [("dedup".to_owned(), 1)]);
+    assert!(ttl, "TTL is on");
+    let item = store.get_many(Table::Dedup, &["f00d:1".into()]).expect("get")[0].clone().expect("item");
+    assert_eq!((item.expires_at, item.version), (Some(1_764_460_800_123), 1));
+    // The raw item: pk `<table>#<key>`, the TTL attribute in seconds.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let raw = runtime.block_on(async {
+        let clients = trailhound::aws::clients(&options(&endpoint)).await;
+        let key = aws_sdk_dynamodb::types::AttributeValue::S("dedup#f00d:1".into());
+        clients.dynamodb.get_item().table_name(store.table()).key("pk", key).send().await.expect("GetItem")
+    });
+    let raw = raw.item().expect("raw item");
+    assert_eq!(raw["expires_at"].as_n().expect("number"), "1764460800");
+    assert_eq!(raw["v"].as_s().expect("string"), "1");
+}
+
+#[test]
+fn two_writers_of_one_item_conflict_and_the_second_sees_the_first() {
+    let Some(endpoint) = endpoint() else { return };
+    let first: Arc<dyn StateStore> = Arc::new(store(&endpoint));
+    let table = {
+        let any = first.clone();
+        format!("{any:?}")
+    };
+    assert!(table.contains("DynamoStore"));
+    let put = |value: &str, expect| Write::Put {
+        table: Table::Baseline,
+        key: "AKIAEXAMPLE".into(),
+        value: value.into(),
+        expires_at: None,
+        recency: 1,
+        expect,
+    };
+    first.commit(vec![put("{}", Expect::Absent)]).expect("created");
+    // Both read version 1; the first to write wins, the other is told to re-read.
+    first.commit(vec![put("{\"a\":1}", Expect::Version(1))]).expect("first writer");
+    let second = first.commit(vec![put("{\"b\":1}", Expect::Version(1))]);
+    assert!(matches!(second, Err(StateError::Conflict { table: "baseline", .. })), "{second:?}");
+    let now = first.get_many(Table::Baseline, &["AKIAEXAMPLE".into()]).expect("get")[0].clone().expect("item");
+    assert_eq!((now.value.as_str(), now.version), ("{\"a\":1}", 2));
+    assert!(first.shared());
+}
