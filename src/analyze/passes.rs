@@ -142,6 +142,14 @@ impl Stateful {
         }
         let new_facts = facts.clone();
         facts.extend(self.carried_facts.iter().cloned());
+        // The same object delivered twice gives the same facts: count them once (new first).
+        let mut distinct: Vec<Fact> = Vec::with_capacity(facts.len());
+        for fact in facts {
+            if !distinct.iter().any(|kept| kept.same_evidence(&fact)) {
+                distinct.push(fact);
+            }
+        }
+        let mut facts = distinct;
         facts.extend(self.roles.iter().map(|(role, time)| Fact::InstanceRole { role: role.clone(), time: *time }));
 
         // New findings first, so a finding seen again (the same event in another file or run)

@@ -81,6 +81,17 @@ impl Fact {
         }
     }
 
+    /// Whether two facts rest on the same evidence, wherever each came from: the same object
+    /// delivered twice (organization and multi-region trails do) yields the same fact, which
+    /// must count once.
+    pub fn same_evidence(&self, other: &Fact) -> bool {
+        let mut mine = self.clone();
+        let mut theirs = other.clone();
+        mine.mark_carried();
+        theirs.mark_carried();
+        mine == theirs
+    }
+
     /// Marks a fact as coming from earlier input.
     pub fn mark_carried(&mut self) {
         match self {

@@ -28,7 +28,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
@@ -52,7 +51,17 @@ type Attributes = HashMap<String, AttributeValue>;
 pub struct DynamoStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
-    runtime: Arc<tokio::runtime::Runtime>,
+    /// The store's own runtime; `None` only while dropping.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for DynamoStore {
+    fn drop(&mut self) {
+        // Without waiting: the store may be dropped on a thread that must not block.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -70,8 +79,14 @@ impl DynamoStore {
             .enable_all()
             .build()
             .map_err(|e| StateError::backend(table, e))?;
-        let clients = runtime.block_on(crate::aws::clients(options));
-        Ok(DynamoStore { client: clients.dynamodb, table: table.to_owned(), runtime: Arc::new(runtime) })
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let options = options.clone();
+        // Spawned, not `block_on`: this may be called from a thread inside another runtime.
+        runtime.spawn(async move {
+            let _ = sender.send(crate::aws::clients(&options).await);
+        });
+        let clients = receiver.recv().map_err(|e| StateError::backend(table, e))?;
+        Ok(DynamoStore { client: clients.dynamodb, table: table.to_owned(), runtime: Some(runtime) })
     }
 
     /// The table's name.
@@ -90,9 +105,13 @@ impl DynamoStore {
         F::Output: Send + 'static,
     {
         let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-        self.runtime.spawn(async move {
+        let task = async move {
             let _ = sender.send(future.await);
-        });
+        };
+        match &self.runtime {
+            Some(runtime) => drop(runtime.spawn(task)),
+            None => unreachable!("the runtime lives until the store is dropped"),
+        }
         // The task only ends without sending if it panicked; that is a bug worth a panic here.
         receiver.recv().expect("a DynamoDB task panicked")
     }

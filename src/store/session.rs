@@ -27,6 +27,8 @@ use crate::finding::StoredFinding;
 use crate::settings::Settings;
 
 const WATERMARK: &str = "watermark";
+/// On a shared store, bumped by every commit: see [`Session::advance`].
+const EPOCH: &str = "epoch";
 const FACTS: &str = "facts";
 const FINDING_PREFIX: &str = "f/";
 
@@ -103,13 +105,17 @@ impl Session {
         let Some(store) = self.store.clone() else { return Ok(()) };
         let mut stateful = Stateful::new(self.stateful.settings().clone());
         let mut versions = HashMap::new();
-        let watermark = match store.get_many(Table::Meta, &[WATERMARK.to_owned()])?.pop().flatten() {
+        let mut meta = store.get_many(Table::Meta, &[WATERMARK.to_owned(), EPOCH.to_owned()])?.into_iter();
+        let watermark = match meta.next().flatten() {
             Some(item) => {
                 versions.insert((Table::Meta, WATERMARK.to_owned()), item.version);
                 Some(item.value.parse::<Millis>().map_err(|e| corrupt(Table::Meta, WATERMARK, e))?)
             }
             None => None,
         };
+        if let Some(epoch) = meta.next().flatten() {
+            versions.insert((Table::Meta, EPOCH.to_owned()), epoch.version);
+        }
         let mut carry = Vec::new();
         let mut facts = Vec::new();
         let mut stored_carry = HashSet::new();
@@ -152,10 +158,15 @@ impl Session {
     ///
     /// On a shared store (a fleet on DynamoDB) another worker may have changed the state since
     /// this one read it, so every batch starts from what the store holds now, and its commit is
-    /// conditional on the versions read. On a conflict nothing was written: the batch is run
-    /// again on the state as it is then (which now includes the other worker's), up to
-    /// [`SHARED_ATTEMPTS`] times. The passes are deterministic and baselines set-like, so the
-    /// batch that loses a race concludes what is still new after the winner's.
+    /// conditional on the versions read. Every commit also bumps one `meta/epoch` item, on the
+    /// version read: two batches that ran on the same state cannot both commit, even when they
+    /// write different items (an SSE-C write in one object and the lifecycle change that makes
+    /// it a chain in another would otherwise each miss the other). On a conflict nothing was
+    /// written: the batch is run again on the state as it is then (which now includes the other
+    /// worker's), up to [`SHARED_ATTEMPTS`] times. The passes are deterministic and baselines
+    /// set-like, so the batch that loses a race concludes what is still new after the winner's.
+    /// Commits are thus serialized across the fleet (decoding is not): tens of commits a second,
+    /// each a whole message of objects.
     pub fn advance(&mut self, batch: Batch) -> Result<Vec<Finding>, StateError> {
         if !self.shared() {
             return self.advance_once(batch);
@@ -165,7 +176,8 @@ impl Session {
             attempt += 1;
             self.reload()?;
             match self.advance_once(batch.clone()) {
-                Err(StateError::Conflict { .. }) if attempt < SHARED_ATTEMPTS => {
+                Err(StateError::Conflict { table, key }) if attempt < SHARED_ATTEMPTS => {
+                    tracing::debug!(attempt, table, key = %crate::finding::clean(&key), "state changed meanwhile; batch again");
                     // Jittered backoff: the writers that collided should not collide again.
                     let jitter = (std::process::id() as u64 * 7 + attempt as u64 * 13) % 50;
                     std::thread::sleep(std::time::Duration::from_millis(20 * attempt as u64 + jitter));
@@ -264,7 +276,9 @@ impl Session {
         if facts_changed {
             writes.push(Write::put(Table::Carry, FACTS, facts.clone(), None, 0));
         }
-        if store.shared() {
+        if store.shared() && !writes.is_empty() {
+            let epoch = self.versions.get(&(Table::Meta, EPOCH.to_owned())).copied();
+            writes.push(Write::put(Table::Meta, EPOCH, epoch.map_or(1, |v| v + 1).to_string(), None, 0));
             writes = writes.into_iter().map(|write| self.conditional(write)).collect();
         }
         if !writes.is_empty() {
