@@ -232,6 +232,7 @@ fn run_remote(
     };
     let started = Instant::now();
     let processed = runtime.block_on(backfill::process(&selection, &processing, session, resume, &mut progress));
+    let store = processed.session.store().cloned();
     if processed.stopped.is_none() {
         if let Some(store) = &record {
             store
@@ -241,6 +242,7 @@ fn run_remote(
         processed.session.close().context("cannot bound the state")?;
     }
     report(config, plan, &processed.result, started, driver.threads())?;
+    print_usage(store.as_deref(), &processed.result);
     let stats = &processed.stats;
     let mut remote_summary = listing_summary(stats);
     if !remote.publish.is_empty() {
@@ -258,6 +260,27 @@ fn run_remote(
     }
 }
 
+/// What a billed state store (DynamoDB) was asked for, in all and per object and million
+/// events: the figures behind its cost.
+fn print_usage(store: Option<&dyn StateStore>, result: &ScanResult) {
+    let Some(usage) = store.and_then(|s| s.usage()) else { return };
+    let objects = result.totals.files.max(1) as f64;
+    let millions = (result.totals.events.max(1) as f64) / 1e6;
+    eprintln!(
+        "state: {} requests; {} items read ({} read units), {} written ({} write units); \
+         per object {:.1} RRU + {:.1} WRU; per million events {:.0} RRU + {:.0} WRU",
+        usage.requests,
+        usage.items_read,
+        usage.read_units,
+        usage.items_written,
+        usage.write_units,
+        usage.read_units as f64 / objects,
+        usage.write_units as f64 / objects,
+        usage.read_units as f64 / millions,
+        usage.write_units as f64 / millions,
+    );
+}
+
 /// The first SIGINT/SIGTERM asks the run to stop after the batch in progress; a second one
 /// ends the process at once (the state file stays consistent either way).
 async fn stop_on_signal(interrupted: Arc<AtomicBool>) {
@@ -273,8 +296,10 @@ fn run_local(config: &ScanConfig, plan: &ScanPlan, mut session: Session, mode: M
     let driver = driver(config, plan, mode)?;
     let started = Instant::now();
     let result = pipeline::scan_with_state(plan, &driver, &mut session).context("cannot update the state")?;
+    let store = session.store().cloned();
     session.close().context("cannot bound the state")?;
     report(config, plan, &result, started, driver.threads())?;
+    print_usage(store.as_deref(), &result);
     Ok(exit_status(&result.findings, config.output.fail_on))
 }
 
@@ -311,9 +336,24 @@ fn run_worker(args: &RunArgs) -> Result<u8> {
         }
         let clients = crate::aws::clients(&config.aws).await;
         let engine = Engine::new(config.settings.clone(), Mode::Live);
-        let worker = Worker::new(clients, config.worker.clone(), engine, store, metrics, now_millis).await?;
+        let meter = store.clone();
+        let worker = Worker::new(clients, config.worker.clone(), engine, store, metrics.clone(), now_millis).await?;
         worker.expire_dedup();
         worker.run(shutdown_signal()).await;
+        if let Some(usage) = meter.usage() {
+            let objects = metrics.objects_inspected.load(Ordering::Relaxed);
+            let events = metrics.events.load(Ordering::Relaxed);
+            tracing::info!(
+                requests = usage.requests,
+                items_read = usage.items_read,
+                read_units = usage.read_units,
+                items_written = usage.items_written,
+                write_units = usage.write_units,
+                objects,
+                events,
+                "state usage"
+            );
+        }
         anyhow::Ok(())
     })?;
     Ok(EXIT_OK)

@@ -317,3 +317,59 @@ async fn workers_killed_at_random_while_committing_lose_nothing_and_leave_the_ta
     Session::read_only(std::sync::Arc::new(store), Settings::default()).expect("the table stays consistent");
     assert_eq!(fleet.depth().await, 0, "every message was finished");
 }
+
+/// Runs `trailhound backfill` of `bucket` into `table`.
+fn backfill(fleet: &Fleet, bucket: &str, table: &str) {
+    let output = Command::new(env!("CARGO_BIN_EXE_trailhound"))
+        .args(["backfill", &format!("s3://{bucket}"), "--since", "2026-07-31T00:00Z", "--until", "2026-09-09T00:00Z"])
+        .args(["--endpoint-url", &fleet.endpoint, "--aws-region", "us-east-1", "--path-style", "--progress", "off"])
+        .args(["--state", &format!("dynamodb://{table}"), "--format", "jsonl"])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("TRAILHOUND_CONFIG")
+        .output()
+        .expect("backfill runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_into_the_table_warms_the_fleet() {
+    let Some(endpoint) = endpoint() else { return };
+    let fleet = fleet(&endpoint).await;
+    // Eight days of deploy-bot's history, in a bucket the workers are not notified of.
+    let history = unique("history");
+    fleet.clients.s3.create_bucket().bucket(&history).send().await.expect("bucket");
+    let objects = corpus("a");
+    let (before, after): (Vec<&Object>, Vec<&Object>) = objects.iter().partition(|o| o.day.as_str() < "20260909");
+    for object in &before {
+        let body = ByteStream::from(object.body.clone());
+        fleet.clients.s3.put_object().bucket(&history).key(&object.key).body(body).send().await.expect("put");
+    }
+    backfill(&fleet, &history, &fleet.table);
+    let store = DynamoStore::connect(&options(&endpoint), &fleet.table).expect("connect");
+    let (counts, _) = store.report().expect("report");
+    assert!(counts.iter().any(|(t, n)| t == "baseline" && *n >= 1), "the backfill wrote baselines: {counts:?}");
+
+    // Then the worker sees the key's use from a new network, tool and region.
+    let workers = vec![fleet.worker()];
+    let anomaly = after.iter().find(|o| o.day == "20260910").expect("the anomaly's day");
+    let body = ByteStream::from(anomaly.body.clone());
+    fleet.clients.s3.put_object().bucket(&fleet.bucket).key(&anomaly.key).body(body).send().await.expect("put");
+    let alerts = fleet.alerts(Duration::from_secs(60)).await;
+    drop(workers);
+    let rules: Vec<&str> = alerts.iter().filter_map(|a| a["rule"].as_str()).collect();
+    assert!(rules.contains(&"iam.long_term_key_anomaly"), "a warm worker knows the key: {rules:?}");
+
+    // A cold table: the same object is the key's first use, so nothing is anomalous.
+    let cold = Fleet { table: unique("cold-state"), ..fleet };
+    DynamoStore::connect(&options(&endpoint), &cold.table).expect("connect").create_table().expect("table");
+    let workers = vec![cold.worker()];
+    let copy = anomaly.key.replace(".json", "-again.json");
+    let body = ByteStream::from(anomaly.body.clone());
+    cold.clients.s3.put_object().bucket(&cold.bucket).key(copy).body(body).send().await.expect("put");
+    let alerts = cold.alerts(Duration::from_secs(60)).await;
+    drop(workers);
+    let rules: Vec<&str> = alerts.iter().filter_map(|a| a["rule"].as_str()).collect();
+    assert!(!rules.contains(&"iam.long_term_key_anomaly"), "a cold worker is still learning: {rules:?}");
+}

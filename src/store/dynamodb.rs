@@ -35,7 +35,10 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, Select, TableStatus, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 
-use super::{Evict, Expect, Item, StateError, StateStore, Table, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::{Evict, Expect, Item, StateError, StateStore, Table, Usage, Write};
 use crate::aws::{AwsOptions, BoxError};
 
 /// Items per `TransactWriteItems` call (DynamoDB's limit).
@@ -47,10 +50,52 @@ const UNPROCESSED_ROUNDS: u32 = 8;
 
 type Attributes = HashMap<String, AttributeValue>;
 
+/// Counters of what the store asked of DynamoDB (see [`Usage`]).
+#[derive(Debug, Default)]
+struct Meter {
+    requests: AtomicU64,
+    items_read: AtomicU64,
+    items_written: AtomicU64,
+    read_units: AtomicU64,
+    write_units: AtomicU64,
+}
+
+impl Meter {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A strongly consistent read of items of these sizes.
+    fn read(&self, sizes: impl Iterator<Item = usize>) {
+        let (mut items, mut units) = (0, 0);
+        for size in sizes {
+            items += 1;
+            units += (size as u64).div_ceil(4096).max(1);
+        }
+        Meter::add(&self.items_read, items);
+        Meter::add(&self.read_units, units);
+    }
+}
+
+/// The size DynamoDB counts for an item: attribute names and values.
+fn item_size(attributes: &Attributes) -> usize {
+    attributes
+        .iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+                    _ => 8,
+                }
+        })
+        .sum()
+}
+
 /// One DynamoDB table as a [`StateStore`].
 pub struct DynamoStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    meter: Arc<Meter>,
     /// The store's own runtime; `None` only while dropping.
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -86,7 +131,8 @@ impl DynamoStore {
             let _ = sender.send(crate::aws::clients(&options).await);
         });
         let clients = receiver.recv().map_err(|e| StateError::backend(table, e))?;
-        Ok(DynamoStore { client: clients.dynamodb, table: table.to_owned(), runtime: Some(runtime) })
+        let meter = Arc::default();
+        Ok(DynamoStore { client: clients.dynamodb, table: table.to_owned(), meter, runtime: Some(runtime) })
     }
 
     /// The table's name.
@@ -183,7 +229,7 @@ impl DynamoStore {
     }
 
     fn all_of(&self, table: Table) -> Result<Vec<(String, Item)>, StateError> {
-        let (client, name, tbl) = (self.client.clone(), self.table.clone(), table.name());
+        let (client, name, tbl, meter) = (self.client.clone(), self.table.clone(), table.name(), self.meter.clone());
         let items = self.wait(async move {
             let mut items = Vec::new();
             let mut start: Option<Attributes> = None;
@@ -197,6 +243,11 @@ impl DynamoStore {
                     .set_exclusive_start_key(start)
                     .send()
                     .await?;
+                Meter::add(&meter.requests, 1);
+                // A scan is billed by what it reads, before the filter: at least this.
+                let scanned: usize = page.items().iter().map(item_size).sum();
+                Meter::add(&meter.read_units, (scanned as u64).div_ceil(4096).max(1));
+                Meter::add(&meter.items_read, page.items().len() as u64);
                 items.extend(page.items().iter().cloned());
                 start = page.last_evaluated_key().cloned();
                 if start.is_none() {
@@ -314,7 +365,7 @@ impl StateStore for DynamoStore {
             let mut wanted: Vec<Attributes> =
                 chunk.iter().map(|key| HashMap::from([("pk".to_owned(), pk(table, key))])).collect();
             wanted.dedup();
-            let (client, name) = (self.client.clone(), self.table.clone());
+            let (client, name, meter) = (self.client.clone(), self.table.clone(), self.meter.clone());
             let responses = self.wait(async move {
                 let mut responses: Vec<Attributes> = Vec::new();
                 let mut round = 0;
@@ -326,7 +377,9 @@ impl StateStore for DynamoStore {
                     let request =
                         KeysAndAttributes::builder().set_keys(Some(std::mem::take(&mut wanted))).consistent_read(true);
                     let output = client.batch_get_item().request_items(&name, request.build()?).send().await?;
+                    Meter::add(&meter.requests, 1);
                     if let Some(items) = output.responses().and_then(|r| r.get(&name)) {
+                        meter.read(items.iter().map(item_size));
                         responses.extend(items.iter().cloned());
                     }
                     // Throttled keys come back unprocessed: ask again after a pause.
@@ -362,6 +415,11 @@ impl StateStore for DynamoStore {
         let mut rest = writes;
         while !rest.is_empty() {
             let chunk: Vec<Write> = rest.drain(..rest.len().min(TRANSACTION_ITEMS)).collect();
+            // Two write units per 1 KB of each item in a transaction.
+            let units: u64 = chunk.iter().map(|w| (write_size(w) as u64).div_ceil(1024).max(1) * 2).sum();
+            Meter::add(&self.meter.requests, 1);
+            Meter::add(&self.meter.items_written, chunk.len() as u64);
+            Meter::add(&self.meter.write_units, units);
             let targets: Vec<(Table, String)> = chunk.iter().map(|w| (w.target().0, w.target().1.to_owned())).collect();
             let items = chunk
                 .into_iter()
@@ -410,5 +468,24 @@ impl StateStore for DynamoStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        let m = &self.meter;
+        Some(Usage {
+            requests: m.requests.load(Ordering::Relaxed),
+            items_read: m.items_read.load(Ordering::Relaxed),
+            items_written: m.items_written.load(Ordering::Relaxed),
+            read_units: m.read_units.load(Ordering::Relaxed),
+            write_units: m.write_units.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// The size of the item a write leaves (its key, value and numbers).
+fn write_size(write: &Write) -> usize {
+    match write {
+        Write::Put { table, key, value, .. } => 2 * (table.name().len() + key.len()) + value.len() + 60,
+        Write::Delete { table, key, .. } => table.name().len() + key.len() + 4,
     }
 }

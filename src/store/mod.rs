@@ -232,6 +232,27 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     fn shared(&self) -> bool {
         false
     }
+    /// What this process has asked of a billed store so far (DynamoDB), for the run summary.
+    fn usage(&self) -> Option<Usage> {
+        None
+    }
+}
+
+/// Requests and capacity units of a billed store, counted as DynamoDB on-demand bills them: a
+/// strongly consistent read is one read unit per 4 KB of item, a transactional write two write
+/// units per 1 KB, a scan one read unit per 4 KB scanned.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    /// Requests made.
+    pub requests: u64,
+    /// Items read.
+    pub items_read: u64,
+    /// Items written or deleted.
+    pub items_written: u64,
+    /// Read capacity units.
+    pub read_units: u64,
+    /// Write capacity units.
+    pub write_units: u64,
 }
 
 /// Reads every item of a table.
