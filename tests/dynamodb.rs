@@ -73,3 +73,19 @@ fn two_writers_of_one_item_conflict_and_the_second_sees_the_first() {
     assert_eq!((now.value.as_str(), now.version), ("{\"a\":1}", 2));
     assert!(first.shared());
 }
+
+#[test]
+fn an_item_trailhound_did_not_write_is_reported_as_corrupt_with_its_key() {
+    let Some(endpoint) = endpoint() else { return };
+    let store = store(&endpoint);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let clients = trailhound::aws::clients(&options(&endpoint)).await;
+        let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
+        let put = clients.dynamodb.put_item().table_name(store.table()).item("pk", s("baseline#AKIAODD"));
+        put.item("tbl", s("baseline")).item("k", s("AKIAODD")).send().await.expect("PutItem");
+    });
+    let error = store.get_many(Table::Baseline, &["AKIAODD".into()]).expect_err("no value");
+    assert!(matches!(&error, StateError::Corrupt { key, .. } if key == "AKIAODD"), "{error:?}");
+    assert!(error.to_string().contains("AKIAODD"), "{error}");
+}

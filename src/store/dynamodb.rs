@@ -258,9 +258,8 @@ impl DynamoStore {
         let mut items: Vec<(String, Item)> = items
             .map_err(|e| self.failed(e))?
             .iter()
-            .map(|attributes| Ok((text(attributes, "k")?, item(attributes)?)))
-            .collect::<Result<_, String>>()
-            .map_err(|reason| StateError::Corrupt { table: table.name(), key: String::new(), reason })?;
+            .map(|attributes| keyed_item(table, attributes))
+            .collect::<Result<_, StateError>>()?;
         items.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(items)
     }
@@ -270,28 +269,42 @@ fn pk(table: Table, key: &str) -> AttributeValue {
     AttributeValue::S(format!("{}#{key}", table.name()))
 }
 
-fn text(attributes: &Attributes, name: &str) -> Result<String, String> {
+/// An item of the table that is not what this version of trailhound writes.
+#[derive(Debug, thiserror::Error)]
+#[error("attribute `{name}` is missing or not a {expected}")]
+struct BadAttribute {
+    name: &'static str,
+    expected: &'static str,
+}
+
+fn text(attributes: &Attributes, name: &'static str) -> Result<String, BadAttribute> {
     match attributes.get(name) {
         Some(AttributeValue::S(text)) => Ok(text.clone()),
-        _ => Err(format!("attribute `{name}` missing or not a string")),
+        _ => Err(BadAttribute { name, expected: "string" }),
     }
 }
 
-fn number(attributes: &Attributes, name: &str) -> Result<Option<i64>, String> {
+fn number(attributes: &Attributes, name: &'static str) -> Result<Option<i64>, BadAttribute> {
     match attributes.get(name) {
-        Some(AttributeValue::N(n)) => n.parse().map(Some).map_err(|_| format!("attribute `{name}` is not a number")),
+        Some(AttributeValue::N(n)) => n.parse().map(Some).map_err(|_| BadAttribute { name, expected: "number" }),
         None => Ok(None),
-        Some(_) => Err(format!("attribute `{name}` is not a number")),
+        Some(_) => Err(BadAttribute { name, expected: "number" }),
     }
 }
 
-fn item(attributes: &Attributes) -> Result<Item, String> {
-    Ok(Item {
-        value: text(attributes, "v")?,
-        version: number(attributes, "ver")?.unwrap_or(0) as u64,
-        expires_at: number(attributes, "exp_ms")?,
-        recency: number(attributes, "recency")?.unwrap_or(0),
-    })
+/// The key and item an item of the table holds.
+fn keyed_item(table: Table, attributes: &Attributes) -> Result<(String, Item), StateError> {
+    let key = text(attributes, "k").unwrap_or_default();
+    let corrupt =
+        |e: BadAttribute| StateError::Corrupt { table: table.name(), key: key.clone(), reason: e.to_string() };
+    let item = Item {
+        value: text(attributes, "v").map_err(corrupt)?,
+        version: number(attributes, "ver").map_err(corrupt)?.unwrap_or(0) as u64,
+        expires_at: number(attributes, "exp_ms").map_err(corrupt)?,
+        recency: number(attributes, "recency").map_err(corrupt)?.unwrap_or(0),
+    };
+    let key = text(attributes, "k").map_err(corrupt)?;
+    Ok((key, item))
 }
 
 /// The transaction item of one write.
@@ -391,10 +404,8 @@ impl StateStore for DynamoStore {
                 Ok(responses)
             });
             for attributes in responses.map_err(|e| self.failed(e))? {
-                let key = text(&attributes, "k")
-                    .and_then(|k| item(&attributes).map(|i| (k, i)))
-                    .map_err(|reason| StateError::Corrupt { table: table.name(), key: String::new(), reason })?;
-                found.insert(key.0, key.1);
+                let (key, item) = keyed_item(table, &attributes)?;
+                found.insert(key, item);
             }
         }
         Ok(keys.iter().map(|key| found.get(key).cloned()).collect())

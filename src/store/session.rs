@@ -278,7 +278,9 @@ impl Session {
         }
         if store.shared() && !writes.is_empty() {
             let epoch = self.versions.get(&(Table::Meta, EPOCH.to_owned())).copied();
-            writes.push(Write::put(Table::Meta, EPOCH, epoch.map_or(1, |v| v + 1).to_string(), None, 0));
+            // First, so that it is in the first transaction when a large commit is split: a
+            // concurrent batch is then refused before anything of this one is written.
+            writes.insert(0, Write::put(Table::Meta, EPOCH, epoch.map_or(1, |v| v + 1).to_string(), None, 0));
             writes = writes.into_iter().map(|write| self.conditional(write)).collect();
         }
         if !writes.is_empty() {
