@@ -80,9 +80,9 @@ fn open_state(location: &StateLocation, aws: &AwsOptions) -> Result<Arc<dyn Stat
         StateLocation::File(path) => {
             Arc::new(SqliteStore::open(path).with_context(|| format!("cannot open state file `{}`", path.display()))?)
         }
-        StateLocation::DynamoDb(table) => Arc::new(
-            DynamoStore::connect(aws, table).with_context(|| format!("cannot reach DynamoDB table `{table}`"))?,
-        ),
+        StateLocation::DynamoDb(table) => {
+            Arc::new(DynamoStore::open(aws, table).with_context(|| format!("cannot open DynamoDB table `{table}`"))?)
+        }
     })
 }
 
@@ -429,7 +429,8 @@ fn run_state(args: &StateArgs) -> Result<u8> {
 
 /// `trailhound state [init] dynamodb://TABLE`: create the table, or report what it holds.
 fn run_state_dynamodb(table: &str, aws: &AwsOptions, init: bool) -> Result<u8> {
-    let store = DynamoStore::connect(aws, table).with_context(|| format!("cannot reach DynamoDB table `{table}`"))?;
+    let store = if init { DynamoStore::connect(aws, table) } else { DynamoStore::open(aws, table) };
+    let store = store.with_context(|| format!("cannot open DynamoDB table `{table}`"))?;
     if init {
         store.create_table().with_context(|| format!("cannot create DynamoDB table `{table}`"))?;
         eprintln!("created DynamoDB table `{table}` (on-demand, TTL on `expires_at`)");

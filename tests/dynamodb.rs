@@ -89,3 +89,28 @@ fn an_item_trailhound_did_not_write_is_reported_as_corrupt_with_its_key() {
     assert!(matches!(&error, StateError::Corrupt { key, .. } if key == "AKIAODD"), "{error:?}");
     assert!(error.to_string().contains("AKIAODD"), "{error}");
 }
+
+#[test]
+fn a_missing_table_is_one_clear_error_naming_the_init_command() {
+    let Some(endpoint) = endpoint() else { return };
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_trailhound"))
+        .args(["scan", "--state", "dynamodb://no-such-table-here", "testdata/events"])
+        .current_dir(common::root())
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("TRAILHOUND_CONFIG")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("trailhound state init dynamodb://no-such-table-here"), "{stderr}");
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_trailhound"))
+        .args(["scan", "--state", "dynamodb://x", "testdata/events"])
+        .current_dir(common::root())
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("DynamoDB table name"), "refused before any request");
+}

@@ -373,3 +373,44 @@ async fn a_backfill_into_the_table_warms_the_fleet() {
     let rules: Vec<&str> = alerts.iter().filter_map(|a| a["rule"].as_str()).collect();
     assert!(!rules.contains(&"iam.long_term_key_anomaly"), "a cold worker is still learning: {rules:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_enqueue_feeds_the_fleet_which_finds_what_a_local_scan_finds() {
+    let Some(endpoint) = endpoint() else { return };
+    let fleet = fleet(&endpoint).await;
+    // One day's objects (the ransomware and policy sequences, whose conclusions do not depend
+    // on the order the fleet takes them in), in a bucket the workers are not notified of.
+    let archive = unique("archive");
+    fleet.clients.s3.create_bucket().bucket(&archive).send().await.expect("bucket");
+    let day: Vec<Object> = corpus("a").into_iter().filter(|o| o.day == "20261005").collect();
+    assert!(day.len() >= 5);
+    let dir = tempfile::tempdir().expect("temp dir");
+    for object in &day {
+        let body = ByteStream::from(object.body.clone());
+        fleet.clients.s3.put_object().bucket(&archive).key(&object.key).body(body).send().await.expect("put");
+        std::fs::write(dir.path().join(&object.name), &object.body).expect("write");
+    }
+    let workers: Vec<KillOnDrop> = (0..3).map(|_| fleet.worker()).collect();
+    let output = Command::new(env!("CARGO_BIN_EXE_trailhound"))
+        .args(["backfill", &format!("s3://{archive}"), "--since", "2026-10-05T00:00Z", "--until", "2026-10-06T00:00Z"])
+        .args(["--endpoint-url", &fleet.endpoint, "--aws-region", "us-east-1", "--path-style", "--progress", "off"])
+        .args(["--state", &format!("dynamodb://{}", fleet.table), "--enqueue", &fleet.queue_url])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("TRAILHOUND_CONFIG")
+        .output()
+        .expect("backfill runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stderr.contains(&format!("enqueued {} objects", day.len())), "{stderr}");
+    let alerts = fleet.alerts(Duration::from_secs(90)).await;
+    drop(workers);
+
+    let local =
+        scan(&ScanPlan::new(vec![dir.path().to_path_buf()]), &Engine::new(Settings::default(), Mode::Scan), Mode::Scan);
+    let expected: BTreeSet<String> =
+        local.findings.iter().filter(|f| f.severity >= Severity::Medium).map(|f| f.id.clone()).collect();
+    let published: BTreeSet<String> = alerts.iter().map(|a| a["id"].as_str().unwrap_or("").to_owned()).collect();
+    assert_eq!(published, expected);
+    assert!(alerts.iter().any(|a| a["rule"] == "s3.ransomware_chain" && a["mode"] == "live"));
+}

@@ -135,6 +135,24 @@ impl DynamoStore {
         Ok(DynamoStore { client: clients.dynamodb, table: table.to_owned(), meter, runtime: Some(runtime) })
     }
 
+    /// [`DynamoStore::connect`], then checks that the table exists (`trailhound state init`
+    /// creates it), so a typo is one clear error before any work.
+    pub fn open(options: &AwsOptions, table: &str) -> Result<DynamoStore, StateError> {
+        let store = DynamoStore::connect(options, table)?;
+        let (client, name) = (store.client.clone(), table.to_owned());
+        let described = store.wait(async move { client.describe_table().table_name(name).send().await });
+        match described {
+            Ok(_) => Ok(store),
+            Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                Err(StateError::Incompatible {
+                    path: format!("dynamodb://{table}"),
+                    reason: format!("no such table; create it with `trailhound state init dynamodb://{table}`"),
+                })
+            }
+            Err(error) => Err(store.failed(error)),
+        }
+    }
+
     /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
