@@ -114,3 +114,31 @@ fn a_missing_table_is_one_clear_error_naming_the_init_command() {
         .expect("runs");
     assert!(String::from_utf8_lossy(&bad.stderr).contains("DynamoDB table name"), "refused before any request");
 }
+
+/// The `state:` line of a `scan --state dynamodb://…` summary.
+fn scan_usage(endpoint: &str, table: &str) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_trailhound"))
+        .args(["scan", "--format", "jsonl", "--state", &format!("dynamodb://{table}"), "testdata/sequences"])
+        .current_dir(common::root())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("TRAILHOUND_CONFIG")
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    stderr.lines().find(|l| l.starts_with("state: ")).unwrap_or_else(|| panic!("no usage line: {stderr}")).to_owned()
+}
+
+#[test]
+fn unchanged_state_is_not_rewritten() {
+    let Some(endpoint) = endpoint() else { return };
+    let store = store(&endpoint);
+    let first = scan_usage(&endpoint, store.table());
+    assert!(!first.contains(" 0 written"), "the first scan learns: {first}");
+    let again = scan_usage(&endpoint, store.table());
+    assert!(again.contains(" 0 written (0 write units)"), "the same input again writes nothing: {again}");
+}

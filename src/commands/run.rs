@@ -44,7 +44,7 @@ use crate::detect::Engine;
 use crate::finding::{clean, Finding, Mode};
 use crate::metrics::Metrics;
 use crate::pipeline::{Collector, Driver, DriverError, Input, Inspection, ObjectOutcome};
-use crate::sink::dedup::PublishError;
+use crate::sink::dedup::{PublishError, CLAIM_LEASE};
 use crate::sink::{Publisher, SinkSpecError};
 use crate::source::notify::{self, Notification, NotificationError, Target};
 use crate::source::s3::{get_object, FetchError};
@@ -228,7 +228,12 @@ impl Worker {
             }
             Err(transient) => {
                 self.metrics.error("transient");
-                let pause = backoff(receive_count(&message));
+                let pause = match &transient {
+                    // Another worker is publishing these findings: nothing failed, so look again
+                    // once its claim would have expired, without a growing backoff.
+                    Leave::Publish(PublishError::Claimed { .. }) => CLAIM_LEASE,
+                    _ => backoff(receive_count(&message)),
+                };
                 let reason = clean(&Chain(&transient).to_string());
                 warn!(message_id = %id, %reason, retry_in_s = pause.as_secs(), "will retry");
                 let _ = self.queue.set_visibility(&id, &receipt, pause).await;
