@@ -35,16 +35,18 @@
 //!   that hands CPU work from tokio to rayon.
 //! - [`source`]: local files, the trail bucket's key layout, S3 listing and fetch, the SQS queue
 //!   and the notification envelopes.
-//! - [`sink`]: the `Sink` trait, the terminal (table, JSON lines, summary), SNS, the enqueue of
-//!   object keys, and the dedup wrapper over any sink.
+//! - [`sink`]: the `Sink` trait and the `Publisher` of every configured sink (SNS, Security
+//!   Hub, EventBridge), the terminal (table, JSON lines, OCSF, summary), the enqueue of object
+//!   keys, and the dedup wrapper (threshold, claims, record) over any sink.
 //! - [`store`]: the `StateStore` interface (owned as `Arc<dyn StateStore>`, backend-neutral
-//!   errors), its SQLite and memory implementations, and the session that keeps the passes'
-//!   state in it.
+//!   errors, blocking), its SQLite, memory and DynamoDB (a fleet's shared table)
+//!   implementations, and the session that keeps the passes' state in it (conditional commits
+//!   and retries on a shared store).
 //! - [`aws`]: the SDK clients, retries and timeouts — no business logic.
 //! - [`progress`] and [`metrics`]: progress of long S3 runs, the worker's Prometheus metrics.
 //!
 //! Behind the `synth` feature (tests, benches, examples): `synth`, the seeded synthetic corpus
-//! generator.
+//! generator; behind `testkit`: `store::contract`, the assertions every store passes.
 
 pub mod analyze;
 pub mod app;
