@@ -93,15 +93,8 @@ fn an_item_trailhound_did_not_write_is_reported_as_corrupt_with_its_key() {
 #[test]
 fn a_missing_table_is_one_clear_error_naming_the_init_command() {
     let Some(endpoint) = endpoint() else { return };
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_trailhound"))
+    let output = common::trailhound_on(&endpoint)
         .args(["scan", "--state", "dynamodb://no-such-table-here", "testdata/events"])
-        .current_dir(common::root())
-        .env("AWS_ENDPOINT_URL", &endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("TRAILHOUND_CONFIG")
         .output()
         .expect("runs");
     assert_eq!(output.status.code(), Some(2));
@@ -117,15 +110,8 @@ fn a_missing_table_is_one_clear_error_naming_the_init_command() {
 
 /// The `state:` line of a `scan --state dynamodb://…` summary.
 fn scan_usage(endpoint: &str, table: &str) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_trailhound"))
+    let output = common::trailhound_on(endpoint)
         .args(["scan", "--format", "jsonl", "--state", &format!("dynamodb://{table}"), "testdata/sequences"])
-        .current_dir(common::root())
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("TRAILHOUND_CONFIG")
         .output()
         .expect("runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

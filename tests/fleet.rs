@@ -26,7 +26,7 @@ use trailhound::store::dynamodb::DynamoStore;
 use trailhound::store::session::Session;
 use trailhound::store::StateStore;
 
-use common::{endpoint, options, queue, queue_arn, root, subscribe, unique};
+use common::{endpoint, options, queue, queue_arn, root, subscribe, trailhound_on, unique};
 
 struct KillOnDrop(Child);
 
@@ -110,6 +110,19 @@ async fn fleet(endpoint: &str) -> Fleet {
     Fleet { endpoint: endpoint.to_owned(), clients, bucket, queue_url, topic_arn, alerts_url, table }
 }
 
+fn spawn_worker(queue_url: &str, topic_arn: &str, endpoint: &str, state: &str) -> KillOnDrop {
+    let child = trailhound_on(endpoint)
+        .args(["run", "--queue-url", queue_url, "--topic-arn", topic_arn])
+        .args(["--endpoint-url", endpoint, "--aws-region", "us-east-1", "--path-style"])
+        .args(["--state", state, "--grace", "5", "--concurrency", "2"])
+        .env("TRAILHOUND_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn a worker");
+    KillOnDrop(child)
+}
+
 impl Fleet {
     fn worker(&self) -> KillOnDrop {
         (self.spawner())()
@@ -121,29 +134,7 @@ impl Fleet {
         let state = format!("dynamodb://{}", self.table);
         move || spawn_worker(&queue, &topic, &endpoint, &state)
     }
-}
 
-fn spawn_worker(queue_url: &str, topic_arn: &str, endpoint: &str, state: &str) -> KillOnDrop {
-    {
-        let child = Command::new(env!("CARGO_BIN_EXE_trailhound"))
-            .args(["run", "--queue-url", queue_url, "--topic-arn", topic_arn])
-            .args(["--endpoint-url", endpoint, "--aws-region", "us-east-1", "--path-style"])
-            .args(["--state", state, "--grace", "5", "--concurrency", "2"])
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("TRAILHOUND_LOG", "warn")
-            .env_remove("TRAILHOUND_CONFIG")
-            .env_remove("TRAILHOUND_STATE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn a worker");
-        KillOnDrop(child)
-    }
-}
-
-impl Fleet {
     /// Delivers the corpus delivery by delivery, each delivery's objects at once (in `copies`
     /// copies: the same events in several objects, as organization trails deliver them), and
     /// waits until the fleet has finished one before the next. Returns the objects delivered.
@@ -324,14 +315,10 @@ async fn workers_killed_at_random_while_committing_lose_nothing_and_leave_the_ta
 
 /// Runs `trailhound backfill` of `bucket` into `table`.
 fn backfill(fleet: &Fleet, bucket: &str, table: &str) {
-    let output = Command::new(env!("CARGO_BIN_EXE_trailhound"))
+    let output = trailhound_on(&fleet.endpoint)
         .args(["backfill", &format!("s3://{bucket}"), "--since", "2026-07-31T00:00Z", "--until", "2026-09-09T00:00Z"])
         .args(["--endpoint-url", &fleet.endpoint, "--aws-region", "us-east-1", "--path-style", "--progress", "off"])
         .args(["--state", &format!("dynamodb://{table}"), "--format", "jsonl"])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("TRAILHOUND_CONFIG")
         .output()
         .expect("backfill runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -395,14 +382,10 @@ async fn backfill_enqueue_feeds_the_fleet_which_finds_what_a_local_scan_finds() 
         std::fs::write(dir.path().join(&object.name), &object.body).expect("write");
     }
     let workers: Vec<KillOnDrop> = (0..3).map(|_| fleet.worker()).collect();
-    let output = Command::new(env!("CARGO_BIN_EXE_trailhound"))
+    let output = trailhound_on(&fleet.endpoint)
         .args(["backfill", &format!("s3://{archive}"), "--since", "2026-10-05T00:00Z", "--until", "2026-10-06T00:00Z"])
         .args(["--endpoint-url", &fleet.endpoint, "--aws-region", "us-east-1", "--path-style", "--progress", "off"])
         .args(["--state", &format!("dynamodb://{}", fleet.table), "--enqueue", &fleet.queue_url])
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("TRAILHOUND_CONFIG")
         .output()
         .expect("backfill runs");
     let stderr = String::from_utf8_lossy(&output.stderr);

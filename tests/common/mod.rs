@@ -135,3 +135,19 @@ pub async fn failing_endpoint() -> String {
     });
     url
 }
+
+/// The `trailhound` binary, run from the project root against the moto endpoint with its test
+/// credentials (`AWS_ENDPOINT_URL`, region us-east-1) and no configuration file of the user's.
+pub fn trailhound_on(endpoint: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_trailhound"));
+    command
+        .current_dir(root())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("TRAILHOUND_CONFIG")
+        .env_remove("TRAILHOUND_STATE");
+    command
+}
