@@ -10,8 +10,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 
 use crate::aws::AwsOptions;
-use crate::cli::{BackfillArgs, Cli, Command, LogFormatArg, ReplayArgs, RulesArgs, RunArgs, ScanArgs, StateArgs};
+use crate::cli::{
+    BackfillArgs, Cli, Command, LambdaArgs, LogFormatArg, ReplayArgs, RulesArgs, RunArgs, ScanArgs, StateArgs,
+};
 use crate::commands::backfill::{self, Processing, Resume, RunStats, Selection};
+use crate::commands::lambda::LambdaWorker;
 use crate::commands::run::Worker;
 use crate::config::{self, OutputConfig, RemoteConfig, ScanConfig, StateLocation, DEFAULT_DEDUP_TTL};
 use crate::detect::{rules, Engine};
@@ -39,6 +42,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Replay(args) => run_replay(&args),
         Command::Backfill(args) => run_backfill(&args),
         Command::Run(args) => run_worker(&args),
+        Command::Lambda(args) => run_lambda(&args),
         Command::Rules(args) => run_rules(&args),
         Command::State(args) => run_state(&args),
     }
@@ -380,6 +384,48 @@ async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
+}
+
+/// `trailhound lambda`: set up once per execution environment, then serve invocations from the
+/// Lambda Runtime API until the environment is shut down.
+fn run_lambda(args: &LambdaArgs) -> Result<u8> {
+    init_logging(LogFormatArg::Json);
+    let config = config::lambda_config(args)?;
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(threads) = config.threads {
+        pool = pool.num_threads(threads);
+    }
+    pool.build_global().context("cannot start the decode threads")?;
+    let store = open_state(&StateLocation::DynamoDb(config.table.clone()), &config.aws)?;
+    io_runtime()?.block_on(async move {
+        let started = Instant::now();
+        let clients = crate::aws::clients(&config.aws).await;
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let engine = Engine::new(config.settings.clone(), Mode::Live);
+        let handler = crate::commands::message::MessageHandler::new(
+            &clients,
+            &config.message,
+            engine,
+            store,
+            metrics.clone(),
+            now_millis,
+        )
+        .await?;
+        let function = Arc::new(LambdaWorker::new(handler, metrics));
+        function.expire_dedup();
+        tracing::info!(table = %config.table, init_ms = started.elapsed().as_millis() as u64, "lambda ready");
+        let serve = lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<_>| {
+            let function = function.clone();
+            async move {
+                function
+                    .handle_batch(event.payload, Some(event.context.deadline))
+                    .await
+                    .map_err(lambda_runtime::Error::from)
+            }
+        });
+        lambda_runtime::run(serve).await.map_err(|error| anyhow::anyhow!("the Lambda runtime stopped: {error}"))
+    })?;
+    Ok(EXIT_OK)
 }
 
 fn init_logging(format: LogFormatArg) {

@@ -46,6 +46,13 @@ pub enum Command {
         after_help = "Examples:\n  trailhound run --queue-url https://sqs.us-east-1.amazonaws.com/111122223333/trail --topic-arn arn:aws:sns:us-east-1:111122223333:alerts\n  trailhound run --endpoint-url http://127.0.0.1:5000 --path-style --metrics-addr 127.0.0.1:9898 --log-format json ..."
     )]
     Run(RunArgs),
+    /// Run as an AWS Lambda function behind an SQS event source mapping (the Lambda Runtime
+    /// API): each invocation handles its batch as `run` would and returns `batchItemFailures`
+    /// naming the messages to retry. Configured from environment variables; state in DynamoDB.
+    #[command(
+        after_help = "Environment:\n  TRAILHOUND_STATE=dynamodb://TABLE  TRAILHOUND_TOPIC_ARN=arn:aws:sns:...  TRAILHOUND_PUBLISH=securityhub,eventbridge:BUS\n  TRAILHOUND_PUBLISH_SEVERITY=medium  TRAILHOUND_CONCURRENCY=16  TRAILHOUND_CONFIG=/var/task/trailhound.toml\nA binary named `bootstrap` (the Lambda zip) runs this command without arguments."
+    )]
+    Lambda(LambdaArgs),
     /// List every rule with its severity, family and description.
     Rules(RulesArgs),
     /// Show what the state holds (items per table) and check it; `state init dynamodb://TABLE`
@@ -301,6 +308,32 @@ pub enum LogFormatArg {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// `trailhound lambda`: every setting also comes from the function's environment.
+#[derive(Debug, Args)]
+pub struct LambdaArgs {
+    /// The SNS topic for alerts.
+    #[arg(long, value_name = "ARN", env = "TRAILHOUND_TOPIC_ARN")]
+    pub topic_arn: Option<String>,
+    /// Other sinks, comma-separated: SNS topic ARNs, `securityhub[:ACCOUNT]`, `eventbridge[:BUS]`.
+    #[arg(long, value_name = "SINK", env = "TRAILHOUND_PUBLISH", value_delimiter = ',')]
+    pub publish: Vec<String>,
+    /// Publish findings at or above this severity (default medium).
+    #[arg(long, value_enum, value_name = "SEVERITY", env = "TRAILHOUND_PUBLISH_SEVERITY")]
+    pub publish_severity: Option<SeverityArg>,
+    /// Objects fetched at once (default 16).
+    #[arg(long, value_name = "N", env = "TRAILHOUND_CONCURRENCY")]
+    pub concurrency: Option<usize>,
+    /// The state: `dynamodb://TABLE` (a Lambda keeps no disk between invocations).
+    #[arg(long, value_name = "LOCATION", env = "TRAILHOUND_STATE")]
+    pub state: Option<PathBuf>,
+    /// Where AWS is.
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Threads and configuration.
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// `trailhound run`.

@@ -47,8 +47,8 @@ use std::time::Duration;
 
 use crate::aws::AwsOptions;
 use crate::cli::{
-    AwsArgs, BackfillArgs, CommonArgs, FormatArg, OutputArgs, ProgressArg, RemoteArgs, ReplayArgs, RunArgs, ScanArgs,
-    SeverityArg,
+    AwsArgs, BackfillArgs, CommonArgs, FormatArg, LambdaArgs, OutputArgs, ProgressArg, RemoteArgs, ReplayArgs, RunArgs,
+    ScanArgs, SeverityArg,
 };
 use crate::decode::Limits;
 use crate::detect::rules;
@@ -141,17 +141,42 @@ fn state_or_default(state: &Option<PathBuf>) -> Result<StateLocation, ConfigErro
     StateLocation::parse(&path)
 }
 
-/// The worker's settings (`trailhound run`).
+/// How one notification is handled, wherever it came from (`run` receives it from SQS, `lambda`
+/// is handed it by the event source mapping).
 #[derive(Debug, Clone)]
-pub struct WorkerConfig {
-    /// The queue of notifications.
-    pub queue_url: String,
+pub struct MessageConfig {
     /// Where findings are published (at least one sink).
     pub sinks: Vec<SinkSpec>,
     /// Publish findings at or above this severity.
     pub publish_at: Severity,
     /// Objects fetched at once.
     pub fetch_concurrency: usize,
+    /// How long a published finding is remembered.
+    pub dedup_ttl: Duration,
+    /// Decode limits.
+    pub limits: Limits,
+}
+
+impl MessageConfig {
+    /// The defaults for these sinks.
+    pub fn new(sinks: Vec<SinkSpec>) -> MessageConfig {
+        MessageConfig {
+            sinks,
+            publish_at: DEFAULT_PUBLISH_SEVERITY,
+            fetch_concurrency: DEFAULT_CONCURRENCY,
+            dedup_ttl: DEFAULT_DEDUP_TTL,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The worker's settings (`trailhound run`).
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// The queue of notifications.
+    pub queue_url: String,
+    /// How each message is handled.
+    pub message: MessageConfig,
     /// Long-poll wait (s), at most 20.
     pub wait_seconds: i32,
     /// Extend visibility while a message is in progress (off only to prove tests can see a
@@ -159,10 +184,6 @@ pub struct WorkerConfig {
     pub heartbeat: bool,
     /// Time to finish work in progress after a shutdown signal.
     pub grace: Duration,
-    /// How long a published finding is remembered.
-    pub dedup_ttl: Duration,
-    /// Decode limits.
-    pub limits: Limits,
 }
 
 impl WorkerConfig {
@@ -175,14 +196,10 @@ impl WorkerConfig {
     pub fn with_sinks(queue_url: impl Into<String>, sinks: Vec<SinkSpec>) -> WorkerConfig {
         WorkerConfig {
             queue_url: queue_url.into(),
-            sinks,
-            publish_at: DEFAULT_PUBLISH_SEVERITY,
-            fetch_concurrency: DEFAULT_CONCURRENCY,
+            message: MessageConfig::new(sinks),
             wait_seconds: DEFAULT_WAIT_SECONDS,
             heartbeat: true,
             grace: DEFAULT_GRACE,
-            dedup_ttl: DEFAULT_DEDUP_TTL,
-            limits: Limits::default(),
         }
     }
 }
@@ -540,37 +557,17 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let queue_url = args.queue_url.clone().or_else(|| section.queue_url.clone()).filter(|v| !v.is_empty());
     let queue_url =
         queue_url.ok_or_else(|| bad("--queue-url", "", "required (flag, TRAILHOUND_QUEUE_URL or [run] queue_url)"))?;
-    let topic_arn = args.topic_arn.clone().or_else(|| section.topic_arn.clone()).filter(|v| !v.is_empty());
-    let mut specs = Vec::new();
-    if let Some(topic) = &topic_arn {
-        match SinkSpec::parse(topic) {
-            Ok(spec @ SinkSpec::Sns { .. }) => specs.push(spec),
-            _ => return Err(bad("--topic-arn", topic, "not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")),
-        }
-    }
-    specs.extend(sinks("--publish", &args.publish)?);
-    specs.extend(sinks("run.publish", &section.publish)?);
-    if specs.is_empty() {
-        return Err(bad(
-            "--topic-arn",
-            "",
-            "a sink is required (--topic-arn, TRAILHOUND_TOPIC_ARN, --publish or [run] topic_arn/publish)",
-        ));
-    }
-    let mut worker = WorkerConfig::with_sinks(queue_url, specs);
-    worker.publish_at = match (args.publish_severity, &section.publish_severity) {
-        (Some(flag), _) => severity(flag),
-        (None, Some(text)) => Severity::parse(text)
-            .ok_or_else(|| bad("run.publish_severity", text, "expected info, low, medium, high or critical"))?,
-        (None, None) => DEFAULT_PUBLISH_SEVERITY,
+    let flags = MessageFlags {
+        topic_arn: &args.topic_arn,
+        publish: &args.publish,
+        publish_severity: args.publish_severity,
+        concurrency: args.concurrency,
     };
-    if let Some(n) = at_least_one("--concurrency", args.concurrency.or(section.concurrency))? {
-        worker.fetch_concurrency = n;
-    }
+    let mut worker = WorkerConfig::with_sinks(queue_url, Vec::new());
+    worker.message = message_config(&flags, &file)?;
     if let Some(seconds) = args.grace.or(section.grace_seconds) {
         worker.grace = std::time::Duration::from_secs(seconds);
     }
-    worker.limits = limits(&file)?;
     let metrics_addr = match args.metrics_addr.clone().or_else(|| section.metrics_addr.clone()) {
         Some(text) => {
             Some(text.parse().map_err(|_| bad("--metrics-addr", &text, "expected HOST:PORT, e.g. 127.0.0.1:9898"))?)
@@ -584,6 +581,86 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     }
     let aws = aws_options(&args.aws, args.region_deprecated.clone(), Some(section));
     Ok(RunConfig { worker, aws, settings: settings(&file)?, state, metrics_addr, threads, warnings })
+}
+
+/// The flags `run` and `lambda` share for handling a message.
+struct MessageFlags<'a> {
+    topic_arn: &'a Option<String>,
+    publish: &'a [String],
+    publish_severity: Option<SeverityArg>,
+    concurrency: Option<usize>,
+}
+
+/// The sinks, threshold, fetch concurrency and limits from the flags over the `[run]` section.
+fn message_config(flags: &MessageFlags<'_>, file: &FileConfig) -> Result<MessageConfig, ConfigError> {
+    let section = &file.run;
+    let topic_arn = flags.topic_arn.clone().or_else(|| section.topic_arn.clone()).filter(|v| !v.is_empty());
+    let mut specs = Vec::new();
+    if let Some(topic) = &topic_arn {
+        match SinkSpec::parse(topic) {
+            Ok(spec @ SinkSpec::Sns { .. }) => specs.push(spec),
+            _ => return Err(bad("--topic-arn", topic, "not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")),
+        }
+    }
+    let publish: Vec<String> = flags.publish.iter().filter(|text| !text.trim().is_empty()).cloned().collect();
+    specs.extend(sinks("--publish", &publish)?);
+    specs.extend(sinks("run.publish", &section.publish)?);
+    if specs.is_empty() {
+        return Err(bad(
+            "--topic-arn",
+            "",
+            "a sink is required (--topic-arn, TRAILHOUND_TOPIC_ARN, --publish, TRAILHOUND_PUBLISH or [run] topic_arn/publish)",
+        ));
+    }
+    let mut message = MessageConfig::new(specs);
+    message.publish_at = match (flags.publish_severity, &section.publish_severity) {
+        (Some(flag), _) => severity(flag),
+        (None, Some(text)) => Severity::parse(text)
+            .ok_or_else(|| bad("run.publish_severity", text, "expected info, low, medium, high or critical"))?,
+        (None, None) => DEFAULT_PUBLISH_SEVERITY,
+    };
+    if let Some(n) = at_least_one("--concurrency", flags.concurrency.or(section.concurrency))? {
+        message.fetch_concurrency = n;
+    }
+    message.limits = limits(file)?;
+    Ok(message)
+}
+
+/// Everything `lambda` needs.
+#[derive(Debug, Clone)]
+pub struct LambdaConfig {
+    /// How each message is handled.
+    pub message: MessageConfig,
+    /// AWS wiring.
+    pub aws: AwsOptions,
+    /// Rule settings.
+    pub settings: Settings,
+    /// The DynamoDB table.
+    pub table: String,
+    /// Decode threads.
+    pub threads: Option<usize>,
+}
+
+/// Validates `lambda`'s settings (flags or, as deployed, the function's environment).
+pub fn lambda_config(args: &LambdaArgs) -> Result<LambdaConfig, ConfigError> {
+    let (file, threads) = common(&args.common)?;
+    let flags = MessageFlags {
+        topic_arn: &args.topic_arn,
+        publish: &args.publish,
+        publish_severity: args.publish_severity,
+        concurrency: args.concurrency,
+    };
+    let message = message_config(&flags, &file)?;
+    let table = match args.state.as_deref().map(StateLocation::parse).transpose()? {
+        Some(StateLocation::DynamoDb(table)) => table,
+        Some(StateLocation::File(path)) => {
+            let text = path.display().to_string();
+            return Err(bad("--state", &text, "a Lambda keeps no disk between invocations: use dynamodb://TABLE"));
+        }
+        None => return Err(bad("--state", "", "required: TRAILHOUND_STATE=dynamodb://TABLE")),
+    };
+    let aws = aws_options(&args.aws, None, Some(&file.run));
+    Ok(LambdaConfig { message, aws, settings: settings(&file)?, table, threads })
 }
 
 /// Where the state lives unless `--state` says: `$XDG_DATA_HOME/trailhound/state.db`, else
@@ -899,6 +976,6 @@ mod tests {
         let old = run(&["--region", "eu-central-1"]);
         assert_eq!(old.aws.region.as_deref(), Some("eu-central-1"));
         assert!(old.warnings[0].contains("--aws-region"), "{:?}", old.warnings);
-        assert_eq!(old.worker.fetch_concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(old.worker.message.fetch_concurrency, DEFAULT_CONCURRENCY);
     }
 }

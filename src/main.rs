@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = match trailhound::cli::Cli::try_parse() {
+    let cli = match trailhound::cli::Cli::try_parse_from(arguments()) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -20,4 +20,18 @@ fn main() -> ExitCode {
             ExitCode::from(trailhound::app::EXIT_ERROR)
         }
     }
+}
+
+/// The command line; a binary named `bootstrap` without arguments (the Lambda zip's entry point
+/// on the `provided` runtimes) runs `trailhound lambda`.
+fn arguments() -> Vec<std::ffi::OsString> {
+    let mut arguments: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let bootstrap = arguments
+        .first()
+        .and_then(|program| std::path::Path::new(program).file_name())
+        .is_some_and(|name| name == "bootstrap");
+    if bootstrap && arguments.len() == 1 {
+        arguments.push("lambda".into());
+    }
+    arguments
 }

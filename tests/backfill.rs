@@ -523,7 +523,7 @@ fn publish_tags_the_mode_and_enqueue_feeds_workers_that_find_the_same() {
 /// alerts it suppressed as already sent.
 async fn drain(clients: &Clients, queue: &str, topic: &str, store: Arc<dyn StateStore>, objects: u64) -> u64 {
     let mut config = WorkerConfig::new(queue, topic);
-    config.publish_at = Severity::Info;
+    config.message.publish_at = Severity::Info;
     config.wait_seconds = 1;
     let engine = Engine::new(Settings::default(), Mode::Live);
     let metrics = Arc::new(Metrics::default());

@@ -468,7 +468,7 @@ async fn two_workers_on_a_slow_message(heartbeat: bool) -> Option<(u64, usize)> 
     let message = slow_message(&stack, objects).await;
     let configure = |config: &mut WorkerConfig| {
         config.heartbeat = heartbeat;
-        config.fetch_concurrency = 1;
+        config.message.fetch_concurrency = 1;
     };
     // 100 ms per S3 request, one object at a time: the message takes at least 4 s.
     let slow = slow_proxy(&endpoint, Duration::from_millis(100)).await;
@@ -712,8 +712,8 @@ async fn the_worker_publishes_to_every_configured_sink() {
 
     let (worker, _) = stack
         .worker(|config| {
-            config.sinks.push(SinkSpec::SecurityHub { account: None });
-            config.sinks.push(SinkSpec::EventBridge { bus: bus.clone() });
+            config.message.sinks.push(SinkSpec::SecurityHub { account: None });
+            config.message.sinks.push(SinkSpec::EventBridge { bus: bus.clone() });
         })
         .await;
     let alerts = run_to_alerts(&stack, &worker, 1).await;

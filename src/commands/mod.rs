@@ -3,4 +3,6 @@
 //! of local files, `rules` and `state` are a few lines each in [`crate::app`].
 
 pub mod backfill;
+pub mod lambda;
+pub mod message;
 pub mod run;

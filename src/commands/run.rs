@@ -22,10 +22,9 @@
 //! most 10 messages, each with its objects. Bucket names, keys and error texts are escaped
 //! ([`clean`]) before they reach a log line.
 //!
-//! The worker is built from the seams: [`Queue`] (receive, delete, visibility), [`get_object`]
-//! (fetch), the pipeline's [`Driver`] (inspection on the rayon pool) and [`Collector`] (the
-//! stateful passes), and a [`Publisher`] (every configured sink, behind the threshold and the
-//! dedup record).
+//! The worker is the [`Queue`] (receive, delete, visibility) around the [`MessageHandler`] that
+//! `lambda` shares (fetch, inspection on the rayon pool, the stateful passes, every sink behind
+//! the threshold and the dedup record).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,59 +34,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::Message;
-use tokio::sync::Semaphore;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
+use super::message::{join_all, HandlerError, MessageError, MessageHandler};
 use crate::aws::{Chain, Clients};
 use crate::config::WorkerConfig;
 use crate::detect::Engine;
-use crate::finding::{clean, Finding, Mode};
+use crate::finding::clean;
 use crate::metrics::Metrics;
-use crate::pipeline::{Collector, Driver, DriverError, Input, Inspection, ObjectOutcome};
 use crate::sink::dedup::{PublishError, CLAIM_LEASE};
-use crate::sink::{Publisher, SinkSpecError};
-use crate::source::notify::{self, Notification, NotificationError, Target};
-use crate::source::s3::{get_object, FetchError};
 use crate::source::sqs::{receive_count, Queue, QueueError};
-use crate::source::ObjectRef;
-use crate::store::session::Session;
-use crate::store::{StateError, StateStore};
+use crate::store::StateStore;
 
-/// Why a message stays on the queue.
-#[derive(Debug, thiserror::Error)]
-enum Leave {
-    /// Not a notification: left for the dead-letter queue.
-    #[error("not a notification")]
-    Poison(#[source] NotificationError),
-    /// An object could not be fetched for now.
-    #[error(transparent)]
-    Fetch(FetchError),
-    /// The state could not be read or committed.
-    #[error("state")]
-    State(#[source] StateError),
-    /// Publishing failed.
-    #[error("publishing")]
-    Publish(#[source] PublishError),
-    /// A decode or state task ended without an answer.
-    #[error(transparent)]
-    Task(DriverError),
-    /// A fetch task ended without an answer.
-    #[error("a fetch task failed")]
-    Join(#[source] tokio::task::JoinError),
-}
-
-/// The worker: the queue, the pipeline, the state and the sink.
+/// The worker: the queue around the message handler.
 pub struct Worker {
     queue: Queue,
-    s3: aws_sdk_s3::Client,
     config: WorkerConfig,
-    driver: Driver,
-    /// The stateful passes; a `std` mutex, held only inside a blocking task.
-    session: Arc<Mutex<Session>>,
-    /// Every configured sink, behind the threshold and the dedup record.
-    sink: Publisher,
+    handler: MessageHandler,
     metrics: Arc<Metrics>,
-    fetches: Arc<Semaphore>,
     /// Message id → receipt handle, for the messages in progress (never held across an await).
     in_flight: Mutex<HashMap<String, String>>,
     visibility: Duration,
@@ -108,26 +72,10 @@ impl Worker {
         metrics: Arc<Metrics>,
         clock: fn() -> i64,
     ) -> Result<Worker, WorkerError> {
-        let settings = engine.settings().clone();
-        let restore = store.clone();
-        let session = Driver::blocking(move || Session::open(restore, settings)).await??;
+        let handler = MessageHandler::new(&clients, &config.message, engine, store, metrics.clone(), clock).await?;
         let queue = Queue::new(clients.sqs.clone(), &config.queue_url);
         let visibility = queue.visibility_timeout().await?;
-        let ttl = config.dedup_ttl;
-        let sink = Publisher::new(&config.sinks, &clients, Some(store), config.publish_at, ttl, clock)?;
-        let inspection = Inspection::new(Arc::new(engine), Mode::Live, config.limits);
-        Ok(Worker {
-            fetches: Arc::new(Semaphore::new(config.fetch_concurrency.max(1))),
-            queue,
-            s3: clients.s3,
-            driver: Driver::on_global_pool(inspection),
-            session: Arc::new(Mutex::new(session)),
-            sink,
-            config,
-            metrics,
-            in_flight: Mutex::default(),
-            visibility,
-        })
+        Ok(Worker { queue, config, handler, metrics, in_flight: Mutex::default(), visibility })
     }
 
     /// Runs until `shutdown` completes, then drains within the grace period.
@@ -166,7 +114,7 @@ impl Worker {
             if messages.is_empty() {
                 continue;
             }
-            let mut batch = pin!(futures_join_all(messages.into_iter().map(|m| self.handle(m)).collect()));
+            let mut batch = pin!(join_all(messages.into_iter().map(|m| self.handle(m)).collect()));
             tokio::select! {
                 _ = &mut batch => {}
                 _ = &mut shutdown => {
@@ -201,7 +149,7 @@ impl Worker {
         self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         let outcome = {
             let heartbeat = self.heartbeat(&id, &receipt);
-            let work = self.process(&message);
+            let work = self.handler.handle(message.body.as_deref().unwrap_or(""));
             match heartbeat {
                 Some(heartbeat) => {
                     tokio::select! {
@@ -221,7 +169,7 @@ impl Worker {
                     warn!(message_id = %id, error = %Chain(&error), "deleting a processed message failed");
                 }
             },
-            Err(Leave::Poison(reason)) => {
+            Err(MessageError::Poison(reason)) => {
                 self.metrics.error("poison_message");
                 let reason = clean(&Chain(&reason).to_string());
                 warn!(message_id = %id, %reason, "not a notification; left for the dead-letter queue");
@@ -231,7 +179,7 @@ impl Worker {
                 let pause = match &transient {
                     // Another worker is publishing these findings: nothing failed, so look again
                     // once its claim would have expired, without a growing backoff.
-                    Leave::Publish(PublishError::Claimed { .. }) => CLAIM_LEASE,
+                    MessageError::Publish(PublishError::Claimed { .. }) => CLAIM_LEASE,
                     _ => backoff(receive_count(&message)),
                 };
                 let reason = clean(&Chain(&transient).to_string());
@@ -261,79 +209,6 @@ impl Worker {
         })
     }
 
-    async fn process(&self, message: &Message) -> Result<(), Leave> {
-        let body = message.body.as_deref().unwrap_or("");
-        let targets = match notify::parse(body).map_err(Leave::Poison)? {
-            Notification::Ignore(reason) => {
-                debug!(reason, "notification acknowledged without work");
-                return Ok(());
-            }
-            Notification::Objects(targets) => targets,
-        };
-        let started = std::time::Instant::now();
-        let mut fetches = tokio::task::JoinSet::new();
-        let mut outcomes = Vec::new();
-        for (index, target) in targets.into_iter().enumerate() {
-            match target {
-                Target::Inspect(object) => {
-                    let fetch = self.fetch_context();
-                    fetches.spawn(async move { (index, fetch.fetch_and_inspect(object).await) });
-                }
-                Target::Skip(object, reason) => {
-                    Metrics::add(&self.metrics.objects_skipped, 1);
-                    debug!(bucket = %clean(&object.bucket), key = %clean(&object.key), reason, "skipped");
-                }
-                Target::Unreadable { bucket, raw_key, reason } => {
-                    Metrics::add(&self.metrics.objects_quarantined, 1);
-                    let origin = format!("s3://{bucket}/{raw_key}");
-                    outcomes.push((index, ObjectOutcome::quarantined(origin, reason, Mode::Live)));
-                }
-            }
-        }
-        while let Some(joined) = fetches.join_next().await {
-            let (index, outcome) = joined.map_err(Leave::Join)?;
-            outcomes.push((index, outcome?));
-        }
-        outcomes.sort_by_key(|(index, _)| *index);
-        let outcomes: Vec<ObjectOutcome> = outcomes.into_iter().map(|(_, outcome)| outcome).collect();
-        let fetched = started.elapsed();
-        let session = self.session.clone();
-        let findings = Driver::blocking(move || Collector::new(None).add_batch(outcomes, &mut lock(&session)))
-            .await
-            .map_err(Leave::Task)?
-            .map_err(Leave::State)?;
-        let advanced = started.elapsed();
-        self.publish(&findings).await?;
-        debug!(
-            fetch_ms = fetched.as_millis() as u64,
-            state_ms = (advanced - fetched).as_millis() as u64,
-            publish_ms = (started.elapsed() - advanced).as_millis() as u64,
-            "message processed"
-        );
-        Ok(())
-    }
-
-    fn fetch_context(&self) -> FetchContext {
-        FetchContext {
-            s3: self.s3.clone(),
-            driver: self.driver.clone(),
-            cap: self.config.limits.max_object_bytes,
-            fetches: self.fetches.clone(),
-            metrics: self.metrics.clone(),
-        }
-    }
-
-    /// Publishes the findings at or above the threshold that the dedup record does not have.
-    async fn publish(&self, findings: &[Finding]) -> Result<(), Leave> {
-        for finding in findings {
-            self.metrics.finding(finding.rule, finding.severity.as_str());
-        }
-        let published = self.sink.publish(findings).await.map_err(Leave::Publish)?;
-        Metrics::add(&self.metrics.alerts_published, published.sent);
-        Metrics::add(&self.metrics.alerts_suppressed, published.suppressed);
-        Ok(())
-    }
-
     /// Makes every message still in progress visible again at once.
     async fn release_unfinished(&self) {
         let unfinished: Vec<(String, String)> = lock(&self.in_flight).drain().collect();
@@ -349,7 +224,7 @@ impl Worker {
 
     /// Evicts expired dedup records (call now and then; blocking).
     pub fn expire_dedup(&self) {
-        if let Err(error) = self.sink.expire() {
+        if let Err(error) = self.handler.expire_dedup() {
             warn!(error = %Chain(&error), "expiring old dedup records failed");
         }
     }
@@ -361,83 +236,12 @@ pub enum WorkerError {
     /// The queue could not be read.
     #[error(transparent)]
     Queue(#[from] QueueError),
-    /// The state could not be restored.
-    #[error("cannot load the state")]
-    State(#[from] StateError),
-    /// The restore task failed.
+    /// The message handler could not be set up.
     #[error(transparent)]
-    Task(#[from] DriverError),
-    /// A sink cannot be set up.
-    #[error("cannot set up a sink")]
-    Sink(#[from] SinkSpecError),
-}
-
-/// What a fetch task needs (owned, so the task is `'static`).
-struct FetchContext {
-    s3: aws_sdk_s3::Client,
-    driver: Driver,
-    cap: u64,
-    fetches: Arc<Semaphore>,
-    metrics: Arc<Metrics>,
-}
-
-impl FetchContext {
-    /// Fetches one object (at most `fetches` at once) and inspects it on the pool; a
-    /// permanently unreadable object becomes a quarantine outcome, a transient failure leaves
-    /// the message.
-    async fn fetch_and_inspect(self, object: ObjectRef) -> Result<ObjectOutcome, Leave> {
-        let origin = format!("s3://{}/{}", object.bucket, object.key);
-        let input = {
-            let _permit = self.fetches.acquire().await;
-            match get_object(&self.s3, &object.bucket, &object.key, self.cap).await {
-                Ok(bytes) => Input::Bytes { origin, bytes },
-                Err(error) if error.is_transient() => return Err(Leave::Fetch(error)),
-                Err(error) => {
-                    Metrics::add(&self.metrics.objects_quarantined, 1);
-                    Input::Unreadable { origin, reason: error.problem.to_string() }
-                }
-            }
-        };
-        let unreadable = matches!(input, Input::Unreadable { .. });
-        let outcome = self.driver.inspect(vec![input]).await.map_err(Leave::Task)?.pop();
-        let outcome = outcome.ok_or(Leave::Task(DriverError::Lost))?;
-        if !unreadable {
-            self.count(&outcome);
-        }
-        Ok(outcome)
-    }
-
-    /// Counts an inspected object as soon as it is done (not when its whole message is).
-    fn count(&self, outcome: &ObjectOutcome) {
-        let totals = &outcome.totals;
-        Metrics::add(&self.metrics.objects_inspected, 1);
-        Metrics::add(&self.metrics.bytes_stored, totals.stored_bytes);
-        Metrics::add(&self.metrics.bytes_json, totals.json_bytes);
-        Metrics::add(&self.metrics.events, totals.events);
-        if let Some(latest) = totals.latest_event_time {
-            self.metrics.newest_event_time.fetch_max(latest, Ordering::Relaxed);
-        }
-        if outcome.report.as_ref().is_some_and(|r| r.damage.is_some()) {
-            Metrics::add(&self.metrics.objects_quarantined, 1);
-        }
-    }
+    Handler(#[from] HandlerError),
 }
 
 /// 5 s doubling per attempt, at most 5 min.
 fn backoff(attempt: u32) -> Duration {
     Duration::from_secs(5u64.saturating_mul(1 << attempt.saturating_sub(1).min(6)).min(300))
-}
-
-/// Waits for every future (a small join-all, to avoid a dependency for one function).
-async fn futures_join_all<F: Future<Output = ()>>(futures: Vec<F>) {
-    let mut set: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    std::future::poll_fn(|cx| {
-        set.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-        if set.is_empty() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await
 }

@@ -1,0 +1,145 @@
+//! `trailhound lambda`: the worker as an AWS Lambda function behind an SQS event source mapping
+//! (SPEC §6).
+//!
+//! Each invocation is handed up to the mapping's batch of messages. Every message goes through the
+//! same [`MessageHandler`] as `run` (same envelopes, quarantine, stateful passes, publish before
+//! acknowledge), concurrently, and the answer is the `batchItemFailures` list
+//! (`ReportBatchItemFailures`): exactly the messages that must come back. The event source mapping
+//! deletes the others. A poison body is reported failed too, so the queue's redrive policy moves it
+//! to the dead-letter queue untouched. The function gives up on a message that is still running
+//! [`DEADLINE_RESERVE`] before the invocation's deadline and reports it alone, so one slow object
+//! never costs its neighbours their acknowledgement.
+//!
+//! The handler, the DynamoDB store and the decode pool are set up once per execution environment
+//! (the cold start) and reused by every invocation it serves. Logs are JSON lines: one per message
+//! that must come back (its id and why) and one per invocation (messages, failures, objects,
+//! bytes, duration), which is what the cost figures in the README are computed from.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use tracing::{info, warn};
+
+use super::message::{join_all, MessageError, MessageHandler};
+use crate::aws::Chain;
+use crate::finding::clean;
+use crate::metrics::Metrics;
+
+/// How long before the invocation's deadline a message still running is given up (reported
+/// failed) so that the response reaches Lambda in time.
+pub const DEADLINE_RESERVE: Duration = Duration::from_millis(1500);
+
+/// The function: the message handler and the counters its invocation log lines report.
+pub struct LambdaWorker {
+    handler: MessageHandler,
+    metrics: Arc<Metrics>,
+}
+
+/// A batch Lambda cannot be answered per message: the whole batch comes back.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// A record without a message id cannot be named in `batchItemFailures`.
+    #[error("record {index} of the batch has no messageId; the whole batch will be retried")]
+    NoMessageId {
+        /// Its position in the batch.
+        index: usize,
+    },
+}
+
+impl LambdaWorker {
+    /// The function around a handler; `metrics` must be the handler's.
+    pub fn new(handler: MessageHandler, metrics: Arc<Metrics>) -> LambdaWorker {
+        LambdaWorker { handler, metrics }
+    }
+
+    /// Handles one invocation's batch and names the messages that must come back. `deadline`
+    /// is the invocation's deadline in epoch milliseconds (the runtime's `Lambda-Runtime-Deadline-Ms`).
+    pub async fn handle_batch(
+        &self,
+        event: SqsEvent,
+        deadline_ms: Option<u64>,
+    ) -> Result<SqsBatchResponse, BatchError> {
+        let started = Instant::now();
+        let before = Snapshot::of(&self.metrics);
+        // Lambda never starts an invocation past its deadline: a deadline already gone is not a
+        // real one (local emulators send a relative value) and is not enforced.
+        let time_left = deadline_ms.map(remaining).filter(|left| !left.is_zero());
+        let give_up = time_left.map(|left| started + left.saturating_sub(DEADLINE_RESERVE));
+        let mut work = Vec::with_capacity(event.records.len());
+        for (index, record) in event.records.into_iter().enumerate() {
+            let id = record.message_id.clone().ok_or(BatchError::NoMessageId { index })?;
+            let body = record.body.unwrap_or_default();
+            work.push(async move {
+                let outcome = match give_up {
+                    Some(at) => tokio::time::timeout_at(at.into(), self.handler.handle(&body)).await,
+                    None => Ok(self.handler.handle(&body).await),
+                };
+                (id, outcome)
+            });
+        }
+        let messages = work.len();
+        let mut response = SqsBatchResponse::default();
+        for (id, outcome) in join_all(work).await {
+            let reason = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => describe(&error),
+                Err(_elapsed) => "still running near the invocation deadline".to_owned(),
+            };
+            warn!(message_id = %clean(&id), %reason, "message will come back");
+            response.add_failure(id);
+        }
+        let after = Snapshot::of(&self.metrics);
+        info!(
+            messages,
+            failed = response.batch_item_failures.len(),
+            objects = after.objects - before.objects,
+            bytes_stored = after.bytes_stored - before.bytes_stored,
+            events = after.events - before.events,
+            duration_ms = started.elapsed().as_millis() as u64,
+            time_left_ms = time_left.map(|left| left.as_millis() as u64),
+            "batch handled"
+        );
+        Ok(response)
+    }
+
+    /// Evicts expired dedup records (at a cold start; blocking).
+    pub fn expire_dedup(&self) {
+        if let Err(error) = self.handler.expire_dedup() {
+            warn!(error = %Chain(&error), "expiring old dedup records failed");
+        }
+    }
+}
+
+/// Why a message must come back, on one escaped line.
+fn describe(error: &MessageError) -> String {
+    let kind = match error {
+        MessageError::Poison(_) => "not a notification (for the dead-letter queue)",
+        _ => "transient",
+    };
+    format!("{kind}: {}", clean(&Chain(error).to_string()))
+}
+
+/// Time left until an epoch-millisecond deadline.
+fn remaining(deadline_ms: u64) -> Duration {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+    Duration::from_millis(deadline_ms.saturating_sub(now))
+}
+
+/// The counters one invocation line reports, before and after.
+struct Snapshot {
+    objects: u64,
+    bytes_stored: u64,
+    events: u64,
+}
+
+impl Snapshot {
+    fn of(metrics: &Metrics) -> Snapshot {
+        Snapshot {
+            objects: metrics.objects_inspected.load(Ordering::Relaxed),
+            bytes_stored: metrics.bytes_stored.load(Ordering::Relaxed),
+            events: metrics.events.load(Ordering::Relaxed),
+        }
+    }
+}

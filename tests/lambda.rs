@@ -1,0 +1,327 @@
+//! `trailhound lambda` through the Lambda Runtime API (issue 12): `cargo lambda watch
+//! --only-lambda-apis` serves the Runtime API on loopback, the built binary is the function, and
+//! `cargo lambda invoke --data-file` sends SQS event payloads in the shape AWS documents
+//! (`Records[]` with `messageId`, `receiptHandle`, `body`, `attributes`, `eventSource: aws:sqs`).
+//! S3, SNS and the DynamoDB state are moto's.
+//!
+//! One batch holds two good notifications (an S3 event and a CloudTrail notification inside an
+//! SNS envelope) of the ransomware sequence, a notification of an object whose bucket does not
+//! exist yet (transiently unreachable), one of a corrupt object and a body that is not a
+//! notification. The response must name exactly the unreachable one and the poison one; the
+//! corrupt object is quarantined (a `trail.unreadable_log_file` alert) and acknowledged. Once the
+//! bucket exists, the retried message succeeds; a redelivered good message pages nobody twice.
+//!
+//! Skipped with a notice when `TRAILHOUND_CARGO_LAMBDA` (the `cargo-lambda` binary that
+//! `scripts/tools.sh` installs) is unset, unless `TRAILHOUND_REQUIRE_MOTO` is set.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde_json::{json, Value};
+use trailhound::aws::{clients, Clients};
+use trailhound::store::dynamodb::DynamoStore;
+
+use common::{endpoint, options, queue, queue_arn, root, subscribe, trailhound_on, unique};
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `cargo-lambda` binary, or `None` (skip) when it is not installed.
+fn cargo_lambda() -> Option<PathBuf> {
+    match std::env::var_os("TRAILHOUND_CARGO_LAMBDA") {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ if std::env::var_os("TRAILHOUND_REQUIRE_MOTO").is_some() => {
+            panic!("TRAILHOUND_REQUIRE_MOTO is set but TRAILHOUND_CARGO_LAMBDA is not (scripts/tools.sh installs it)")
+        }
+        _ => {
+            eprintln!(
+                "NOTICE: TRAILHOUND_CARGO_LAMBDA not set (scripts/test.sh installs cargo-lambda); Lambda tests skipped"
+            );
+            None
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(child.try_wait().expect("wait").is_none(), "cargo lambda watch exited early");
+        assert!(Instant::now() < deadline, "the Runtime API never listened on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The Runtime API on loopback and the function attached to it.
+struct Function {
+    cargo_lambda: PathBuf,
+    port: u16,
+    _api: KillOnDrop,
+    function: KillOnDrop,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Function {
+    fn start(cargo_lambda: PathBuf, endpoint: &str, table: &str, topic_arn: &str) -> Function {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let mut api = Command::new(&cargo_lambda)
+            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start cargo lambda watch");
+        wait_for_port(port, &mut api);
+        let log = dir.path().join("function.log");
+        let function = trailhound_on(endpoint)
+            .arg("lambda")
+            .env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+            .env("TRAILHOUND_STATE", format!("dynamodb://{table}"))
+            .env("TRAILHOUND_TOPIC_ARN", topic_arn)
+            .env("TRAILHOUND_PUBLISH_SEVERITY", "info")
+            .env("TRAILHOUND_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start the function");
+        Function { cargo_lambda, port, _api: KillOnDrop(api), function: KillOnDrop(function), log, _dir: dir }
+    }
+
+    /// Invokes the function with an SQS event and returns its response.
+    fn invoke(&mut self, event: &Value) -> Value {
+        let file = self._dir.path().join(format!("event-{}.json", unique("e")));
+        std::fs::write(&file, serde_json::to_vec(event).expect("event JSON")).expect("write event");
+        let out = self._dir.path().join(format!("response-{}.json", unique("r")));
+        let mut invoke = Command::new(&self.cargo_lambda)
+            .args(["lambda", "invoke", "-A", "127.0.0.1", "-P", &self.port.to_string(), "-o", "json", "--data-file"])
+            .arg(&file)
+            .arg("_")
+            .current_dir(root())
+            .stdout(std::fs::File::create(&out).expect("response file"))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cargo lambda invoke");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = invoke.try_wait().expect("wait") {
+                break status;
+            }
+            let alive = self.function.0.try_wait().expect("wait").is_none();
+            if !alive || Instant::now() > deadline {
+                let _ = invoke.kill();
+                panic!("no response (function alive: {alive}); its log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "invoke failed; the function's log:\n{}", self.log_text());
+        let response = std::fs::read(&out).expect("response");
+        serde_json::from_slice(&response).unwrap_or_else(|_| panic!("response: {}", String::from_utf8_lossy(&response)))
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The function's log, one JSON object per line.
+    fn log_lines(&self) -> Vec<Value> {
+        let file = std::fs::File::open(&self.log).expect("log");
+        BufReader::new(file)
+            .lines()
+            .map(|line| {
+                let line = line.expect("line");
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("a log line that is not JSON: {line}"))
+            })
+            .collect()
+    }
+}
+
+/// A CloudTrail-style key for a delivery of account 111122223333.
+fn log_key(stamp: &str, tag: &str, gz: bool) -> String {
+    let (y, m, d) = (&stamp[..4], &stamp[4..6], &stamp[6..8]);
+    let suffix = if gz { ".json.gz" } else { ".json" };
+    format!(
+        "AWSLogs/111122223333/CloudTrail/us-east-1/{y}/{m}/{d}/111122223333_CloudTrail_us-east-1_{stamp}_{tag}{suffix}"
+    )
+}
+
+/// An SQS record as the event source mapping hands it to the function.
+fn record(id: &str, body: &str, queue_arn: &str) -> Value {
+    json!({
+        "messageId": id,
+        "receiptHandle": format!("AQEB{id}receipt"),
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": "1764460800000",
+            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+            "ApproximateFirstReceiveTimestamp": "1764460800010"
+        },
+        "messageAttributes": {},
+        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": "us-east-1"
+    })
+}
+
+fn s3_notification(bucket: &str, key: &str) -> String {
+    json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-10-05T10:05:00.000Z", "eventName": "ObjectCreated:Put",
+        "s3": {"s3SchemaVersion": "1.0", "bucket": {"name": bucket, "arn": format!("arn:aws:s3:::{bucket}")},
+               "object": {"key": key, "size": 1024}}
+    }]})
+    .to_string()
+}
+
+fn cloudtrail_notification_in_sns(bucket: &str, key: &str, topic_arn: &str) -> String {
+    let inner = json!({"s3Bucket": bucket, "s3ObjectKey": [key]}).to_string();
+    json!({"Type": "Notification", "MessageId": "0f6c0f5e-1", "TopicArn": topic_arn, "Message": inner,
+           "Timestamp": "2026-10-05T10:05:00.000Z"})
+    .to_string()
+}
+
+async fn alerts(clients: &Clients, inbox: &str, quiet: Duration) -> Vec<Value> {
+    let mut alerts = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < quiet {
+        let receive = clients.sqs.receive_message().queue_url(inbox).max_number_of_messages(10).wait_time_seconds(1);
+        for message in receive.send().await.expect("receive").messages.unwrap_or_default() {
+            last = Instant::now();
+            alerts.push(serde_json::from_str(message.body().unwrap_or("")).expect("alert JSON"));
+            let receipt = message.receipt_handle().unwrap_or_default();
+            clients.sqs.delete_message().queue_url(inbox).receipt_handle(receipt).send().await.ok();
+        }
+    }
+    alerts
+}
+
+fn failures(response: &Value) -> BTreeSet<String> {
+    let list = response["batchItemFailures"].as_array().unwrap_or_else(|| panic!("no batchItemFailures: {response}"));
+    list.iter().map(|f| f["itemIdentifier"].as_str().expect("itemIdentifier").to_owned()).collect()
+}
+
+fn sequence_file(name: &str) -> Vec<u8> {
+    std::fs::read(root().join("testdata/sequences/ransomware").join(name)).expect("sequence file")
+}
+
+async fn put(clients: &Clients, bucket: &str, key: &str, body: Vec<u8>) {
+    clients.s3.put_object().bucket(bucket).key(key).body(ByteStream::from(body)).send().await.expect("put");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_reports_exactly_the_messages_that_must_come_back() {
+    let (Some(endpoint), Some(cargo_lambda)) = (endpoint(), cargo_lambda()) else { return };
+    let clients = clients(&options(&endpoint)).await;
+    let bucket = unique("lambda-trail");
+    clients.s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    let late_bucket = unique("lambda-late");
+    let topic = clients.sns.create_topic().name(unique("lambda-alerts")).send().await.expect("topic");
+    let topic_arn = topic.topic_arn().expect("arn").to_owned();
+    let inbox = queue(&clients, &unique("lambda-inbox"), &[]).await;
+    subscribe(&clients, &topic_arn, queue_arn(&clients, &inbox).await).await;
+    let table = unique("lambda-state");
+    DynamoStore::connect(&options(&endpoint), &table).expect("connect").create_table().expect("table");
+
+    let encrypts = log_key("20261005T1000Z", "encrypts", false);
+    let expiry = log_key("20261005T1010Z", "expiry", false);
+    let corrupt = log_key("20261005T1020Z", "corrupt", true);
+    let late = log_key("20261005T1030Z", "late", false);
+    put(&clients, &bucket, &encrypts, sequence_file("01_intruder_encrypts.json")).await;
+    put(&clients, &bucket, &expiry, sequence_file("02_intruder_sets_expiry.json")).await;
+    put(&clients, &bucket, &corrupt, b"\x1f\x8b\x08\x00 this is not a gzip stream".to_vec()).await;
+
+    let source = "arn:aws:sqs:us-east-1:111122223333:trail-notifications";
+    let batch = json!({"Records": [
+        record("m-encrypts", &s3_notification(&bucket, &encrypts), source),
+        record("m-expiry", &cloudtrail_notification_in_sns(&bucket, &expiry, &topic_arn), source),
+        record("m-late", &s3_notification(&late_bucket, &late), source),
+        record("m-corrupt", &s3_notification(&bucket, &corrupt), source),
+        record("m-poison", "hello, this is not a notification", source),
+    ]});
+
+    let mut function = Function::start(cargo_lambda, &endpoint, &table, &topic_arn);
+    let response = function.invoke(&batch);
+    let expected: BTreeSet<String> = ["m-late", "m-poison"].into_iter().map(String::from).collect();
+    assert_eq!(failures(&response), expected, "response: {response}\nlog:\n{}", function.log_text());
+
+    let first = alerts(&clients, &inbox, Duration::from_secs(3)).await;
+    let rules: BTreeSet<&str> = first.iter().filter_map(|a| a["rule"].as_str()).collect();
+    assert!(rules.contains("trail.unreadable_log_file"), "the corrupt object is quarantined: {rules:?}");
+    assert!(rules.contains("s3.ransomware_chain"), "the chain across two messages of one batch: {rules:?}");
+    let quarantined = first.iter().find(|a| a["rule"] == "trail.unreadable_log_file").expect("quarantine alert");
+    assert!(quarantined.to_string().contains("corrupt"), "the alert names the object: {quarantined}");
+
+    // The unreachable object becomes reachable: its message alone comes back and now succeeds.
+    clients.s3.create_bucket().bucket(&late_bucket).send().await.expect("late bucket");
+    put(&clients, &late_bucket, &late, sequence_file("03_wiper_encrypts_and_deletes.json")).await;
+    let retry = json!({"Records": [record("m-late", &s3_notification(&late_bucket, &late), source)]});
+    assert!(failures(&function.invoke(&retry)).is_empty());
+
+    // A redelivered message (the mapping retries after a lost response) pages nobody twice.
+    let redelivery = json!({"Records": [record("m-encrypts-again", &s3_notification(&bucket, &encrypts), source)]});
+    assert!(failures(&function.invoke(&redelivery)).is_empty());
+    let later = alerts(&clients, &inbox, Duration::from_secs(3)).await;
+    let key = |a: &Value| (a["id"].as_str().unwrap_or("").to_owned(), a["evidence"]["count"].clone());
+    let first_keys: Vec<_> = first.iter().map(key).collect();
+    for alert in &later {
+        assert!(!first_keys.contains(&key(alert)), "paged twice: {alert}");
+    }
+
+    // Structured logs: one JSON line per invocation, and the failures with their reasons.
+    let lines = function.log_lines();
+    let batches: Vec<&Value> = lines.iter().filter(|l| l["fields"]["message"] == "batch handled").collect();
+    assert_eq!(batches.len(), 3, "one line per invocation: {}", function.log_text());
+    assert_eq!(batches[0]["fields"]["messages"], 5);
+    assert_eq!(batches[0]["fields"]["failed"], 2);
+    let reasons: Vec<&Value> = lines.iter().filter(|l| l["fields"]["message"] == "message will come back").collect();
+    assert!(reasons.iter().any(|l| l["fields"]["message_id"] == "m-poison"
+        && l["fields"]["reason"].as_str().unwrap_or("").contains("dead-letter")));
+}
+
+#[test]
+fn the_function_refuses_a_state_file_with_a_clear_error() {
+    let output = trailhound_on("http://127.0.0.1:9")
+        .arg("lambda")
+        .env("TRAILHOUND_STATE", "/tmp/state.db")
+        .env("TRAILHOUND_TOPIC_ARN", "arn:aws:sns:us-east-1:111122223333:alerts")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("dynamodb://TABLE"), "{stderr}");
+}
+
+#[test]
+fn the_function_needs_a_sink() {
+    let output = trailhound_on("http://127.0.0.1:9")
+        .arg("lambda")
+        .env("TRAILHOUND_STATE", "dynamodb://trailhound-state")
+        .env_remove("TRAILHOUND_TOPIC_ARN")
+        .env_remove("TRAILHOUND_PUBLISH")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("TRAILHOUND_PUBLISH"), "{stderr}");
+}
