@@ -9,8 +9,11 @@
 set -euo pipefail
 
 MOTO_VERSION="5.2.5"
+# The services the tests use; CloudFormation brings the backends its stacks create (IAM, Lambda,
+# ECS, CloudWatch, Logs).
+MOTO_EXTRAS="s3,sqs,sns,dynamodb,events,cloudformation,server"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/trailhound"
-venv="${TRAILHOUND_MOTO_VENV:-$cache/moto-$MOTO_VERSION}"
+venv="${TRAILHOUND_MOTO_VENV:-$cache/moto-$MOTO_VERSION-$(echo "$MOTO_EXTRAS" | sha256sum | cut -c1-8)}"
 run_dir="${TRAILHOUND_MOTO_RUN:-${TMPDIR:-/tmp}/trailhound-moto-$UID}"
 
 install() {
@@ -22,7 +25,7 @@ install() {
   mkdir -p "$(dirname "$venv")"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
-    "moto[s3,sqs,sns,dynamodb,events,server]==$MOTO_VERSION" flask flask-cors >&2
+    "moto[$MOTO_EXTRAS]==$MOTO_VERSION" flask flask-cors >&2
 }
 
 start() {
@@ -48,6 +51,8 @@ start() {
   done
   echo "moto $MOTO_VERSION ready on 127.0.0.1:$port (pid $(cat "$run_dir/moto.pid"))" >&2
   echo "export TRAILHOUND_MOTO_ENDPOINT=http://127.0.0.1:$port"
+  # boto3 comes with moto: the deployment tests deploy CloudFormation stacks with it.
+  echo "export TRAILHOUND_MOTO_PYTHON=$venv/bin/python"
 }
 
 stop_quietly() {

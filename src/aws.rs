@@ -8,6 +8,11 @@
 //! left to the queue's redelivery. Timeouts: connecting takes at most 5 s and one attempt at most
 //! 60 s (an SQS long poll waits 20 s); stalled downloads are cut by the SDK's stalled-stream
 //! protection.
+//!
+//! Audit: with `TRAILHOUND_AWS_CALL_LOG=FILE` every API call is appended to FILE as one line,
+//! `service operation` (and, for a DynamoDB transaction, the kinds of its items, which are what
+//! IAM authorizes). The deployment tests record the calls of their runs this way and check the
+//! templates' policies against them; an operator can do the same to audit a policy.
 
 use std::time::Duration;
 
@@ -93,18 +98,74 @@ pub async fn clients(options: &AwsOptions) -> Clients {
         loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(key, secret, None, None, "static"));
     }
     let shared = loader.load().await;
+    let audit = std::env::var_os(CALL_LOG_ENV).filter(|v| !v.is_empty()).map(|path| CallLog { path: path.into() });
     let mut s3_config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(options.path_style);
     if let Some(url) = &options.s3_endpoint_url {
         s3_config = s3_config.endpoint_url(url);
     }
-    let s3_config = s3_config.build();
+    // One macro arm per service: each SDK crate has its own config builder type.
+    macro_rules! client {
+        ($krate:ident, $builder:expr) => {{
+            let mut builder = $builder;
+            if let Some(audit) = &audit {
+                builder = builder.interceptor(audit.clone());
+            }
+            $krate::Client::from_conf(builder.build())
+        }};
+    }
     Clients {
-        s3: aws_sdk_s3::Client::from_conf(s3_config),
-        sqs: aws_sdk_sqs::Client::new(&shared),
-        sns: aws_sdk_sns::Client::new(&shared),
-        securityhub: aws_sdk_securityhub::Client::new(&shared),
-        eventbridge: aws_sdk_eventbridge::Client::new(&shared),
-        dynamodb: aws_sdk_dynamodb::Client::new(&shared),
+        s3: client!(aws_sdk_s3, s3_config),
+        sqs: client!(aws_sdk_sqs, aws_sdk_sqs::config::Builder::from(&shared)),
+        sns: client!(aws_sdk_sns, aws_sdk_sns::config::Builder::from(&shared)),
+        securityhub: client!(aws_sdk_securityhub, aws_sdk_securityhub::config::Builder::from(&shared)),
+        eventbridge: client!(aws_sdk_eventbridge, aws_sdk_eventbridge::config::Builder::from(&shared)),
+        dynamodb: client!(aws_sdk_dynamodb, aws_sdk_dynamodb::config::Builder::from(&shared)),
         region: shared.region().map(ToString::to_string),
     }
+}
+
+/// The environment variable naming the call log.
+pub const CALL_LOG_ENV: &str = "TRAILHOUND_AWS_CALL_LOG";
+
+/// Appends `service operation[ item kinds]` to a file for every API call (see the module doc).
+#[derive(Debug, Clone)]
+struct CallLog {
+    path: std::path::PathBuf,
+}
+
+impl aws_sdk_s3::config::Intercept for CallLog {
+    fn name(&self) -> &'static str {
+        "trailhound-call-log"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(operation) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() else {
+            return Ok(());
+        };
+        let mut line = format!("{} {}", operation.service(), operation.name());
+        if operation.name() == "TransactWriteItems" {
+            for kind in transaction_kinds(context.request().body().bytes().unwrap_or_default()) {
+                line.push(' ');
+                line.push_str(&kind);
+            }
+        }
+        line.push('\n');
+        use std::io::Write;
+        // One short append per call: whole lines even from several processes.
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
+        file.write_all(line.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// The item kinds (`Put`, `Update`, `Delete`, `ConditionCheck`) of a `TransactWriteItems` body.
+fn transaction_kinds(body: &[u8]) -> std::collections::BTreeSet<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let items = value.get("TransactItems").and_then(|items| items.as_array()).cloned().unwrap_or_default();
+    items.iter().filter_map(|item| item.as_object()).flat_map(|item| item.keys().cloned()).collect()
 }

@@ -146,14 +146,8 @@ resource "aws_dynamodb_table" "state" {
 
 # ---- What the worker may do (one document per role) -----------------------------------------
 
-data "aws_iam_policy_document" "worker" {
-  # The Lambda's event source mapping receives and deletes on the function's behalf; `run`
-  # does so itself, and also extends visibility while an object is in progress.
-  statement {
-    sid       = "Notifications"
-    actions   = local.lambda ? ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"] : ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
-    resources = [aws_sqs_queue.notifications.arn]
-  }
+# What `run` and `lambda` both do with the trail's objects, the alerts and the state.
+data "aws_iam_policy_document" "inspect" {
   statement {
     sid       = "ReadTrailLogs"
     actions   = ["s3:GetObject"]
@@ -179,6 +173,32 @@ data "aws_iam_policy_document" "worker" {
   }
 }
 
+# `trailhound run` (the ECS service) receives, extends and deletes messages itself.
+data "aws_iam_policy_document" "run" {
+  source_policy_documents = [data.aws_iam_policy_document.inspect.json]
+  statement {
+    sid       = "Notifications"
+    actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    resources = [aws_sqs_queue.notifications.arn]
+  }
+}
+
+# The Lambda function: its event source mapping receives and deletes on its behalf, and the
+# Lambda service writes its logs; trailhound's own calls are the `inspect` ones.
+data "aws_iam_policy_document" "function" {
+  source_policy_documents = [data.aws_iam_policy_document.inspect.json]
+  statement {
+    sid       = "EventSourceMapping"
+    actions   = ["sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
+    resources = [aws_sqs_queue.notifications.arn]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = local.lambda ? ["${aws_cloudwatch_log_group.function[0].arn}:*"] : []
+  }
+}
+
 data "aws_iam_policy_document" "backfill" {
   statement {
     sid       = "ListTrailLogs"
@@ -197,7 +217,7 @@ data "aws_iam_policy_document" "backfill" {
   }
   statement {
     sid       = "Checkpoints"
-    actions   = ["dynamodb:BatchGetItem", "dynamodb:DescribeTable", "dynamodb:Scan", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:DescribeTable", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.state.arn]
   }
 }
@@ -222,14 +242,6 @@ data "aws_iam_policy_document" "lambda_assume" {
   }
 }
 
-data "aws_iam_policy_document" "function_logs" {
-  statement {
-    sid       = "Logs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = local.lambda ? ["${aws_cloudwatch_log_group.function[0].arn}:*"] : []
-  }
-}
-
 resource "aws_iam_role" "function" {
   count              = local.lambda ? 1 : 0
   name               = "${var.name}-function"
@@ -240,14 +252,7 @@ resource "aws_iam_role_policy" "function" {
   count  = local.lambda ? 1 : 0
   name   = "trailhound-function"
   role   = aws_iam_role.function[0].id
-  policy = data.aws_iam_policy_document.worker.json
-}
-
-resource "aws_iam_role_policy" "function_logs" {
-  count  = local.lambda ? 1 : 0
-  name   = "trailhound-function-logs"
-  role   = aws_iam_role.function[0].id
-  policy = data.aws_iam_policy_document.function_logs.json
+  policy = data.aws_iam_policy_document.function.json
 }
 
 resource "aws_lambda_function" "worker" {
@@ -371,7 +376,7 @@ resource "aws_iam_role_policy" "worker_task" {
   count  = local.ecs ? 1 : 0
   name   = "trailhound-run"
   role   = aws_iam_role.worker_task[0].id
-  policy = data.aws_iam_policy_document.worker.json
+  policy = data.aws_iam_policy_document.run.json
 }
 
 resource "aws_iam_role" "backfill_task" {
@@ -444,7 +449,7 @@ resource "aws_ecs_task_definition" "backfill" {
     essential              = true
     readonlyRootFilesystem = true
     command = ["backfill", "s3://${var.trail_bucket_name}/${var.trail_key_prefix}", "--since", "30d",
-      "--enqueue", aws_sqs_queue.notifications.id, "--state", "dynamodb://${aws_dynamodb_table.state.name}", "--progress", "plain"]
+      "--enqueue", aws_sqs_queue.notifications.id, "--state", "dynamodb://${aws_dynamodb_table.state.name}", "--progress", "jsonl"]
     logConfiguration = {
       logDriver = "awslogs"
       options = {

@@ -1,6 +1,8 @@
 //! Helpers shared by the tests against the moto server (`scripts/moto.sh`).
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod function;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
