@@ -391,6 +391,7 @@ async fn shutdown_signal() {
 fn run_lambda(args: &LambdaArgs) -> Result<u8> {
     init_logging(LogFormatArg::Json);
     let config = config::lambda_config(args)?;
+    crate::commands::lambda::check_environment(|name| std::env::var(name).ok())?;
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(threads) = config.threads {
         pool = pool.num_threads(threads);

@@ -14,8 +14,9 @@
 //!   every default; imports nothing from [`commands`].
 //! - [`app`]: per subcommand, build the source, store and sinks, call the pipeline, map the
 //!   result to an exit status.
-//! - [`commands`]: the commands with their own loop: `run` (the SQS worker) and `backfill`
-//!   (the S3 walk with checkpoints, also behind `replay s3://…`).
+//! - [`commands`]: the commands with their own loop: `run` (the SQS worker), `lambda` (the same
+//!   message handling as a Lambda function answering `batchItemFailures`) and `backfill` (the S3
+//!   walk with checkpoints, also behind `replay s3://…`).
 //!
 //! The pure core (no tokio, no AWS SDK, no clock):
 //! - [`event`]: the borrowed CloudTrail event view, shape-tolerant body access, event time,
@@ -42,7 +43,8 @@
 //!   errors, blocking), its SQLite, memory and DynamoDB (a fleet's shared table)
 //!   implementations, and the session that keeps the passes' state in it (conditional commits
 //!   and retries on a shared store).
-//! - [`aws`]: the SDK clients, retries and timeouts — no business logic.
+//! - [`aws`]: the SDK clients, retries and timeouts, and the optional call log the
+//!   least-privilege test reads — no business logic.
 //! - [`progress`] and [`metrics`]: progress of long S3 runs, the worker's Prometheus metrics.
 //!
 //! Behind the `synth` feature (tests, benches, examples): `synth`, the seeded synthetic corpus

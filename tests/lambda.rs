@@ -204,3 +204,73 @@ fn the_function_needs_a_sink() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("TRAILHOUND_PUBLISH"), "{stderr}");
 }
+
+/// An object that cannot be read before the invocation's deadline fails alone: the function
+/// gives up on it `DEADLINE_RESERVE` before the deadline and reports only its message, while the
+/// message beside it (a quarantined key, published without a fetch) is acknowledged. S3 is
+/// reached through a proxy that holds every request for 3 s; the deadline is 2.5 s away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_cannot_finish_before_the_deadline_fails_alone() {
+    use std::sync::Arc;
+    use trailhound::commands::lambda::LambdaWorker;
+    use trailhound::commands::message::MessageHandler;
+    use trailhound::config::MessageConfig;
+    use trailhound::detect::Engine;
+    use trailhound::finding::Mode;
+    use trailhound::metrics::Metrics;
+    use trailhound::settings::Settings;
+    use trailhound::sink::SinkSpec;
+    use trailhound::store::memory::MemoryStore;
+
+    let Some(endpoint) = endpoint() else { return };
+    let clients = clients(&options(&endpoint)).await;
+    let bucket = unique("lambda-slow");
+    clients.s3.create_bucket().bucket(&bucket).send().await.expect("bucket");
+    let slow_key = log_key("20261005T1000Z", "slow", false);
+    put(&clients, &bucket, &slow_key, sequence_file("01_intruder_encrypts.json")).await;
+    let topic = clients.sns.create_topic().name(unique("lambda-slow-alerts")).send().await.expect("topic");
+    let topic_arn = topic.topic_arn().expect("arn").to_owned();
+    let inbox = queue(&clients, &unique("lambda-slow-inbox"), &[]).await;
+    subscribe(&clients, &topic_arn, queue_arn(&clients, &inbox).await).await;
+
+    let mut slow = options(&endpoint);
+    slow.s3_endpoint_url = Some(common::slow_proxy(&endpoint, Duration::from_secs(3)).await);
+    let slow_clients = trailhound::aws::clients(&slow).await;
+    let metrics = Arc::new(Metrics::default());
+    let engine = Engine::new(Settings::default(), Mode::Live);
+    let config = MessageConfig::new(vec![SinkSpec::Sns { topic_arn }]);
+    let store = Arc::new(MemoryStore::new());
+    let handler = MessageHandler::new(&slow_clients, &config, engine, store, metrics.clone(), common::now_millis)
+        .await
+        .expect("handler");
+    let function = LambdaWorker::new(handler, metrics);
+
+    let broken_key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/10/05/broken%zzkey.json.gz";
+    let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(json!({"Records": [
+        record("m-slow", &s3_notification(&bucket, &slow_key), "arn:aws:sqs:us-east-1:111122223333:q"),
+        record("m-broken-key", &s3_notification(&bucket, broken_key), "arn:aws:sqs:us-east-1:111122223333:q"),
+    ]}))
+    .expect("event");
+    let deadline = common::now_millis() as u64 + 2_500;
+    let started = Instant::now();
+    let response = function.handle_batch(event, Some(deadline)).await.expect("response");
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, ["m-slow"]);
+    assert!(started.elapsed() < Duration::from_millis(2_500), "answered before the deadline: {:?}", started.elapsed());
+    let published = alerts(&clients, &inbox, Duration::from_secs(2)).await;
+    assert!(published.iter().any(|a| a["rule"] == "trail.unreadable_log_file"), "{published:?}");
+}
+
+#[test]
+fn outside_lambda_the_function_says_where_it_runs_instead_of_panicking() {
+    let output = trailhound_on("http://127.0.0.1:9")
+        .arg("lambda")
+        .env("TRAILHOUND_STATE", "dynamodb://trailhound-state")
+        .env("TRAILHOUND_TOPIC_ARN", "arn:aws:sns:us-east-1:111122223333:alerts")
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("AWS_LAMBDA_RUNTIME_API") && !stderr.contains("panicked"), "{stderr}");
+}

@@ -48,6 +48,41 @@ pub enum BatchError {
     },
 }
 
+/// What the Lambda service sets in a function's environment; the runtime crate cannot start
+/// without it.
+const RUNTIME_ENVIRONMENT: [&str; 4] = [
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+];
+
+/// Not inside a Lambda execution environment.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`trailhound lambda` runs inside AWS Lambda, and {variable} is not set (the Lambda service sets it); \
+     elsewhere use `trailhound run`, or `cargo lambda watch` to emulate the Runtime API"
+)]
+pub struct NotInLambda {
+    /// The first variable missing or malformed.
+    pub variable: &'static str,
+}
+
+/// Checks that the Lambda service's variables are there (the runtime crate would panic without them).
+pub fn check_environment(lookup: impl Fn(&str) -> Option<String>) -> Result<(), NotInLambda> {
+    for variable in RUNTIME_ENVIRONMENT {
+        let value = lookup(variable).filter(|value| !value.is_empty());
+        let valid = match variable {
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => value.is_some_and(|v| v.parse::<i32>().is_ok()),
+            _ => value.is_some(),
+        };
+        if !valid {
+            return Err(NotInLambda { variable });
+        }
+    }
+    Ok(())
+}
+
 impl LambdaWorker {
     /// The function around a handler; `metrics` must be the handler's.
     pub fn new(handler: MessageHandler, metrics: Arc<Metrics>) -> LambdaWorker {
@@ -96,6 +131,7 @@ impl LambdaWorker {
             failed = response.batch_item_failures.len(),
             objects = after.objects - before.objects,
             bytes_stored = after.bytes_stored - before.bytes_stored,
+            bytes_json = after.bytes_json - before.bytes_json,
             events = after.events - before.events,
             duration_ms = started.elapsed().as_millis() as u64,
             time_left_ms = time_left.map(|left| left.as_millis() as u64),
@@ -131,6 +167,7 @@ fn remaining(deadline_ms: u64) -> Duration {
 struct Snapshot {
     objects: u64,
     bytes_stored: u64,
+    bytes_json: u64,
     events: u64,
 }
 
@@ -139,7 +176,24 @@ impl Snapshot {
         Snapshot {
             objects: metrics.objects_inspected.load(Ordering::Relaxed),
             bytes_stored: metrics.bytes_stored.load(Ordering::Relaxed),
+            bytes_json: metrics.bytes_json.load(Ordering::Relaxed),
             events: metrics.events.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_environment_is_checked_before_the_runtime_starts() {
+        let full = |name: &str| Some(if name.ends_with("MEMORY_SIZE") { "1024".into() } else { "x".into() });
+        assert!(check_environment(full).is_ok());
+        let without_api = |name: &str| if name == "AWS_LAMBDA_RUNTIME_API" { None } else { full(name) };
+        assert_eq!(check_environment(without_api).map_err(|e| e.variable).err(), Some("AWS_LAMBDA_RUNTIME_API"));
+        let bad_memory = |name: &str| if name.ends_with("MEMORY_SIZE") { Some("lots".into()) } else { full(name) };
+        let error = check_environment(bad_memory).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") && error.contains("trailhound run"), "{error}");
     }
 }
