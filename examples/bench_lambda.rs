@@ -185,16 +185,18 @@ async fn main() -> Result<()> {
         gb_seconds / gb_stored,
         gb_seconds / (json_bytes / 1e9),
     );
-    // With TRAILHOUND_LOG=trailhound=debug each message's time splits into fetch (S3 GET and
-    // decoding), state (the stateful passes and the DynamoDB commit) and publish (SNS).
-    let messages = lines_of(&log, "message processed")?;
-    if !messages.is_empty() {
-        let mean = |name: &str| messages.iter().map(|l| field(l, name)).sum::<f64>() / messages.len() as f64;
+    // With TRAILHOUND_LOG=trailhound=debug the time splits into fetch (S3 GET and decoding,
+    // per message, concurrently) and, per batch, the state (the stateful passes and the DynamoDB
+    // commit) and publish (SNS).
+    let inspected = lines_of(&log, "message inspected")?;
+    let concluded = lines_of(&log, "state committed and findings published")?;
+    if !inspected.is_empty() && !concluded.is_empty() {
+        let mean = |lines: &[Value], name: &str| lines.iter().map(|l| field(l, name)).sum::<f64>() / lines.len() as f64;
         println!(
-            "per message: fetch+decode {:.1} ms, state {:.1} ms, publish {:.1} ms",
-            mean("fetch_ms"),
-            mean("state_ms"),
-            mean("publish_ms")
+            "fetch+decode {:.1} ms per message; per batch: state {:.1} ms, publish {:.1} ms",
+            mean(&inspected, "fetch_ms"),
+            mean(&concluded, "state_ms"),
+            mean(&concluded, "publish_ms")
         );
     }
     Ok(())

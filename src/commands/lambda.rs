@@ -3,12 +3,15 @@
 //!
 //! Each invocation is handed up to the mapping's batch of messages. Every message goes through the
 //! same [`MessageHandler`] as `run` (same envelopes, quarantine, stateful passes, publish before
-//! acknowledge), concurrently, and the answer is the `batchItemFailures` list
+//! acknowledge): the messages are inspected concurrently, then every message whose objects were
+//! all inspected is concluded together (one state commit and one publish per invocation, not one
+//! per message), and the answer is the `batchItemFailures` list
 //! (`ReportBatchItemFailures`): exactly the messages that must come back. The event source mapping
 //! deletes the others. A poison body is reported failed too, so the queue's redrive policy moves it
-//! to the dead-letter queue untouched. The function gives up on a message that is still running
-//! [`DEADLINE_RESERVE`] before the invocation's deadline and reports it alone, so one slow object
-//! never costs its neighbours their acknowledgement.
+//! to the dead-letter queue untouched. The function gives up on a message whose objects are still
+//! being read three quarters of the way to [`DEADLINE_RESERVE`] before the invocation's deadline
+//! and reports it alone, so one slow object never costs its neighbours their acknowledgement; the
+//! rest of the time is for the commit and the publish.
 //!
 //! The handler, the DynamoDB store and the decode pool are set up once per execution environment
 //! (the cold start) and reused by every invocation it serves. Logs are JSON lines: one per message
@@ -101,29 +104,38 @@ impl LambdaWorker {
         // Lambda never starts an invocation past its deadline: a deadline already gone is not a
         // real one (local emulators send a relative value) and is not enforced.
         let time_left = deadline_ms.map(remaining).filter(|left| !left.is_zero());
-        let give_up = time_left.map(|left| started + left.saturating_sub(DEADLINE_RESERVE));
+        let budget = time_left.map(|left| left.saturating_sub(DEADLINE_RESERVE));
+        let give_up = budget.map(|budget| started + budget);
+        // Inspection stops at three quarters of the budget, so the commit and publish of what
+        // was inspected still fit before the deadline.
+        let stop_inspecting = budget.map(|budget| started + budget * 3 / 4);
         let mut work = Vec::with_capacity(event.records.len());
         for (index, record) in event.records.into_iter().enumerate() {
             let id = record.message_id.clone().ok_or(BatchError::NoMessageId { index })?;
             let body = record.body.unwrap_or_default();
-            work.push(async move {
-                let outcome = match give_up {
-                    Some(at) => tokio::time::timeout_at(at.into(), self.handler.handle(&body)).await,
-                    None => Ok(self.handler.handle(&body).await),
-                };
-                (id, outcome)
-            });
+            work.push(async move { (id, before_deadline(stop_inspecting, self.handler.inspect_body(&body)).await) });
         }
         let messages = work.len();
+        // Every message whose objects were all inspected is concluded in one commit and one
+        // publish for the whole batch; the others come back now, each with its reason.
         let mut response = SqsBatchResponse::default();
-        for (id, outcome) in join_all(work).await {
-            let reason = match outcome {
-                Ok(Ok(())) => continue,
-                Ok(Err(error)) => describe(&error),
-                Err(_elapsed) => "still running near the invocation deadline".to_owned(),
-            };
-            warn!(message_id = %clean(&id), %reason, "message will come back");
-            response.add_failure(id);
+        let (mut inspected, mut outcomes) = (Vec::new(), Vec::new());
+        for (id, result) in join_all(work).await {
+            match result {
+                Ok(Some(objects)) => {
+                    inspected.push(id);
+                    outcomes.extend(objects);
+                }
+                Ok(None) => {}
+                Err(reason) => fail(&mut response, id, &reason),
+            }
+        }
+        if !inspected.is_empty() {
+            if let Err(reason) = before_deadline(give_up, self.handler.conclude(outcomes)).await {
+                for id in inspected {
+                    fail(&mut response, id, &reason);
+                }
+            }
         }
         let after = Snapshot::of(&self.metrics);
         info!(
@@ -146,6 +158,28 @@ impl LambdaWorker {
             warn!(error = %Chain(&error), "expiring old dedup records failed");
         }
     }
+}
+
+/// Runs `work` until `give_up` (if any), with the reason a message must come back as its error.
+async fn before_deadline<T>(
+    give_up: Option<Instant>,
+    work: impl std::future::Future<Output = Result<T, MessageError>>,
+) -> Result<T, String> {
+    let outcome = match give_up {
+        Some(at) => tokio::time::timeout_at(at.into(), work).await,
+        None => Ok(work.await),
+    };
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(describe(&error)),
+        Err(_elapsed) => Err("still running near the invocation deadline".to_owned()),
+    }
+}
+
+/// Names a message in the response and logs why.
+fn fail(response: &mut SqsBatchResponse, id: String, reason: &str) {
+    warn!(message_id = %clean(&id), %reason, "message will come back");
+    response.add_failure(id);
 }
 
 /// Why a message must come back, on one escaped line.

@@ -113,16 +113,36 @@ impl MessageHandler {
 
     /// Handles one message body: `Ok` when it may be acknowledged.
     pub async fn handle(&self, body: &str) -> Result<(), MessageError> {
-        let targets = match notify::parse(body).map_err(MessageError::Poison)? {
+        match self.inspect_body(body).await? {
+            Some(outcomes) => self.conclude(outcomes).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The first half of [`MessageHandler::handle`]: the outcomes of the objects a body names,
+    /// fetched and inspected, or `None` when it names nothing to do (`s3:TestEvent`, removals).
+    /// Several messages' outcomes may be concluded together (the Lambda does, one commit per
+    /// invocation).
+    pub async fn inspect_body(&self, body: &str) -> Result<Option<Vec<ObjectOutcome>>, MessageError> {
+        match notify::parse(body).map_err(MessageError::Poison)? {
             Notification::Ignore(reason) => {
                 debug!(reason, "notification acknowledged without work");
-                return Ok(());
+                Ok(None)
             }
-            Notification::Objects(targets) => targets,
-        };
+            Notification::Objects(targets) => {
+                let started = std::time::Instant::now();
+                let outcomes = self.inspect(targets).await?;
+                debug!(fetch_ms = started.elapsed().as_millis() as u64, objects = outcomes.len(), "message inspected");
+                Ok(Some(outcomes))
+            }
+        }
+    }
+
+    /// The second half: the stateful passes over the outcomes (their state committed), then the
+    /// new findings published. `Ok` means every message the outcomes came from may be
+    /// acknowledged.
+    pub async fn conclude(&self, outcomes: Vec<ObjectOutcome>) -> Result<(), MessageError> {
         let started = std::time::Instant::now();
-        let outcomes = self.inspect(targets).await?;
-        let fetched = started.elapsed();
         let session = self.session.clone();
         let findings = Driver::blocking(move || Collector::new(None).add_batch(outcomes, &mut lock(&session)))
             .await
@@ -131,10 +151,9 @@ impl MessageHandler {
         let advanced = started.elapsed();
         self.publish(&findings).await?;
         debug!(
-            fetch_ms = fetched.as_millis() as u64,
-            state_ms = (advanced - fetched).as_millis() as u64,
+            state_ms = advanced.as_millis() as u64,
             publish_ms = (started.elapsed() - advanced).as_millis() as u64,
-            "message processed"
+            "state committed and findings published"
         );
         Ok(())
     }
