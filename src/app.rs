@@ -323,11 +323,7 @@ fn run_worker(args: &RunArgs) -> Result<u8> {
     let config = config::run_config(args)?;
     init_logging(args.log_format);
     print_warnings(&config.warnings);
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(threads) = config.threads {
-        pool = pool.num_threads(threads);
-    }
-    pool.build_global().context("cannot start the decode threads")?;
+    global_decode_pool(config.threads)?;
     let runtime = io_runtime()?;
     let store = open_state(&config.state, &config.aws)?;
     runtime.block_on(async move {
@@ -386,34 +382,38 @@ async fn shutdown_signal() {
     }
 }
 
+/// Sizes rayon's global pool, where the long-running commands decode.
+fn global_decode_pool(threads: Option<usize>) -> Result<()> {
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(threads) = threads {
+        pool = pool.num_threads(threads);
+    }
+    pool.build_global().context("cannot start the decode threads")
+}
+
 /// `trailhound lambda`: set up once per execution environment, then serve invocations from the
 /// Lambda Runtime API until the environment is shut down.
 fn run_lambda(args: &LambdaArgs) -> Result<u8> {
     init_logging(LogFormatArg::Json);
     let config = config::lambda_config(args)?;
     crate::commands::lambda::check_environment(|name| std::env::var(name).ok())?;
-    let mut pool = rayon::ThreadPoolBuilder::new();
-    if let Some(threads) = config.threads {
-        pool = pool.num_threads(threads);
-    }
-    pool.build_global().context("cannot start the decode threads")?;
+    global_decode_pool(config.threads)?;
     let store = open_state(&StateLocation::DynamoDb(config.table.clone()), &config.aws)?;
     io_runtime()?.block_on(async move {
         let started = Instant::now();
         let clients = crate::aws::clients(&config.aws).await;
-        let metrics = Arc::new(crate::metrics::Metrics::default());
         let engine = Engine::new(config.settings.clone(), Mode::Live);
         let handler = crate::commands::message::MessageHandler::new(
             &clients,
             &config.message,
             engine,
             store,
-            metrics.clone(),
+            Arc::new(crate::metrics::Metrics::default()),
             now_millis,
         )
         .await?;
-        let function = Arc::new(LambdaWorker::new(handler, metrics));
-        function.expire_dedup();
+        // No dedup expiry here: the state is DynamoDB, whose TTL deletes expired records.
+        let function = Arc::new(LambdaWorker::new(handler));
         tracing::info!(table = %config.table, init_ms = started.elapsed().as_millis() as u64, "lambda ready");
         let serve = lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<_>| {
             let function = function.clone();

@@ -166,6 +166,6 @@ impl aws_sdk_s3::config::Intercept for CallLog {
 /// The item kinds (`Put`, `Update`, `Delete`, `ConditionCheck`) of a `TransactWriteItems` body.
 fn transaction_kinds(body: &[u8]) -> std::collections::BTreeSet<String> {
     let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let items = value.get("TransactItems").and_then(|items| items.as_array()).cloned().unwrap_or_default();
-    items.iter().filter_map(|item| item.as_object()).flat_map(|item| item.keys().cloned()).collect()
+    let items = value.get("TransactItems").and_then(|items| items.as_array()).into_iter().flatten();
+    items.filter_map(|item| item.as_object()).flat_map(|item| item.keys().cloned()).collect()
 }

@@ -310,13 +310,15 @@ pub enum LogFormatArg {
     Json,
 }
 
-/// `trailhound lambda`: every setting also comes from the function's environment.
+/// How `run` and `lambda` handle a message: where findings go, from which severity, and how
+/// many objects are fetched at once (flags, else the environment, else `[run]` in the config).
 #[derive(Debug, Args)]
-pub struct LambdaArgs {
-    /// The SNS topic for alerts.
+pub struct MessageArgs {
+    /// The SNS topic for alerts (or `[run] topic_arn`).
     #[arg(long, value_name = "ARN", env = "TRAILHOUND_TOPIC_ARN")]
     pub topic_arn: Option<String>,
-    /// Other sinks, comma-separated: SNS topic ARNs, `securityhub[:ACCOUNT]`, `eventbridge[:BUS]`.
+    /// Another sink for findings: an SNS topic ARN, `securityhub[:ACCOUNT]` or
+    /// `eventbridge[:BUS]` (repeat the flag, or separate with commas; or `[run] publish = [...]`).
     #[arg(long, value_name = "SINK", env = "TRAILHOUND_PUBLISH", value_delimiter = ',')]
     pub publish: Vec<String>,
     /// Publish findings at or above this severity (default medium).
@@ -325,6 +327,14 @@ pub struct LambdaArgs {
     /// Objects fetched at once (default 16).
     #[arg(long, value_name = "N", env = "TRAILHOUND_CONCURRENCY")]
     pub concurrency: Option<usize>,
+}
+
+/// `trailhound lambda`: every setting also comes from the function's environment.
+#[derive(Debug, Args)]
+pub struct LambdaArgs {
+    /// Sinks, threshold and fetch concurrency.
+    #[command(flatten)]
+    pub message: MessageArgs,
     /// The state: `dynamodb://TABLE` (a Lambda keeps no disk between invocations).
     #[arg(long, value_name = "LOCATION", env = "TRAILHOUND_STATE")]
     pub state: Option<PathBuf>,
@@ -342,25 +352,15 @@ pub struct RunArgs {
     /// The SQS queue of notifications (or `[run] queue_url` in the config file).
     #[arg(long, value_name = "URL", env = "TRAILHOUND_QUEUE_URL")]
     pub queue_url: Option<String>,
-    /// The SNS topic for alerts (or `[run] topic_arn`).
-    #[arg(long, value_name = "ARN", env = "TRAILHOUND_TOPIC_ARN")]
-    pub topic_arn: Option<String>,
-    /// Another sink for findings: an SNS topic ARN, `securityhub[:ACCOUNT]` or
-    /// `eventbridge[:BUS]` (repeat the flag; or `[run] publish = [...]`).
-    #[arg(long, value_name = "SINK")]
-    pub publish: Vec<String>,
+    /// Sinks, threshold and fetch concurrency.
+    #[command(flatten)]
+    pub message: MessageArgs,
     /// Where AWS is.
     #[command(flatten)]
     pub aws: AwsArgs,
     /// Deprecated spelling of --aws-region.
     #[arg(long = "region", value_name = "REGION", hide = true)]
     pub region_deprecated: Option<String>,
-    /// Publish findings at or above this severity (default medium).
-    #[arg(long, value_enum, value_name = "SEVERITY")]
-    pub publish_severity: Option<SeverityArg>,
-    /// Objects fetched at once (default 16).
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<usize>,
     /// Serve Prometheus metrics (/metrics) and a health check (/healthz) here, e.g. 127.0.0.1:9898.
     #[arg(long, value_name = "ADDR")]
     pub metrics_addr: Option<String>,

@@ -47,8 +47,8 @@ use std::time::Duration;
 
 use crate::aws::AwsOptions;
 use crate::cli::{
-    AwsArgs, BackfillArgs, CommonArgs, FormatArg, LambdaArgs, OutputArgs, ProgressArg, RemoteArgs, ReplayArgs, RunArgs,
-    ScanArgs, SeverityArg,
+    AwsArgs, BackfillArgs, CommonArgs, FormatArg, LambdaArgs, MessageArgs, OutputArgs, ProgressArg, RemoteArgs,
+    ReplayArgs, RunArgs, ScanArgs, SeverityArg,
 };
 use crate::decode::Limits;
 use crate::detect::rules;
@@ -557,14 +557,8 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let queue_url = args.queue_url.clone().or_else(|| section.queue_url.clone()).filter(|v| !v.is_empty());
     let queue_url =
         queue_url.ok_or_else(|| bad("--queue-url", "", "required (flag, TRAILHOUND_QUEUE_URL or [run] queue_url)"))?;
-    let flags = MessageFlags {
-        topic_arn: &args.topic_arn,
-        publish: &args.publish,
-        publish_severity: args.publish_severity,
-        concurrency: args.concurrency,
-    };
     let mut worker = WorkerConfig::with_sinks(queue_url, Vec::new());
-    worker.message = message_config(&flags, &file)?;
+    worker.message = message_config(&args.message, &file)?;
     if let Some(seconds) = args.grace.or(section.grace_seconds) {
         worker.grace = std::time::Duration::from_secs(seconds);
     }
@@ -583,16 +577,8 @@ pub fn run_config(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     Ok(RunConfig { worker, aws, settings: settings(&file)?, state, metrics_addr, threads, warnings })
 }
 
-/// The flags `run` and `lambda` share for handling a message.
-struct MessageFlags<'a> {
-    topic_arn: &'a Option<String>,
-    publish: &'a [String],
-    publish_severity: Option<SeverityArg>,
-    concurrency: Option<usize>,
-}
-
 /// The sinks, threshold, fetch concurrency and limits from the flags over the `[run]` section.
-fn message_config(flags: &MessageFlags<'_>, file: &FileConfig) -> Result<MessageConfig, ConfigError> {
+fn message_config(flags: &MessageArgs, file: &FileConfig) -> Result<MessageConfig, ConfigError> {
     let section = &file.run;
     let topic_arn = flags.topic_arn.clone().or_else(|| section.topic_arn.clone()).filter(|v| !v.is_empty());
     let mut specs = Vec::new();
@@ -644,13 +630,7 @@ pub struct LambdaConfig {
 /// Validates `lambda`'s settings (flags or, as deployed, the function's environment).
 pub fn lambda_config(args: &LambdaArgs) -> Result<LambdaConfig, ConfigError> {
     let (file, threads) = common(&args.common)?;
-    let flags = MessageFlags {
-        topic_arn: &args.topic_arn,
-        publish: &args.publish,
-        publish_severity: args.publish_severity,
-        concurrency: args.concurrency,
-    };
-    let message = message_config(&flags, &file)?;
+    let message = message_config(&args.message, &file)?;
     let table = match args.state.as_deref().map(StateLocation::parse).transpose()? {
         Some(StateLocation::DynamoDb(table)) => table,
         Some(StateLocation::File(path)) => {

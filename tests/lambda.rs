@@ -178,30 +178,30 @@ async fn a_batch_reports_exactly_the_messages_that_must_come_back() {
         && l["fields"]["reason"].as_str().unwrap_or("").contains("dead-letter")));
 }
 
+const ALERTS: &str = "arn:aws:sns:us-east-1:111122223333:alerts";
+const TABLE: &str = "dynamodb://trailhound-state";
+
+/// `trailhound lambda` with this environment: it must exit 2; returns its standard error.
+fn refused(env: &[(&str, &str)], removed: &[&str]) -> String {
+    let mut command = trailhound_on("http://127.0.0.1:9");
+    command.arg("lambda").envs(env.iter().copied());
+    for name in removed {
+        command.env_remove(name);
+    }
+    let output = command.output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 #[test]
 fn the_function_refuses_a_state_file_with_a_clear_error() {
-    let output = trailhound_on("http://127.0.0.1:9")
-        .arg("lambda")
-        .env("TRAILHOUND_STATE", "/tmp/state.db")
-        .env("TRAILHOUND_TOPIC_ARN", "arn:aws:sns:us-east-1:111122223333:alerts")
-        .output()
-        .expect("run");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(&[("TRAILHOUND_STATE", "/tmp/state.db"), ("TRAILHOUND_TOPIC_ARN", ALERTS)], &[]);
     assert!(stderr.contains("dynamodb://TABLE"), "{stderr}");
 }
 
 #[test]
 fn the_function_needs_a_sink() {
-    let output = trailhound_on("http://127.0.0.1:9")
-        .arg("lambda")
-        .env("TRAILHOUND_STATE", "dynamodb://trailhound-state")
-        .env_remove("TRAILHOUND_TOPIC_ARN")
-        .env_remove("TRAILHOUND_PUBLISH")
-        .output()
-        .expect("run");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(&[("TRAILHOUND_STATE", TABLE)], &["TRAILHOUND_TOPIC_ARN", "TRAILHOUND_PUBLISH"]);
     assert!(stderr.contains("TRAILHOUND_PUBLISH"), "{stderr}");
 }
 
@@ -241,10 +241,9 @@ async fn a_message_that_cannot_finish_before_the_deadline_fails_alone() {
     let engine = Engine::new(Settings::default(), Mode::Live);
     let config = MessageConfig::new(vec![SinkSpec::Sns { topic_arn }]);
     let store = Arc::new(MemoryStore::new());
-    let handler = MessageHandler::new(&slow_clients, &config, engine, store, metrics.clone(), common::now_millis)
-        .await
-        .expect("handler");
-    let function = LambdaWorker::new(handler, metrics);
+    let handler =
+        MessageHandler::new(&slow_clients, &config, engine, store, metrics, common::now_millis).await.expect("handler");
+    let function = LambdaWorker::new(handler);
 
     let broken_key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/10/05/broken%zzkey.json.gz";
     let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(json!({"Records": [
@@ -271,14 +270,6 @@ async fn a_message_that_cannot_finish_before_the_deadline_fails_alone() {
 
 #[test]
 fn outside_lambda_the_function_says_where_it_runs_instead_of_panicking() {
-    let output = trailhound_on("http://127.0.0.1:9")
-        .arg("lambda")
-        .env("TRAILHOUND_STATE", "dynamodb://trailhound-state")
-        .env("TRAILHOUND_TOPIC_ARN", "arn:aws:sns:us-east-1:111122223333:alerts")
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .output()
-        .expect("run");
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused(&[("TRAILHOUND_STATE", TABLE), ("TRAILHOUND_TOPIC_ARN", ALERTS)], &["AWS_LAMBDA_RUNTIME_API"]);
     assert!(stderr.contains("AWS_LAMBDA_RUNTIME_API") && !stderr.contains("panicked"), "{stderr}");
 }

@@ -19,7 +19,6 @@
 //! bytes, duration), which is what the cost figures in the README are computed from.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -34,10 +33,9 @@ use crate::metrics::Metrics;
 /// failed) so that the response reaches Lambda in time.
 pub const DEADLINE_RESERVE: Duration = Duration::from_millis(1500);
 
-/// The function: the message handler and the counters its invocation log lines report.
+/// The function: the message handler (whose counters the invocation log lines report).
 pub struct LambdaWorker {
     handler: MessageHandler,
-    metrics: Arc<Metrics>,
 }
 
 /// A batch Lambda cannot be answered per message: the whole batch comes back.
@@ -87,9 +85,9 @@ pub fn check_environment(lookup: impl Fn(&str) -> Option<String>) -> Result<(), 
 }
 
 impl LambdaWorker {
-    /// The function around a handler; `metrics` must be the handler's.
-    pub fn new(handler: MessageHandler, metrics: Arc<Metrics>) -> LambdaWorker {
-        LambdaWorker { handler, metrics }
+    /// The function around a handler.
+    pub fn new(handler: MessageHandler) -> LambdaWorker {
+        LambdaWorker { handler }
     }
 
     /// Handles one invocation's batch and names the messages that must come back. `deadline`
@@ -100,7 +98,7 @@ impl LambdaWorker {
         deadline_ms: Option<u64>,
     ) -> Result<SqsBatchResponse, BatchError> {
         let started = Instant::now();
-        let before = Snapshot::of(&self.metrics);
+        let before = Snapshot::of(self.handler.metrics());
         // Lambda never starts an invocation past its deadline: a deadline already gone is not a
         // real one (local emulators send a relative value) and is not enforced.
         let time_left = deadline_ms.map(remaining).filter(|left| !left.is_zero());
@@ -137,7 +135,7 @@ impl LambdaWorker {
                 }
             }
         }
-        let after = Snapshot::of(&self.metrics);
+        let after = Snapshot::of(self.handler.metrics());
         info!(
             messages,
             failed = response.batch_item_failures.len(),
@@ -150,13 +148,6 @@ impl LambdaWorker {
             "batch handled"
         );
         Ok(response)
-    }
-
-    /// Evicts expired dedup records (at a cold start; blocking).
-    pub fn expire_dedup(&self) {
-        if let Err(error) = self.handler.expire_dedup() {
-            warn!(error = %Chain(&error), "expiring old dedup records failed");
-        }
     }
 }
 

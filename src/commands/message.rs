@@ -208,6 +208,11 @@ impl MessageHandler {
         Ok(())
     }
 
+    /// The counters this handler keeps.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Evicts expired dedup records (call now and then; blocking).
     pub fn expire_dedup(&self) -> Result<u64, StateError> {
         self.sink.expire()
