@@ -444,6 +444,13 @@ pub enum OnFailure {
         /// Event-time window.
         window_minutes: i64,
     },
+    /// One level lower like [`OnFailure::Lower`], and every failure by one group within
+    /// `window_minutes` of the previous one folds into one finding (retries of a refused trail
+    /// change are one attempt, not one finding each).
+    LowerGrouped {
+        /// Event-time window.
+        window_minutes: i64,
+    },
 }
 
 /// A rule's fixed description.

@@ -31,6 +31,15 @@ impl Cidr {
         self.prefix == 0
     }
 
+    /// True when the whole range is private address space: RFC 1918 (`10/8`, `172.16/12`,
+    /// `192.168/16`), RFC 6598 shared space (`100.64/10`), loopback, or IPv6 unique local
+    /// (`fc00::/7`). Only such ranges are unreachable from the internet.
+    pub fn is_private(&self) -> bool {
+        const PRIVATE: [&str; 7] =
+            ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "fc00::/7", "::1/128"];
+        PRIVATE.iter().filter_map(|range| Cidr::parse(range)).any(|range| range.contains(self))
+    }
+
     /// True when every address of `other` is inside `self`.
     pub fn contains(&self, other: &Cidr) -> bool {
         if other.prefix < self.prefix {
@@ -108,6 +117,16 @@ impl std::fmt::Display for PortRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_ranges_are_the_rfc_1918_6598_and_ula_ones_entirely() {
+        for private in ["10.0.0.0/8", "10.1.2.0/24", "172.31.0.0/16", "192.168.1.1", "100.64.0.0/10", "fd12::/16"] {
+            assert!(Cidr::parse(private).expect("cidr").is_private(), "{private}");
+        }
+        for public in ["0.0.0.0/0", "8.0.0.0/7", "172.32.0.0/16", "198.51.100.0/24", "10.0.0.0/7", "2001:db8::/32"] {
+            assert!(!Cidr::parse(public).expect("cidr").is_private(), "{public}");
+        }
+    }
 
     #[test]
     fn cidr_arithmetic() {

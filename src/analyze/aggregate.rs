@@ -128,6 +128,7 @@ fn combine(members: Vec<Finding>, window: i64, kind: Kind) -> Finding {
     let minutes = window / MINUTE;
     combined.summary = match kind {
         Kind::Update => format!("{count} more like this within {minutes} min: {}", members[0].summary),
+        Kind::Burst if count == 1 => format!("failed attempt: {}", members[0].summary),
         Kind::Burst => format!("{count} failed attempts within {minutes} min: {}", members[0].summary),
     };
     let details = &mut combined.evidence.details;

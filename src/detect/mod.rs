@@ -43,6 +43,9 @@ pub struct Hit {
     pub details: serde_json::Map<String, serde_json::Value>,
     /// Aggregation group for merged or burst rules (default: the principal).
     pub group: Option<String>,
+    /// The call failed although it carries no `errorCode` (a console sign-in answered
+    /// `Failure`); treated like a failed call.
+    pub failed: bool,
 }
 
 impl Hit {
@@ -66,6 +69,12 @@ impl Hit {
     /// Adds a detail value built by the detector from trusted parts (numbers, fixed words).
     pub fn detail(mut self, key: &str, value: impl Into<serde_json::Value>) -> Hit {
         self.details.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Marks the hit as a failed attempt (see [`Hit::failed`]).
+    pub fn failure(mut self) -> Hit {
+        self.failed = true;
         self
     }
 
@@ -203,10 +212,12 @@ impl Engine {
                 }
                 let configured = policy.severity_override(info);
                 let pending = pending_aggregation(info, &hit, event);
+                let chosen = hit.severity;
                 let mut finding = build_finding(info, hit, event, origin, configured, self.mode);
-                if let Some(Pending { kind: PendingKind::Burst { .. }, .. }) = &pending {
-                    // A burst is reported at the rule's severity: the failures are the point.
-                    finding.severity = configured.unwrap_or(info.severity);
+                if matches!(info.on_failure, OnFailure::Burst { .. }) && pending.is_some() {
+                    // A burst is reported at the rule's (or the hit's) severity, not lowered:
+                    // the failures are the point.
+                    finding.severity = configured.or(chosen).unwrap_or(info.severity);
                 }
                 finding.pending = pending;
                 out.push(finding);
@@ -217,8 +228,9 @@ impl Engine {
 
 /// How a hit waits for the aggregation pass, if its rule aggregates.
 fn pending_aggregation(info: &RuleInfo, hit: &Hit, event: &Event<'_>) -> Option<Pending> {
-    let kind = match (event.failed(), info.on_failure, info.merge_window_minutes) {
+    let kind = match (event.failed() || hit.failed, info.on_failure, info.merge_window_minutes) {
         (true, OnFailure::Burst { threshold, window_minutes }, _) => PendingKind::Burst { threshold, window_minutes },
+        (true, OnFailure::LowerGrouped { window_minutes }, _) => PendingKind::Burst { threshold: 1, window_minutes },
         (_, _, Some(window_minutes)) => PendingKind::Merge { window_minutes },
         _ => return None,
     };
@@ -239,7 +251,7 @@ fn build_finding(
     configured: Option<Severity>,
     mode: Mode,
 ) -> Finding {
-    let failed = event.failed();
+    let failed = event.failed() || hit.failed;
     let base = configured.or(hit.severity).unwrap_or(info.severity);
     let severity = if failed { base.lowered() } else { base };
     let fallback_key = format!("{}#{}", origin.object, origin.index);

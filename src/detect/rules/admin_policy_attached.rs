@@ -1,22 +1,28 @@
-//! `iam.admin_policy_attached` — administrator rights given to a role.
+//! `iam.admin_policy_attached` — administrator rights given to a role, a user or a group.
 //!
-//! **What it catches.** `AttachRolePolicy` with `AdministratorAccess`, `IAMFullAccess` or another
-//! AWS-managed `*FullAccess` service-admin policy, and `PutRolePolicy` whose inline document (URL-
-//! encoded in CloudTrail) allows `"Action": "*"` on `"Resource": "*"`. On an instance role this
-//! hands full control of the account to anything that can reach the instance's metadata service
-//! (critical once the stateful layer knows the role is an instance role).
+//! **What it catches.** `AttachRolePolicy`/`AttachUserPolicy`/`AttachGroupPolicy` with
+//! `AdministratorAccess`, `IAMFullAccess` or another AWS-managed `*FullAccess` service-admin
+//! policy; `PutRolePolicy`/`PutUserPolicy`/`PutGroupPolicy` whose inline document (URL-encoded in
+//! CloudTrail) allows `"Action": "*"` (or `iam:*`) on `"Resource": "*"`; and `CreatePolicyVersion`
+//! with `setAsDefault` whose new document does (every identity the policy is attached to gains
+//! it at once). High by default; **critical** when a principal grants it to itself (an IAM user
+//! to its own user name, a role session to its own role: the escalation step of an intrusion
+//! with a stolen credential) and, through the correlation pass, when the role is known to be an
+//! EC2 instance role (anything that can reach the instance's metadata service then owns the
+//! account).
 //!
 //! **False positives.** Break-glass and pipeline admin roles; allowlist the principals that manage
 //! them.
 //!
 //! **References.** Security Hub IAM.1 (no full "*:*" administrative privileges) and EC2-related
-//! findings on instance profiles; IAM docs "Apply least-privilege permissions"; MITRE ATT&CK
-//! T1098.003.
+//! findings on instance profiles; IAM docs "Apply least-privilege permissions"; Rhino Security
+//! Labs' IAM privilege-escalation methods (`iam:PutUserPolicy`, `iam:CreatePolicyVersion`);
+//! MITRE ATT&CK T1098.003.
 
 use percent_encoding::percent_decode_str;
 
 use crate::detect::{who, Detector, Hit};
-use crate::event::shape::text_at;
+use crate::event::shape::{boolean, get_any, text_at};
 use crate::event::Event;
 use crate::finding::{Family, Severity};
 use crate::finding::{OnFailure, RuleInfo};
@@ -27,12 +33,12 @@ pub static ADMIN_POLICY_ATTACHED: RuleInfo = RuleInfo {
     id: "iam.admin_policy_attached",
     family: Family::Exposure,
     severity: Severity::High,
-    title: "Administrator policy attached to a role",
-    description:
-        "AttachRolePolicy with AdministratorAccess/IAMFullAccess/*FullAccess, or PutRolePolicy allowing * on *",
-    remediation: "Replace the policy with least-privilege permissions for what the role's workload \
-        does (IAM Access Analyzer can generate one from CloudTrail activity), especially on roles \
-        used by EC2 instance profiles or ECS tasks.",
+    title: "Administrator policy granted to an IAM identity",
+    description: "Attach*Policy with AdministratorAccess/IAMFullAccess/*FullAccess, Put*Policy or a default CreatePolicyVersion allowing * on *; critical on oneself",
+    remediation: "Replace the policy with least-privilege permissions for what the identity does \
+        (IAM Access Analyzer can generate one from CloudTrail activity), especially on roles \
+        used by EC2 instance profiles or ECS tasks. A principal that granted itself administrator \
+        rights is the escalation step of an intrusion: disable its credentials first.",
     mitre: &["T1098.003"],
     controls: &["IAM.1"],
     on_failure: OnFailure::Lower,
@@ -42,13 +48,28 @@ pub static ADMIN_POLICY_ATTACHED: RuleInfo = RuleInfo {
 /// See the module documentation.
 pub struct AdminPolicyAttached;
 
+/// Who receives the rights: the request field naming it, its resource type and detail key.
+const TARGETS: [(&str, &str, &str); 3] = [
+    ("roleName", "AWS::IAM::Role", "role"),
+    ("userName", "AWS::IAM::User", "user"),
+    ("groupName", "AWS::IAM::Group", "group"),
+];
+
 impl Detector for AdminPolicyAttached {
     fn info(&self) -> &'static RuleInfo {
         &ADMIN_POLICY_ATTACHED
     }
 
     fn event_names(&self) -> &'static [&'static str] {
-        &["AttachRolePolicy", "PutRolePolicy"]
+        &[
+            "AttachRolePolicy",
+            "AttachUserPolicy",
+            "AttachGroupPolicy",
+            "PutRolePolicy",
+            "PutUserPolicy",
+            "PutGroupPolicy",
+            "CreatePolicyVersion",
+        ]
     }
 
     fn inspect(&self, event: &Event<'_>, _: &Settings) -> Option<Hit> {
@@ -56,21 +77,46 @@ impl Detector for AdminPolicyAttached {
             return None;
         }
         let request = event.request?;
-        let role = text_at(request, &["roleName"]).unwrap_or("?");
-        let policy = if event.event_name == "AttachRolePolicy" {
+        let policy = if event.event_name.starts_with("Attach") {
             let arn = text_at(request, &["policyArn"])?;
             is_admin_managed_policy(arn).then(|| arn.to_owned())?
         } else {
+            if event.event_name == "CreatePolicyVersion" && boolean(get_any(request, &["setAsDefault"])) != Some(true) {
+                return None;
+            }
             let document = text_at(request, &["policyDocument"])?;
-            let name = text_at(request, &["policyName"]).unwrap_or("inline policy");
+            let name = text_at(request, &["policyName", "policyArn"]).unwrap_or("inline policy");
             allows_everything(document).then(|| format!("{name} (Action * on Resource *)"))?
         };
-        Some(
-            Hit::new(format!("{} gave role {role} {policy}", who(event)))
-                .resource("AWS::IAM::Role", role)
-                .detail_text("role", role)
-                .detail_text("policy", &policy),
-        )
+        if event.event_name == "CreatePolicyVersion" {
+            let arn = text_at(request, &["policyArn"]).unwrap_or("?");
+            return Some(
+                Hit::new(format!("{} made a version allowing * on * the default of managed policy {arn}", who(event)))
+                    .resource("AWS::IAM::Policy", arn)
+                    .detail_text("policy", &policy),
+            );
+        }
+        let (field, kind, detail) = TARGETS.into_iter().find(|(field, ..)| text_at(request, &[field]).is_some())?;
+        let target = text_at(request, &[field]).unwrap_or("?");
+        let to_itself = grants_itself(event, detail, target);
+        let whom = if to_itself { format!("itself ({detail} {target})") } else { format!("{detail} {target}") };
+        let hit = Hit::new(format!("{} gave {whom} {policy}", who(event)))
+            .resource(kind, target)
+            .detail_text(detail, target)
+            .detail_text("policy", &policy)
+            .detail("self_grant", to_itself);
+        Some(if to_itself { hit.severity(Severity::Critical) } else { hit })
+    }
+}
+
+/// True when the caller is the grantee: an IAM user naming its own user, or a role session
+/// naming its own role.
+fn grants_itself(event: &Event<'_>, detail: &str, target: &str) -> bool {
+    let identity = &event.identity;
+    match detail {
+        "user" => identity.kind == Some("IAMUser") && identity.user_name == Some(target),
+        "role" => identity.kind == Some("AssumedRole") && identity.session_issuer_name == Some(target),
+        _ => false,
     }
 }
 
@@ -98,15 +144,20 @@ fn allows_everything(document: &str) -> bool {
     };
     statements.iter().any(|s| {
         s.get("Effect").and_then(|e| e.as_str()) == Some("Allow")
-            && has_star(s.get("Action"))
+            && (has_star(s.get("Action")) || has_value(s.get("Action"), "iam:*"))
             && has_star(s.get("Resource"))
     })
 }
 
 fn has_star(value: Option<&serde_json::Value>) -> bool {
+    has_value(value, "*")
+}
+
+/// A policy element equal to `wanted`, alone or in a list.
+fn has_value(value: Option<&serde_json::Value>, wanted: &str) -> bool {
     match value {
-        Some(serde_json::Value::String(s)) => s == "*",
-        Some(serde_json::Value::Array(list)) => list.iter().any(|v| v.as_str() == Some("*")),
+        Some(serde_json::Value::String(s)) => s == wanted,
+        Some(serde_json::Value::Array(list)) => list.iter().any(|v| v.as_str() == Some(wanted)),
         _ => false,
     }
 }

@@ -33,6 +33,7 @@ mod ransomware_chain;
 mod rdp_password_retrieved;
 mod remote_admin_port_open;
 mod root_access_key_used;
+mod root_console_login;
 mod s3_common;
 mod security_group_open_world;
 mod serial_console_enabled;
@@ -82,6 +83,7 @@ pub fn all() -> Vec<Box<dyn Detector>> {
         Box::new(ssm_port_forward_remote_admin::SsmPortForwardRemoteAdmin),
         Box::new(ecs_execute_command::EcsExecuteCommand),
         Box::new(root_access_key_used::RootAccessKeyUsed),
+        Box::new(root_console_login::RootConsoleLogin),
         Box::new(long_term_key_sensitive_api::LongTermKeySensitiveApi),
         Box::new(access_key_created::AccessKeyCreated),
         Box::new(key_error_burst::KeyErrorBurst),

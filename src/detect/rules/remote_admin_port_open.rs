@@ -2,9 +2,11 @@
 //!
 //! **What it catches.** Security-group and network-ACL changes that allow a remote-admin port
 //! (default 22 and 3389; configurable, e.g. 5985/5986/5900) over TCP (protocol `tcp`, `6`, or
-//! `-1`/all) from a range outside `trusted_cidrs`: high when the range is the world (any `/0`),
-//! medium otherwise (a private `10.0.0.0/8` is still reported: the trusted list is empty by
-//! default). Every request shape is read (see [`crate::detect::ingress`]); a port range that
+//! `-1`/all) from a range outside `trusted_cidrs`. Severity follows the CIDR class of the widest
+//! range opened: high when it is the world (any `/0`), medium for another public range, low when
+//! every range is private (RFC 1918, RFC 6598, IPv6 ULA): still in the output (the trusted list
+//! is empty by default) but not paged, because infrastructure code opens SSH to VPC ranges all
+//! day. Every request shape is read (see [`crate::detect::ingress`]); a port range that
 //! contains the port counts.
 //!
 //! **False positives.** Bastion hosts and VPN ranges: list them in `trusted_cidrs`. Ingress on
@@ -27,7 +29,7 @@ static INFO: RuleInfo = RuleInfo {
     family: Family::InteractiveAccess,
     severity: Severity::High,
     title: "Remote-admin port opened to an untrusted network",
-    description: "Security-group or network-ACL ingress allowing 22/3389 (configurable) over TCP from outside the trusted CIDRs; high for /0",
+    description: "Security-group or network-ACL ingress allowing 22/3389 (configurable) over TCP from outside the trusted CIDRs; high for /0, medium public, low private",
     remediation: "Remove the rule and use Systems Manager Session Manager (or an Instance Connect \
         Endpoint) instead of exposing SSH/RDP. If a path is needed, restrict it to known ranges and \
         list them in trusted_cidrs.",
@@ -72,6 +74,13 @@ impl Detector for RemoteAdminPortOpen {
             return None;
         }
         let world = exposed.iter().any(|(p, _)| p.source.is_world());
+        let severity = if world {
+            Severity::High
+        } else if exposed.iter().all(|(p, _)| p.source.is_private()) {
+            Severity::Low
+        } else {
+            Severity::Medium
+        };
         let mut ports: Vec<u16> = exposed.iter().map(|(_, port)| *port).collect();
         ports.sort_unstable();
         ports.dedup();
@@ -80,7 +89,7 @@ impl Detector for RemoteAdminPortOpen {
         let port_list = ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
         Some(
             Hit::new(format!("{} allowed port {port_list} from {} on {target}", who(event), sources.join(", ")))
-                .severity(if world { Severity::High } else { Severity::Medium })
+                .severity(severity)
                 .resource(resource_kind(event), target)
                 .detail("ports", ports)
                 .detail("sources", sources)
