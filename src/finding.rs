@@ -185,6 +185,26 @@ pub struct Evidence {
     pub details: serde_json::Map<String, serde_json::Value>,
 }
 
+impl Evidence {
+    /// Sets the cited eventIDs, at most `cap`: the `defining` ones (a chain's components, a
+    /// burst's first and last event) are always kept, then as many of `rest` as fit; the list
+    /// is sorted and `event_ids_truncated` says whether some were left out.
+    pub fn set_event_ids(&mut self, defining: Vec<String>, rest: impl IntoIterator<Item = String>, cap: usize) {
+        let mut kept: Vec<String> = defining;
+        kept.sort_unstable();
+        kept.dedup();
+        kept.truncate(cap);
+        let mut others: Vec<String> = rest.into_iter().filter(|id| kept.binary_search(id).is_err()).collect();
+        others.sort_unstable();
+        others.dedup();
+        self.event_ids_truncated = kept.len() + others.len() > cap;
+        others.truncate(cap - kept.len());
+        kept.extend(others);
+        kept.sort_unstable();
+        self.event_ids = kept;
+    }
+}
+
 /// One finding, schema `trailhound.finding/v1`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {

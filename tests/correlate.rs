@@ -32,8 +32,10 @@ fn chains_need_sse_c_plus_a_destructive_step_by_the_same_principal() {
             (Some("intruder"), serde_json::json!(["short_expiration"])),
             (Some("wiper"), serde_json::json!(["mass_delete"])),
             (Some("extortionist"), serde_json::json!(["ransom_notes"])),
+            (Some("copier"), serde_json::json!(["originals_deleted"])),
         ]
     );
+    assert_eq!(chains[3].evidence.details["buckets"], serde_json::json!(["finance"]));
     let notes = chains[2];
     assert_eq!(notes.evidence.details["ransom_note_prefixes"], 6);
     assert_eq!(notes.evidence.event_ids.len(), 8, "two writes and six notes");
@@ -42,6 +44,25 @@ fn chains_need_sse_c_plus_a_destructive_step_by_the_same_principal() {
     assert_eq!(intruder.evidence.details["sse_c_writes"], 2);
     assert_eq!(intruder.evidence.event_ids.len(), 3, "two writes and the lifecycle change");
     assert_eq!(chains[1].evidence.details["objects_deleted"], 150);
+}
+
+/// SPEC §2.1: a pipeline role that writes with SSE-C to one bucket from many sessions and
+/// deletes hundreds of staged objects in another is not a chain, and its sessions are one
+/// writer (one alert per window, not one per session).
+#[test]
+fn a_pipeline_role_cleaning_another_bucket_is_not_a_chain() {
+    let result = run(Settings::default());
+    let pipeline = "arn:aws:iam::111122223333:role/data-pipeline";
+    let of_pipeline =
+        |f: &Finding| f.principal.arn.as_deref().is_some_and(|arn| arn.contains("assumed-role/data-pipeline/"));
+    assert!(
+        of_rule(&result, "s3.ransomware_chain").iter().all(|f| !of_pipeline(f)),
+        "300 deletes in staging-in do not make SSE-C writes to analytics-out a chain"
+    );
+    let writes: Vec<&Finding> = of_rule(&result, "s3.ssec_write").into_iter().filter(|f| of_pipeline(f)).collect();
+    let counts: Vec<u64> = writes.iter().map(|f| f.evidence.count).collect();
+    assert_eq!(counts.iter().sum::<u64>(), 18, "every write is covered");
+    assert!(writes.len() <= 12, "sessions of {pipeline} share windows: {counts:?}");
 }
 
 #[test]
@@ -74,5 +95,35 @@ fn the_chain_rule_can_be_disabled_or_allowlisted() {
     let chains = run(settings);
     let users: Vec<Option<&str>> =
         of_rule(&chains, "s3.ransomware_chain").iter().map(|c| c.principal.user_name.as_deref()).collect();
-    assert_eq!(users, [Some("intruder"), Some("extortionist")]);
+    assert_eq!(users, [Some("intruder"), Some("extortionist"), Some("copier")]);
+}
+
+/// SPEC §3: when a chain's eventID list must be cut, the event that made it a chain (here the
+/// lifecycle change, whose id sorts after 2,000 write ids) and the first and last writes stay.
+#[test]
+fn a_cut_chain_keeps_its_defining_events() {
+    let identity = r#"{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/mass","accountId":"111122223333","accessKeyId":"AKIAEXAMPLEMASS00001","userName":"mass"}"#;
+    let mut records: Vec<String> = (0..2_000)
+        .map(|i| {
+            format!(
+                r#"{{"eventVersion":"1.10","userIdentity":{identity},"eventTime":"2026-10-06T10:{:02}:{:02}Z","eventSource":"s3.amazonaws.com","eventName":"CopyObject","awsRegion":"us-east-1","requestParameters":{{"bucketName":"vault","key":"k{i:04}","x-amz-copy-source":"vault/k{i:04}","x-amz-server-side-encryption-customer-algorithm":"AES256"}},"eventID":"a-{i:04}","eventCategory":"Data","recipientAccountId":"111122223333"}}"#,
+                i / 60,
+                i % 60
+            )
+        })
+        .collect();
+    records.push(format!(
+        r#"{{"eventVersion":"1.10","userIdentity":{identity},"eventTime":"2026-10-06T11:00:00Z","eventSource":"s3.amazonaws.com","eventName":"PutBucketLifecycle","awsRegion":"us-east-1","requestParameters":{{"bucketName":"vault","LifecycleConfiguration":{{"Rule":{{"Status":"Enabled","Filter":{{"Prefix":""}},"NoncurrentVersionExpiration":{{"NoncurrentDays":1}},"ID":"bye"}}}}}},"eventID":"zz-lifecycle","recipientAccountId":"111122223333"}}"#
+    ));
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("mass.json"), format!(r#"{{"Records":[{}]}}"#, records.join(","))).expect("write");
+    let result =
+        scan(&ScanPlan::new(vec![dir.path().to_path_buf()]), &Engine::new(Settings::default(), Mode::Scan), Mode::Scan);
+    let chains = of_rule(&result, "s3.ransomware_chain");
+    assert_eq!(chains.len(), 1);
+    let ids = &chains[0].evidence.event_ids;
+    assert!(chains[0].evidence.event_ids_truncated && ids.len() == 1_000, "{}", ids.len());
+    for defining in ["zz-lifecycle", "a-0000", "a-1999"] {
+        assert!(ids.iter().any(|id| id == defining), "{defining} was cut");
+    }
 }

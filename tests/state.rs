@@ -337,3 +337,37 @@ fn foreign_files_are_refused_as_state() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a SQLite database"));
     assert_eq!(std::fs::read(&notes).expect("read"), "not a database ".repeat(100).as_bytes(), "left alone");
 }
+
+/// SPEC §2.1 known SSE-C writers: a (role, bucket) pair alerts once, with its first SSE-C write;
+/// every later write of the pair is `info`, in the same run and in the next one (the pair is in
+/// the state), while re-running the first input reports its first alert again at full severity.
+#[test]
+fn a_known_sse_c_writer_alerts_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state.db");
+    let day = |date: &str, file: &str| {
+        let records: Vec<String> = (0..6)
+            .map(|i| {
+                format!(
+                    r#"{{"eventVersion":"1.10","userIdentity":{{"type":"AssumedRole","arn":"arn:aws:sts::111122223333:assumed-role/etl/i-0{i}","accountId":"111122223333","accessKeyId":"ASIAEXAMPLEETL0000{i}","sessionContext":{{"sessionIssuer":{{"type":"Role","arn":"arn:aws:iam::111122223333:role/etl","userName":"etl"}}}}}},"eventTime":"{date}T{:02}:00:00Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","awsRegion":"us-east-1","requestParameters":{{"bucketName":"exports","key":"{date}/{i}.csv","x-amz-server-side-encryption-customer-algorithm":"AES256"}},"eventID":"{date}-{i}","eventCategory":"Data","recipientAccountId":"111122223333"}}"#,
+                    8 + i
+                )
+            })
+            .collect();
+        let path = dir.path().join(file);
+        std::fs::write(&path, format!(r#"{{"Records":[{}]}}"#, records.join(","))).expect("write");
+        path
+    };
+    let (first, second) = (day("2026-10-01", "day1.json"), day("2026-10-02", "day2.json"));
+    let severities = |file: &Path| -> Vec<String> {
+        lines(&["scan", "--format", "jsonl", "--state", s(&state), s(file)])
+            .iter()
+            .filter(|f| f["rule"] == "s3.ssec_write")
+            .map(|f| f["severity"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(severities(&first), ["high", "info", "info", "info", "info", "info"], "six windows, one alert");
+    assert_eq!(table(&state, Table::SsecWriter).len(), 1, "one pair: the role and the bucket");
+    assert!(severities(&second).iter().all(|s| s == "info"), "known from the day before");
+    assert_eq!(severities(&first)[0], "high", "a re-run reports the same first alert");
+}

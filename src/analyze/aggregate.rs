@@ -108,9 +108,10 @@ enum Kind {
 /// One finding standing for `members` (sorted by time, non-empty).
 fn combine(members: Vec<Finding>, window: i64, kind: Kind) -> Finding {
     let count = members.len();
-    let mut ids: Vec<String> = members.iter().flat_map(|f| f.evidence.event_ids.iter().cloned()).collect();
-    ids.sort_unstable();
-    ids.dedup();
+    // The first and the last event define the window; they are kept whatever the cap.
+    let defining: Vec<String> =
+        [&members[0], &members[count - 1]].iter().flat_map(|f| f.evidence.event_ids.iter().cloned()).collect();
+    let rest: Vec<String> = members.iter().flat_map(|f| f.evidence.event_ids.iter().cloned()).collect();
     let mut combined = members[0].clone();
     // Named after its first member, not all of them: the same window or burst keeps its id
     // while it grows across batches, so the latest version supersedes the earlier ones.
@@ -138,16 +139,16 @@ fn combine(members: Vec<Finding>, window: i64, kind: Kind) -> Finding {
     details.insert("objects".into(), Value::Array(sample));
     details.insert("objects_truncated".into(), json!(count > SAMPLE_CAP));
     combined.evidence.count = count as u64;
-    combined.evidence.event_ids_truncated = ids.len() > EVENT_ID_CAP;
-    ids.truncate(EVENT_ID_CAP);
-    combined.evidence.event_ids = ids;
+    combined.evidence.set_event_ids(defining, rest, EVENT_ID_CAP);
     combined
 }
 
 /// What a sample keeps of one member: the target (bucket/key/version, instance …) and its time.
 fn sample_entry(finding: &Finding) -> Value {
     let mut entry = serde_json::Map::new();
-    for key in ["bucket", "key", "overwritten_version_id", "new_version_id", "instance_id", "error_code", "api"] {
+    for key in
+        ["bucket", "key", "copy_source", "overwritten_version_id", "new_version_id", "instance_id", "error_code", "api"]
+    {
         if let Some(value) = finding.evidence.details.get(key) {
             entry.insert(key.into(), value.clone());
         }
@@ -206,6 +207,19 @@ mod tests {
         let counts: Vec<u64> = out.iter().map(|f| f.evidence.count).collect();
         assert_eq!(counts, [1, 14, 1, 14, 1, 9]);
         assert!(out.iter().all(|f| f.pending.is_none()));
+    }
+
+    #[test]
+    fn a_cut_evidence_list_keeps_the_first_and_the_last_event() {
+        let kind = PendingKind::Merge { window_minutes: 100_000 };
+        let out = aggregate((0..3_000).map(|m| pending(m, kind)).collect());
+        let update = &out[1];
+        assert_eq!(update.evidence.count, 2_999);
+        assert!(update.evidence.event_ids_truncated);
+        assert_eq!(update.evidence.event_ids.len(), EVENT_ID_CAP);
+        for defining in ["e00001", "e02999"] {
+            assert!(update.evidence.event_ids.iter().any(|id| id == defining), "{defining} was cut");
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!   carried; an event older than the watermark minus the horizon aggregates only with its own
 //!   batch. At most [`CARRY_PER_GROUP`] findings per group are carried (the latest), which
 //!   bounds memory during a burst of any length.
+//! - **Known SSE-C writers** ([`crate::analyze::writers`]): a pair's first SSE-C write alerts,
+//!   the later ones are `info`.
 //! - **Instance roles** learned from `CreateRole`/`AddRoleToInstanceProfile` are kept for good.
 //! - **Baselines** ([`crate::analyze::baseline`]) are updated with the batch's observations in event time.
 //!
@@ -27,6 +29,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::aggregate::aggregate;
 use super::baseline::{self, Baselines};
 use super::correlate::{self, CHAIN_WINDOW};
+use super::writers::KnownWriters;
 use crate::detect::facts::Fact;
 use crate::detect::observe::Observation;
 use crate::detect::rules::{LIFECYCLE_SHORT_EXPIRATION, SSEC_COPY_OVERWRITE, SSEC_WRITE, VERSIONING_SUSPENDED};
@@ -66,6 +69,8 @@ pub struct Stateful {
     settings: Settings,
     /// Per-key baselines (a cache over the store; see [`crate::store::session`]).
     pub baselines: Baselines,
+    /// Known SSE-C writers (a cache over the store, like the baselines).
+    pub writers: KnownWriters,
     carry: Vec<Finding>,
     carried_facts: Vec<Fact>,
     roles: HashMap<String, Millis>,
@@ -78,6 +83,7 @@ impl Stateful {
     pub fn new(settings: Settings) -> Stateful {
         Stateful {
             baselines: Baselines::new(settings.baseline),
+            writers: KnownWriters::default(),
             settings,
             carry: Vec::new(),
             carried_facts: Vec::new(),
@@ -166,6 +172,7 @@ impl Stateful {
         self.carried_facts = self.next_facts(new_facts);
 
         let mut findings = aggregate(inputs.into_iter().chain(direct).collect());
+        self.writers.apply(&mut findings);
         correlate::correlate(&mut findings, &facts, &self.settings);
         findings.retain(|f| !f.carried);
         findings.extend(baseline::run(&mut self.baselines, batch.observations, &self.settings));

@@ -3,8 +3,12 @@
 //!
 //! - [`Fact::InstanceRole`]: a role created with a trust policy for `ec2.amazonaws.com`, or added
 //!   to an instance profile.
-//! - [`Fact::S3Deletes`]: objects deleted by one principal in one bucket.
+//! - [`Fact::S3Deletes`]: objects deleted by one principal in one bucket, with a sample of
+//!   the keys (whether a version was named).
 //! - [`Fact::NoteUploads`]: ransom-note-like uploads ([`is_ransom_note`]) by one principal.
+//!
+//! The principal of a fact is its identity ([`crate::event::principal_identity`]): a role, not
+//! one of its sessions, as for the SSE-C writes the chain joins them with.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +28,18 @@ pub const ID_CAP: usize = 50;
 pub const RANSOM_NOTE_PREFIXES: usize = 5;
 /// Prefixes a note fact keeps.
 const PREFIX_CAP: usize = 100;
+/// Deleted keys a delete fact keeps (the chain looks for the sources and prior versions of what
+/// the principal encrypted among them).
+pub const DELETED_KEY_CAP: usize = 200;
+
+/// One deleted object of a [`Fact::S3Deletes`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct DeletedKey {
+    /// Object key (cleaned).
+    pub key: String,
+    /// Whether the delete named a version (removing it for good, not adding a delete marker).
+    pub versioned: bool,
+}
 
 /// The events whose request bodies facts are read from.
 pub const FACT_EVENTS: &[&str] = &["CreateRole", "AddRoleToInstanceProfile", "DeleteObject", "DeleteObjects"];
@@ -38,12 +54,18 @@ pub enum Fact {
         /// When it became known.
         time: Millis,
     },
-    /// Objects deleted by a principal (compacted per object and principal).
+    /// Objects deleted by a principal in a bucket (compacted per object, principal and bucket).
     S3Deletes {
-        /// Principal (cleaned, as in findings).
+        /// Principal identity (cleaned).
         principal: String,
+        /// Bucket (cleaned); empty in state written before buckets were recorded.
+        #[serde(default)]
+        bucket: String,
         /// Objects deleted.
         objects: u64,
+        /// Some of the deleted keys, sorted, at most [`DELETED_KEY_CAP`].
+        #[serde(default)]
+        keys: Vec<DeletedKey>,
         /// First delete.
         first: Millis,
         /// Last delete.
@@ -56,7 +78,7 @@ pub enum Fact {
     },
     /// Ransom-note-like objects uploaded by a principal (compacted per object and principal).
     NoteUploads {
-        /// Principal (cleaned, as in findings).
+        /// Principal identity (cleaned).
         principal: String,
         /// Distinct `bucket/prefix` folders written to, sorted, capped.
         prefixes: Vec<String>,
@@ -143,17 +165,19 @@ pub fn extract(event: &Event<'_>) -> Option<Fact> {
             trusts_ec2.then(|| Fact::InstanceRole { role: clean(role), time })
         }
         ("s3", "DeleteObject" | "DeleteObjects") => {
-            let objects = match event.event_name {
-                "DeleteObject" => 1,
-                _ => request
-                    .and_then(|r| get_any(r, &["delete", "Delete"]))
-                    .map(|d| elements(get_any(d, &["Object", "Objects"])).len() as u64)
-                    .unwrap_or(1)
-                    .max(1),
-            };
+            let keys = deleted_keys(event);
             Some(Fact::S3Deletes {
-                principal: clean(event.principal()?),
-                objects,
+                principal: clean(&event.principal_identity()?),
+                bucket: clean(request.and_then(|r| text_at(r, &["bucketName"])).unwrap_or("?")),
+                objects: match event.event_name {
+                    "DeleteObject" => 1,
+                    _ => request
+                        .and_then(|r| get_any(r, &["delete", "Delete"]))
+                        .map(|d| elements(get_any(d, &["Object", "Objects"])).len() as u64)
+                        .unwrap_or(1)
+                        .max(1),
+                },
+                keys,
                 first: time,
                 last: time,
                 event_ids: event.event_id.map(clean).into_iter().collect(),
@@ -169,7 +193,7 @@ pub fn extract(event: &Event<'_>) -> Option<Fact> {
             let bucket = text_at(request, &["bucketName"]).unwrap_or("?");
             let folder = key.rsplit_once('/').map_or("", |(folder, _)| folder);
             Some(Fact::NoteUploads {
-                principal: clean(event.principal()?),
+                principal: clean(&event.principal_identity()?),
                 prefixes: vec![clean(&format!("{bucket}/{folder}"))],
                 first: time,
                 last: time,
@@ -181,14 +205,40 @@ pub fn extract(event: &Event<'_>) -> Option<Fact> {
     }
 }
 
-/// Folds the deletes and the note uploads of one object into one fact per principal each.
+/// The keys a delete names: `key` (with `versionId`) of `DeleteObject`, the `Object` list of
+/// `DeleteObjects` when CloudTrail recorded it.
+fn deleted_keys(event: &Event<'_>) -> Vec<DeletedKey> {
+    let Some(request) = event.request else { return Vec::new() };
+    let mut keys: Vec<DeletedKey> = if event.event_name == "DeleteObject" {
+        text_at(request, &["key"])
+            .map(|key| DeletedKey { key: clean(key), versioned: text_at(request, &["versionId"]).is_some() })
+            .into_iter()
+            .collect()
+    } else {
+        let objects = get_any(request, &["delete", "Delete"]).and_then(|d| get_any(d, &["Object", "Objects"]));
+        elements(objects)
+            .iter()
+            .filter_map(|o| {
+                let key = text_at(*o, &["Key", "key"])?;
+                Some(DeletedKey { key: clean(key), versioned: text_at(*o, &["VersionId", "versionId"]).is_some() })
+            })
+            .collect()
+    };
+    keys.sort_unstable();
+    keys.dedup();
+    keys.truncate(DELETED_KEY_CAP);
+    keys
+}
+
+/// Folds the deletes (per bucket) and the note uploads of one object into one fact per
+/// principal each.
 pub fn compact(facts: &mut Vec<Fact>) {
-    let mut folded: BTreeMap<(u8, String), Fact> = BTreeMap::new();
+    let mut folded: BTreeMap<(u8, String, String), Fact> = BTreeMap::new();
     facts.retain(|fact| {
         let key = match fact {
             Fact::InstanceRole { .. } => return true,
-            Fact::S3Deletes { principal, .. } => (0, principal.clone()),
-            Fact::NoteUploads { principal, .. } => (1, principal.clone()),
+            Fact::S3Deletes { principal, bucket, .. } => (0, principal.clone(), bucket.clone()),
+            Fact::NoteUploads { principal, .. } => (1, principal.clone(), String::new()),
         };
         match folded.get_mut(&key) {
             Some(existing) => fold(existing, fact),
@@ -205,10 +255,14 @@ pub fn compact(facts: &mut Vec<Fact>) {
 fn fold(into: &mut Fact, fact: &Fact) {
     match (into, fact) {
         (
-            Fact::S3Deletes { objects: o, first: f, last: l, event_ids: ids, .. },
-            Fact::S3Deletes { objects, first, last, event_ids, .. },
+            Fact::S3Deletes { objects: o, keys: k, first: f, last: l, event_ids: ids, .. },
+            Fact::S3Deletes { objects, keys, first, last, event_ids, .. },
         ) => {
             *o += objects;
+            k.extend(keys.iter().cloned());
+            k.sort_unstable();
+            k.dedup();
+            k.truncate(DELETED_KEY_CAP);
             *f = (*f).min(*first);
             *l = (*l).max(*last);
             ids.extend(event_ids.iter().cloned());

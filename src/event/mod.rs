@@ -281,6 +281,24 @@ impl<'a> Event<'a> {
     pub fn principal(&self) -> Option<&'a str> {
         self.identity.arn.or(self.identity.access_key_id).or(self.identity.user_name)
     }
+
+    /// The identity behind the principal ([`principal_identity`]): a role, not its session.
+    pub fn principal_identity(&self) -> Option<std::borrow::Cow<'a, str>> {
+        self.principal().map(principal_identity)
+    }
+}
+
+/// The identity a behaviour belongs to: an IAM user's ARN as is, and for an assumed-role session
+/// (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`) the role's ARN
+/// (`arn:aws:iam::ACCOUNT:role/ROLE`), never the session: every EC2 instance or Lambda
+/// invocation of one role has its own session name, and they are one writer.
+pub fn principal_identity(principal: &str) -> std::borrow::Cow<'_, str> {
+    let Some((head, rest)) = principal.split_once(":assumed-role/") else { return principal.into() };
+    let role = rest.split_once('/').map_or(rest, |(role, _)| role);
+    match head.strip_prefix("arn:").and_then(|h| h.split_once(":sts::")) {
+        Some((partition, account)) => format!("arn:{partition}:iam::{account}:role/{role}").into(),
+        None => principal.into(),
+    }
 }
 
 /// S3 object-level API names (data events).
@@ -318,4 +336,23 @@ fn identity(value: Json<'_>) -> UserIdentity<'_> {
         }
     }
     identity
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_role_session_belongs_to_its_role() {
+        assert_eq!(
+            principal_identity("arn:aws:sts::111122223333:assumed-role/data-pipeline/i-0abc"),
+            "arn:aws:iam::111122223333:role/data-pipeline"
+        );
+        assert_eq!(
+            principal_identity("arn:aws-us-gov:sts::111122223333:assumed-role/r/s"),
+            "arn:aws-us-gov:iam::111122223333:role/r"
+        );
+        assert_eq!(principal_identity("arn:aws:iam::111122223333:user/alice"), "arn:aws:iam::111122223333:user/alice");
+        assert_eq!(principal_identity("AKIAEXAMPLE"), "AKIAEXAMPLE");
+    }
 }

@@ -39,14 +39,16 @@ pub enum Table {
     Role,
     /// Finding ids already published (the daemon's dedup record).
     Dedup,
+    /// Known SSE-C writers: (principal identity, bucket) pairs already alerted on.
+    SsecWriter,
     /// Progress of a backfill.
     Checkpoint,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 6] =
-        [Table::Meta, Table::Baseline, Table::Carry, Table::Role, Table::Dedup, Table::Checkpoint];
+    pub const ALL: [Table; 7] =
+        [Table::Meta, Table::Baseline, Table::Carry, Table::Role, Table::Dedup, Table::Checkpoint, Table::SsecWriter];
 
     /// The name used in the file.
     pub fn name(self) -> &'static str {
@@ -57,6 +59,7 @@ impl Table {
             Table::Role => "role",
             Table::Dedup => "dedup",
             Table::Checkpoint => "checkpoint",
+            Table::SsecWriter => "ssec_writer",
         }
     }
 

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::{scan_all, Evict, Expect, StateError, StateStore, Table, Write};
 use crate::analyze::baseline::KeyState;
 use crate::analyze::passes::{Batch, Stateful};
+use crate::analyze::writers::{pair_of, KnownWriter, MAX_KNOWN_WRITERS};
 use crate::detect::facts::Fact;
 use crate::detect::rules;
 use crate::event::time::Millis;
@@ -189,6 +190,7 @@ impl Session {
 
     fn advance_once(&mut self, batch: Batch) -> Result<Vec<Finding>, StateError> {
         self.load_baselines(batch.observations.iter().map(|o| o.key.as_str()))?;
+        self.load_writers(batch.findings.iter().filter_map(pair_of))?;
         let findings = self.stateful.advance(batch);
         if self.writes {
             self.save()?;
@@ -196,6 +198,8 @@ impl Session {
             // Nothing to save to: forget the least recently seen keys beyond the bound.
             self.stateful.baselines.clear_changed();
             self.stateful.baselines.shrink();
+            self.stateful.writers.take_changed();
+            self.stateful.writers.shrink();
         }
         Ok(findings)
     }
@@ -204,6 +208,7 @@ impl Session {
     pub fn close(self) -> Result<(), StateError> {
         if let Some(store) = self.store.as_ref().filter(|_| self.writes) {
             store.evict(Table::Baseline, Evict::KeepNewest(self.stateful.settings().baseline.max_keys))?;
+            store.evict(Table::SsecWriter, Evict::KeepNewest(MAX_KNOWN_WRITERS))?;
         }
         Ok(())
     }
@@ -229,6 +234,27 @@ impl Session {
         Ok(())
     }
 
+    /// Reads the known-writer records of the batch's SSE-C write pairs that are not in memory.
+    fn load_writers(&mut self, pairs: impl Iterator<Item = String>) -> Result<(), StateError> {
+        let Some(store) = &self.store else { return Ok(()) };
+        let mut wanted: Vec<String> = pairs.filter(|p| !self.stateful.writers.contains(p)).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let items = store.get_many(Table::SsecWriter, &wanted)?;
+        for (pair, item) in wanted.into_iter().zip(items) {
+            if let Some(item) = item {
+                self.versions.insert((Table::SsecWriter, pair.clone()), item.version);
+                let writer: KnownWriter =
+                    serde_json::from_str(&item.value).map_err(|e| corrupt(Table::SsecWriter, &pair, e))?;
+                self.stateful.writers.load(pair, writer);
+            }
+        }
+        Ok(())
+    }
+
     /// Whether batches are written back to a store.
     pub fn writes(&self) -> bool {
         self.writes && self.store.is_some()
@@ -244,6 +270,10 @@ impl Session {
         let mut writes = Vec::new();
         for (key, state) in self.stateful.baselines.take_changed() {
             writes.push(Write::put(Table::Baseline, key, to_json(&state), None, state.last_seen));
+        }
+        for (pair, writer) in self.stateful.writers.take_changed() {
+            let recency = writer.last_seen;
+            writes.push(Write::put(Table::SsecWriter, pair, to_json(&writer), None, recency));
         }
         for (role, since) in self.stateful.take_new_roles() {
             writes.push(Write::put(Table::Role, role, to_json(&RoleValue { since }), None, since));
@@ -292,6 +322,7 @@ impl Session {
         }
         self.stored_watermark = self.stored_watermark.max(watermark);
         self.stateful.baselines.shrink();
+        self.stateful.writers.shrink();
         Ok(())
     }
 

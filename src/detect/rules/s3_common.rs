@@ -9,9 +9,11 @@ use crate::event::Event;
 /// the first alerts at once, the rest of the burst becomes one update.
 pub const SSE_C_MERGE_WINDOW_MINUTES: i64 = 15;
 
-/// The aggregation group of an SSE-C write: principal and bucket.
+/// The aggregation group of an SSE-C write: the principal's identity (a role, not its
+/// session: [`crate::event::principal_identity`]) and the bucket. The known-writer record uses
+/// the same pair.
 pub fn principal_and_bucket(event: &Event<'_>, bucket: &str) -> String {
-    format!("{}|{bucket}", event.principal().unwrap_or("?"))
+    format!("{}|{bucket}", event.principal_identity().as_deref().unwrap_or("?"))
 }
 
 /// The request header that carries the SSE-C algorithm.

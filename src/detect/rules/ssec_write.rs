@@ -58,7 +58,8 @@ impl Detector for SsecWrite {
         if event.service() != "s3" || !uses_sse_c(event) {
             return None;
         }
-        if copy_source(event).is_some_and(|source| is_in_place(event, &source)) {
+        let source = copy_source(event);
+        if source.as_ref().is_some_and(|source| is_in_place(event, source)) {
             return None;
         }
         let bucket = bucket(event).unwrap_or("?");
@@ -66,12 +67,15 @@ impl Detector for SsecWrite {
             return None;
         }
         let key = key(event).unwrap_or("?");
-        Some(
-            Hit::new(format!("{} wrote s3://{bucket}/{key} with SSE-C ({})", who(event), event.event_name))
-                .resource("AWS::S3::Bucket", &format!("arn:aws:s3:::{bucket}"))
-                .detail_text("bucket", bucket)
-                .detail_text("key", key)
-                .group(principal_and_bucket(event, bucket)),
-        )
+        let hit = Hit::new(format!("{} wrote s3://{bucket}/{key} with SSE-C ({})", who(event), event.event_name))
+            .resource("AWS::S3::Bucket", &format!("arn:aws:s3:::{bucket}"))
+            .detail_text("bucket", bucket)
+            .detail_text("key", key)
+            .group(principal_and_bucket(event, bucket));
+        // An encrypted copy elsewhere: deleting its source afterwards leaves only the copy.
+        Some(match source {
+            Some(source) => hit.detail_text("copy_source", &source.path),
+            None => hit,
+        })
     }
 }
