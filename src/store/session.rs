@@ -214,45 +214,45 @@ impl Session {
     }
 
     fn load_baselines<'k>(&mut self, keys: impl Iterator<Item = &'k str>) -> Result<(), StateError> {
-        let Some(store) = &self.store else { return Ok(()) };
-        let mut wanted: Vec<String> =
-            keys.filter(|k| !self.stateful.baselines.contains(k)).map(str::to_owned).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let items = store.get_many(Table::Baseline, &wanted)?;
-        for (key, item) in wanted.into_iter().zip(items) {
-            if let Some(item) = item {
-                self.versions.insert((Table::Baseline, key.clone()), item.version);
-                let state: KeyState =
-                    serde_json::from_str(&item.value).map_err(|e| corrupt(Table::Baseline, &key, e))?;
-                self.stateful.baselines.load(key, state);
-            }
+        let wanted = keys.filter(|k| !self.stateful.baselines.contains(k)).map(str::to_owned).collect();
+        for (key, state) in self.fetch::<KeyState>(Table::Baseline, wanted)? {
+            self.stateful.baselines.load(key, state);
         }
         Ok(())
     }
 
     /// Reads the known-writer records of the batch's SSE-C write pairs that are not in memory.
     fn load_writers(&mut self, pairs: impl Iterator<Item = String>) -> Result<(), StateError> {
-        let Some(store) = &self.store else { return Ok(()) };
-        let mut wanted: Vec<String> = pairs.filter(|p| !self.stateful.writers.contains(p)).collect();
+        let wanted = pairs.filter(|p| !self.stateful.writers.contains(p)).collect();
+        for (pair, writer) in self.fetch::<KnownWriter>(Table::SsecWriter, wanted)? {
+            self.stateful.writers.load(pair, writer);
+        }
+        Ok(())
+    }
+
+    /// The items of `wanted` keys that exist in `table`, parsed, with their versions noted for
+    /// conditional writes.
+    fn fetch<T: serde::de::DeserializeOwned>(
+        &mut self,
+        table: Table,
+        mut wanted: Vec<String>,
+    ) -> Result<Vec<(String, T)>, StateError> {
+        let Some(store) = &self.store else { return Ok(Vec::new()) };
         wanted.sort_unstable();
         wanted.dedup();
         if wanted.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let items = store.get_many(Table::SsecWriter, &wanted)?;
-        for (pair, item) in wanted.into_iter().zip(items) {
+        let items = store.get_many(table, &wanted)?;
+        let mut found = Vec::new();
+        for (key, item) in wanted.into_iter().zip(items) {
             if let Some(item) = item {
-                self.versions.insert((Table::SsecWriter, pair.clone()), item.version);
-                let writer: KnownWriter =
-                    serde_json::from_str(&item.value).map_err(|e| corrupt(Table::SsecWriter, &pair, e))?;
-                self.stateful.writers.load(pair, writer);
+                self.versions.insert((table, key.clone()), item.version);
+                let value: T = serde_json::from_str(&item.value).map_err(|e| corrupt(table, &key, e))?;
+                found.push((key, value));
             }
         }
-        Ok(())
+        Ok(found)
     }
 
     /// Whether batches are written back to a store.
