@@ -127,3 +127,31 @@ fn a_cut_chain_keeps_its_defining_events() {
         assert!(ids.iter().any(|id| id == defining), "{defining} was cut");
     }
 }
+
+fn scan_dir(name: &str) -> ScanResult {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/sequences").join(name);
+    scan(&ScanPlan::new(vec![dir]), &Engine::new(Settings::default(), Mode::Scan), Mode::Scan)
+}
+
+/// SPEC §2.3 `iam.created_key_used`: a key minted with a stolen key and used from another host and
+/// client is high; the owner's own rotation, used from the usual network and tools, is medium;
+/// each key's first use is reported once.
+#[test]
+fn a_minted_key_used_within_a_day_is_reported_by_how_it_was_used() {
+    let intrusion = scan_dir("intrusion");
+    let used = of_rule(&intrusion, "iam.created_key_used");
+    assert_eq!(used.len(), 1, "the first use only");
+    assert_eq!(used[0].severity, Severity::High);
+    assert_eq!(used[0].principal.access_key_id.as_deref(), Some("AKIAEXAMPLENEWKEY001"));
+    assert_eq!(used[0].evidence.details["reasons"], serde_json::json!(["new_network", "new_user_agent"]));
+    assert_eq!(used[0].evidence.event_ids.len(), 2, "the mint and the first use");
+    let grant = of_rule(&intrusion, "iam.admin_policy_attached");
+    assert_eq!(grant.len(), 1);
+    assert_eq!(grant[0].severity, Severity::Critical, "ci-legacy granted itself * on *");
+    assert_eq!(of_rule(&intrusion, "iam.key_error_burst").len(), 1, "the enumeration");
+
+    let rotation = scan_dir("rotation");
+    let used = of_rule(&rotation, "iam.created_key_used");
+    assert_eq!(used.len(), 1);
+    assert_eq!(used[0].severity, Severity::Medium, "{:?}", used[0].evidence.details);
+}

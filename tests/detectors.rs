@@ -48,8 +48,13 @@ fn every_rule_fires_on_its_positives_and_stays_silent_on_its_negatives() {
         if rule.id == rules::UNREADABLE_LOG_FILE.id {
             continue; // raised for objects, tested in tests/decode_inputs.rs
         }
-        if [rules::LONG_TERM_KEY_ANOMALY.id, rules::DORMANT_KEY_USED.id, rules::RANSOMWARE_CHAIN.id].contains(&rule.id)
-        {
+        let cross_event = [
+            rules::LONG_TERM_KEY_ANOMALY.id,
+            rules::DORMANT_KEY_USED.id,
+            rules::RANSOMWARE_CHAIN.id,
+            rules::CREATED_KEY_USED.id,
+        ];
+        if cross_event.contains(&rule.id) {
             continue; // need several events: tested over testdata/sequences (tests/baselines.rs, tests/correlate.rs)
         }
         let dir = fixture_root().join(rule.id);

@@ -371,3 +371,25 @@ fn a_known_sse_c_writer_alerts_once() {
     assert!(severities(&second).iter().all(|s| s == "info"), "known from the day before");
     assert_eq!(severities(&first)[0], "high", "a re-run reports the same first alert");
 }
+
+/// `iam.created_key_used` across runs: a key minted in one run and used in the next is joined
+/// through the carried mint fact; its first use is reported once, and again with the same id
+/// only when that same input is scanned again.
+#[test]
+fn a_key_minted_in_one_run_and_used_in_the_next_is_joined() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = dir.path().join("state.db");
+    let intrusion = root().join("testdata/sequences/intrusion");
+    let run = |file: &str| -> Vec<Value> {
+        let path = intrusion.join(file);
+        let found = lines(&["scan", "--format", "jsonl", "--state", s(&state), s(&path)]);
+        found.into_iter().filter(|f| f["rule"] == "iam.created_key_used").collect()
+    };
+    assert!(run("01_owner_uses_the_key_for_a_week.json").is_empty());
+    assert!(run("02_stolen_key_enumerates_escalates_and_mints_a_key.json").is_empty(), "minted, not yet used");
+    let first = run("03_the_new_key_is_used_elsewhere.json");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["severity"], "high");
+    let again = run("03_the_new_key_is_used_elsewhere.json");
+    assert_eq!(again.iter().map(|f| &f["id"]).collect::<Vec<_>>(), [&first[0]["id"]], "same input, same finding");
+}

@@ -160,6 +160,12 @@ impl Baselines {
         self.keys.contains_key(key)
     }
 
+    /// The values `key` is known to have used for feature number `feature` (empty when unknown).
+    pub fn values(&self, key: &str, feature: usize) -> Vec<&str> {
+        let seen = self.keys.get(key).and_then(|state| state.features.get(feature));
+        seen.map(|values| values.iter().map(|s| s.value.as_str()).collect()).unwrap_or_default()
+    }
+
     /// The remembered state of `key`.
     pub fn get(&self, key: &str) -> Option<&KeyState> {
         self.keys.get(key)
@@ -302,7 +308,7 @@ pub fn run(baselines: &mut Baselines, mut observations: Vec<Observation>, settin
 }
 
 /// Completes the observation's template as a finding of `rule`, honouring rule settings.
-fn push(
+pub(crate) fn push(
     findings: &mut Vec<Finding>,
     settings: &Settings,
     rule: &'static RuleInfo,

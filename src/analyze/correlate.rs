@@ -195,7 +195,7 @@ fn ransomware_chains(findings: &[Finding], facts: &[Fact]) -> Vec<Finding> {
                 };
                 (principal, step)
             }
-            Fact::InstanceRole { .. } => continue,
+            Fact::InstanceRole { .. } | Fact::KeyMinted(_) => continue,
         };
         companions.entry(principal.clone()).or_default().push(step);
     }

@@ -9,5 +9,6 @@
 pub mod aggregate;
 pub mod baseline;
 pub mod correlate;
+pub mod created_keys;
 pub mod passes;
 pub mod writers;

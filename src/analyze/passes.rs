@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use super::aggregate::aggregate;
 use super::baseline::{self, Baselines};
 use super::correlate::{self, CHAIN_WINDOW};
+use super::created_keys;
 use super::writers::KnownWriters;
 use crate::detect::facts::Fact;
 use crate::detect::observe::Observation;
@@ -143,11 +144,16 @@ impl Stateful {
         for fact in batch.facts {
             match fact {
                 Fact::InstanceRole { role, time } => self.learn_role(role, time),
+                Fact::KeyMinted(mut minted) => {
+                    created_keys::enrich(&mut minted, &self.baselines);
+                    facts.push(Fact::KeyMinted(minted));
+                }
                 other => facts.push(other),
             }
         }
         let new_facts = facts.clone();
         facts.extend(self.carried_facts.iter().cloned());
+        created_keys::merge_duplicates(&mut facts);
         // The same object delivered twice gives the same facts: count them once (new first).
         let mut distinct: Vec<Fact> = Vec::with_capacity(facts.len());
         for fact in facts {
@@ -169,12 +175,14 @@ impl Stateful {
             .filter(|f| seen.insert(f.id.clone()))
             .collect();
         self.carry = self.next_carry(&inputs);
-        self.carried_facts = self.next_facts(new_facts);
+        let mut new_key_uses = created_keys::run(&mut facts, &batch.observations, &self.settings);
+        self.carried_facts = self.next_facts(new_facts, &facts);
 
         let mut findings = aggregate(inputs.into_iter().chain(direct).collect());
         self.writers.apply(&mut findings);
         correlate::correlate(&mut findings, &facts, &self.settings);
         findings.retain(|f| !f.carried);
+        findings.append(&mut new_key_uses);
         findings.extend(baseline::run(&mut self.baselines, batch.observations, &self.settings));
         findings
     }
@@ -211,10 +219,14 @@ impl Stateful {
         carry
     }
 
-    fn next_facts(&self, new_facts: Vec<Fact>) -> Vec<Fact> {
+    /// The facts to carry: new and carried ones within the chain window of the watermark; mint
+    /// facts as `judged` left them (marked used once their first use was reported).
+    fn next_facts(&self, new_facts: Vec<Fact>, judged: &[Fact]) -> Vec<Fact> {
         let Some(watermark) = self.watermark else { return Vec::new() };
         let mut kept: Vec<Fact> = Vec::new();
-        for mut fact in new_facts.into_iter().chain(self.carried_facts.iter().cloned()) {
+        let minted = judged.iter().filter(|f| matches!(f, Fact::KeyMinted(_))).cloned();
+        let others = new_facts.into_iter().chain(self.carried_facts.iter().cloned());
+        for mut fact in minted.chain(others.filter(|f| !matches!(f, Fact::KeyMinted(_)))) {
             fact.mark_carried();
             if fact.time() >= watermark.saturating_sub(CHAIN_WINDOW) && !kept.contains(&fact) {
                 kept.push(fact);

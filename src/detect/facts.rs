@@ -6,6 +6,8 @@
 //! - [`Fact::S3Deletes`]: objects deleted by one principal in one bucket, with a sample of
 //!   the keys (whether a version was named).
 //! - [`Fact::NoteUploads`]: ransom-note-like uploads ([`is_ransom_note`]) by one principal.
+//! - [`Fact::KeyMinted`]: an access key created by `CreateAccessKey`, for
+//!   `iam.created_key_used`.
 //!
 //! The principal of a fact is its identity ([`crate::event::principal_identity`]): a role, not
 //! one of its sessions, as for the SSE-C writes the chain joins them with.
@@ -42,7 +44,10 @@ pub struct DeletedKey {
 }
 
 /// The events whose request bodies facts are read from.
-pub const FACT_EVENTS: &[&str] = &["CreateRole", "AddRoleToInstanceProfile", "DeleteObject", "DeleteObjects"];
+pub const FACT_EVENTS: &[&str] =
+    &["CreateRole", "AddRoleToInstanceProfile", "DeleteObject", "DeleteObjects", "CreateAccessKey"];
+/// Networks and client families a mint fact keeps.
+pub const MINT_HISTORY_CAP: usize = 32;
 
 /// Something learned from an event that later conclusions use.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -92,6 +97,35 @@ pub enum Fact {
         #[serde(skip)]
         carried: bool,
     },
+    /// An access key minted by `CreateAccessKey`.
+    KeyMinted(MintedKey),
+}
+
+/// What `iam.created_key_used` remembers of a minted key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MintedKey {
+    /// The new key's id.
+    pub key_id: String,
+    /// The user it belongs to.
+    pub owner: String,
+    /// Who created it (principal identity).
+    pub creator: String,
+    /// Whether the owner created it for themselves.
+    pub self_created: bool,
+    /// The long-term key the creator called with, if any (its history is the owner's).
+    pub creator_key: Option<String>,
+    /// When.
+    pub time: Millis,
+    /// Networks the owner's keys are known to use (sorted, capped at [`MINT_HISTORY_CAP`]).
+    pub networks: Vec<String>,
+    /// Client families the owner's keys are known to use; empty when unknown (console).
+    pub agents: Vec<String>,
+    /// The `CreateAccessKey` eventID.
+    pub event_ids: Vec<String>,
+    /// The eventID of its first use, once reported (a re-run of that input reports it again,
+    /// with the same id; later uses never).
+    #[serde(default)]
+    pub first_use: Option<String>,
 }
 
 impl Fact {
@@ -99,6 +133,7 @@ impl Fact {
     pub fn time(&self) -> Millis {
         match self {
             Fact::InstanceRole { time, .. } => *time,
+            Fact::KeyMinted(minted) => minted.time,
             Fact::S3Deletes { last, .. } | Fact::NoteUploads { last, .. } => *last,
         }
     }
@@ -117,7 +152,7 @@ impl Fact {
     /// Marks a fact as coming from earlier input.
     pub fn mark_carried(&mut self) {
         match self {
-            Fact::InstanceRole { .. } => {}
+            Fact::InstanceRole { .. } | Fact::KeyMinted(_) => {}
             Fact::S3Deletes { carried, .. } | Fact::NoteUploads { carried, .. } => *carried = true,
         }
     }
@@ -184,6 +219,7 @@ pub fn extract(event: &Event<'_>) -> Option<Fact> {
                 carried: false,
             })
         }
+        ("iam", "CreateAccessKey") => key_minted(event, time).map(Fact::KeyMinted),
         ("s3", "PutObject") => {
             let request = request?;
             let key = text_at(request, &["key"])?;
@@ -203,6 +239,30 @@ pub fn extract(event: &Event<'_>) -> Option<Fact> {
         }
         _ => None,
     }
+}
+
+/// The mint fact of a successful `CreateAccessKey`.
+fn key_minted(event: &Event<'_>, time: Millis) -> Option<MintedKey> {
+    let created = event.response.and_then(|r| get_any(r, &["accessKey"]))?;
+    let key_id = text_at(created, &["accessKeyId"])?;
+    let caller = event.identity.user_name.filter(|_| event.identity.kind == Some("IAMUser"));
+    let owner =
+        text_at(created, &["userName"]).or_else(|| event.request.and_then(|r| text_at(r, &["userName"]))).or(caller)?;
+    let long_term = crate::detect::is_long_term_key_use(event);
+    let network = crate::detect::features::network(event.source_ip.unwrap_or(""));
+    let agent = crate::detect::features::user_agent_family(event.user_agent.unwrap_or(""));
+    Some(MintedKey {
+        key_id: clean(key_id),
+        owner: clean(owner),
+        creator: clean(&event.principal_identity()?),
+        self_created: caller == Some(owner),
+        creator_key: event.identity.access_key_id.filter(|_| long_term).map(clean),
+        time,
+        networks: vec![clean(&network)],
+        agents: if long_term { vec![clean(&agent)] } else { Vec::new() },
+        event_ids: event.event_id.map(clean).into_iter().collect(),
+        first_use: None,
+    })
 }
 
 /// The keys a delete names: `key` (with `versionId`) of `DeleteObject`, the `Object` list of
@@ -236,7 +296,7 @@ pub fn compact(facts: &mut Vec<Fact>) {
     let mut folded: BTreeMap<(u8, String, String), Fact> = BTreeMap::new();
     facts.retain(|fact| {
         let key = match fact {
-            Fact::InstanceRole { .. } => return true,
+            Fact::InstanceRole { .. } | Fact::KeyMinted(_) => return true,
             Fact::S3Deletes { principal, bucket, .. } => (0, principal.clone(), bucket.clone()),
             Fact::NoteUploads { principal, .. } => (1, principal.clone(), String::new()),
         };

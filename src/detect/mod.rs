@@ -126,7 +126,7 @@ pub struct Engine {
     by_event_name: HashMap<&'static str, Vec<usize>>,
     every_event: Vec<usize>,
     every_event_reads_bodies: bool,
-    /// Whether either baseline rule is enabled (decided once, asked for every event).
+    /// Whether a rule over uses of long-term keys is enabled (decided once, asked for every event).
     baseline_on: bool,
     settings: Settings,
     mode: Mode,
@@ -148,8 +148,9 @@ impl Engine {
             }
         }
         let every_event_reads_bodies = every_event.iter().any(|&i| detectors[i].reads_bodies());
-        let baseline_on =
-            [&rules::LONG_TERM_KEY_ANOMALY, &rules::DORMANT_KEY_USED].into_iter().any(|r| settings.policy().enabled(r));
+        let baseline_on = [&rules::LONG_TERM_KEY_ANOMALY, &rules::DORMANT_KEY_USED, &rules::CREATED_KEY_USED]
+            .into_iter()
+            .any(|r| settings.policy().enabled(r));
         Engine { detectors, by_event_name, every_event, every_event_reads_bodies, baseline_on, settings, mode }
     }
 

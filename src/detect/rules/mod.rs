@@ -4,11 +4,13 @@
 //! are per-event rules here whose hits the aggregation pass ([`crate::analyze::aggregate`])
 //! merges in event-time order. The rules concluded across events are described here and
 //! computed in [`crate::analyze`]: the per-key baseline rules by [`crate::analyze::baseline`],
+//! `iam.created_key_used` by [`crate::analyze::created_keys`],
 //! `s3.ransomware_chain` and the instance-role upgrade by [`crate::analyze::correlate`].
 //! Passes name rules through the statics exported here, never by string.
 
 mod access_key_created;
 mod admin_policy_attached;
+mod created_key_used;
 mod dormant_key_used;
 mod ecs_cluster_no_container_insights;
 mod ecs_common;
@@ -46,6 +48,7 @@ mod unreadable_log_file;
 mod versioning_suspended;
 
 pub use admin_policy_attached::ADMIN_POLICY_ATTACHED;
+pub use created_key_used::{CREATED_KEY_USED, CREATED_KEY_WINDOW};
 pub use dormant_key_used::DORMANT_KEY_USED;
 pub use lifecycle_short_expiration::LIFECYCLE_SHORT_EXPIRATION;
 pub use long_term_key_anomaly::LONG_TERM_KEY_ANOMALY;
@@ -62,7 +65,13 @@ use crate::finding::RuleInfo;
 /// pipeline raises.
 pub fn catalogue() -> Vec<&'static RuleInfo> {
     let mut infos: Vec<&'static RuleInfo> = all().iter().map(|d| d.info()).collect();
-    infos.extend([&RANSOMWARE_CHAIN, &LONG_TERM_KEY_ANOMALY, &DORMANT_KEY_USED, &UNREADABLE_LOG_FILE]);
+    infos.extend([
+        &RANSOMWARE_CHAIN,
+        &LONG_TERM_KEY_ANOMALY,
+        &DORMANT_KEY_USED,
+        &CREATED_KEY_USED,
+        &UNREADABLE_LOG_FILE,
+    ]);
     infos
 }
 
