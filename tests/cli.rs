@@ -271,3 +271,20 @@ fn bad_s3_flags_are_refused_before_any_request() {
     let both = trailhound(&["backfill", "s3://trail-bucket", "--since", "7d", "--enqueue", "q", "--publish", "arn:x"]);
     assert!(stderr(&both).contains("cannot be combined with --enqueue"), "{}", stderr(&both));
 }
+
+/// SPEC §2.1 and issue 14: the summary counts findings per severity and events delivered twice
+/// (the same eventID in two files), and names the buckets configured in the input that no S3
+/// data event covered.
+#[test]
+fn summary_counts_severities_duplicates_and_uncovered_buckets() {
+    let output =
+        trailhound(&["scan", "--format", "jsonl", "testdata/duplicates", "testdata/events/s3.versioning_suspended"]);
+    let summary = stderr(&output);
+    assert!(summary.contains("duplicate events: 1 "), "{summary}");
+    let findings = summary.lines().find(|l| l.starts_with("findings: ")).expect("findings line");
+    assert!(findings.contains(" medium") && findings.contains(" low"), "{findings}");
+    let warning = summary.lines().find(|l| l.contains("bucket(s) configured")).expect("coverage line");
+    assert!(warning.contains("victim-data"), "{warning}");
+    let covered = trailhound(&["scan", "--format", "jsonl", "testdata/sequences/ransomware"]);
+    assert!(!stderr(&covered).contains("bucket(s) configured"), "{}", stderr(&covered));
+}

@@ -3,13 +3,13 @@
 //! de-duplicated by id (a later batch's grown version of a finding replaces the earlier one).
 //! Every command goes through [`merge`], which is also where a damaged object is logged.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use tracing::warn;
 
 use crate::analyze::passes::Batch;
 use crate::event::time::Millis;
-use crate::finding::{clean, Finding};
+use crate::finding::{clean, Finding, Severity};
 use crate::pipeline::unit::ObjectOutcome;
 use crate::source::local::InputError;
 use crate::store::session::Session;
@@ -41,6 +41,41 @@ pub struct ScanResult {
     pub rejected_records: Vec<(String, u64, String)>,
     /// Raw events matched by the plan's filter, in time order.
     pub events: Vec<MatchedEvent>,
+    /// The eventIDs seen so far, to count duplicates.
+    pub seen_events: SeenEvents,
+}
+
+/// Distinct eventIDs (64-bit hashes) counted by a run, at most this many; later new ones are not
+/// remembered, so duplicates of them are not counted (the summary says so).
+pub const SEEN_EVENTS_CAP: usize = 1_000_000;
+/// Buckets remembered per kind for the coverage warning.
+pub const BUCKET_CAP: usize = 10_000;
+
+/// The eventIDs a run has seen, to count events delivered twice: organization and
+/// multi-region trails deliver the same event in two files, and a responder should know
+/// that the event count is inflated (the findings are not: their ids come from eventIDs).
+#[derive(Debug, Default)]
+pub struct SeenEvents {
+    hashes: HashSet<u64>,
+    /// Whether the cap was reached.
+    pub full: bool,
+}
+
+impl SeenEvents {
+    /// Adds an object's eventID hashes; returns how many were seen before.
+    fn add(&mut self, hashes: &[u64]) -> u64 {
+        let mut repeated = 0;
+        for hash in hashes {
+            if self.hashes.contains(hash) {
+                repeated += 1;
+            } else if self.hashes.len() < SEEN_EVENTS_CAP {
+                self.hashes.insert(*hash);
+            } else {
+                self.full = true;
+            }
+        }
+        repeated
+    }
 }
 
 /// Counters over the whole run.
@@ -66,6 +101,14 @@ pub struct Totals {
     pub skipped_files: u64,
     /// Findings per rule (after de-duplication by id).
     pub findings_per_rule: BTreeMap<&'static str, u64>,
+    /// Findings per severity (after de-duplication by id).
+    pub findings_per_severity: BTreeMap<Severity, u64>,
+    /// Events whose eventID an earlier object (or the same one) already had.
+    pub duplicate_events: u64,
+    /// Buckets that S3 data events named (at most [`BUCKET_CAP`]).
+    pub data_event_buckets: BTreeSet<String>,
+    /// Buckets that S3 management events (bucket configuration calls) named.
+    pub configured_buckets: BTreeSet<String>,
     /// The latest event time seen.
     pub latest_event_time: Option<Millis>,
 }
@@ -81,7 +124,25 @@ impl Totals {
         self.s3_data_events += other.s3_data_events;
         self.rejected_records += other.rejected_records;
         self.skipped_files += other.skipped_files;
+        self.duplicate_events += other.duplicate_events;
         self.latest_event_time = self.latest_event_time.max(other.latest_event_time);
+        for (mine, theirs) in [
+            (&mut self.data_event_buckets, &other.data_event_buckets),
+            (&mut self.configured_buckets, &other.configured_buckets),
+        ] {
+            for bucket in theirs {
+                if mine.len() >= BUCKET_CAP {
+                    break;
+                }
+                mine.insert(bucket.clone());
+            }
+        }
+    }
+
+    /// Buckets configured in this input for which it held no S3 data events: SSE-C overwrites
+    /// there would be invisible.
+    pub fn buckets_without_data_events(&self) -> Vec<&str> {
+        self.configured_buckets.difference(&self.data_event_buckets).map(String::as_str).collect()
     }
 
     /// True when management events were seen but no S3 data events: SSE-C is invisible.
@@ -143,6 +204,7 @@ impl Collector {
         result.findings.sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
         for finding in &result.findings {
             *result.totals.findings_per_rule.entry(finding.rule).or_default() += 1;
+            *result.totals.findings_per_severity.entry(finding.severity).or_default() += 1;
         }
         result.events.sort_by(|a, b| (a.time, &a.origin).cmp(&(b.time, &b.origin)));
         self.result
@@ -167,6 +229,7 @@ pub fn merge(outcomes: Vec<ObjectOutcome>, result: &mut ScanResult) -> Batch {
             result.totals.files += 1;
         }
         result.totals.add(&outcome.totals);
+        result.totals.duplicate_events += result.seen_events.add(&outcome.event_hashes);
         if let Some(report) = &outcome.report {
             if let Some((_, first)) = report.rejects.first() {
                 result.rejected_records.push((outcome.path.clone(), report.rejected, first.to_string()));

@@ -17,8 +17,9 @@ use crate::detect::rules::unreadable_log_file;
 use crate::detect::{Engine, EventOrigin};
 use crate::event::filter::{self, EventFilter};
 use crate::event::time::Millis;
-use crate::finding::{Finding, Mode};
-use crate::pipeline::collector::{MatchedEvent, Totals};
+use crate::event::Event;
+use crate::finding::{clean, Finding, Mode};
+use crate::pipeline::collector::{MatchedEvent, Totals, BUCKET_CAP};
 use crate::source::local::read_capped;
 
 /// An event-time window; `None` bounds are open.
@@ -97,6 +98,8 @@ pub struct Inspected {
     pub facts: Vec<Fact>,
     /// Raw events matched by the listing filter.
     pub events: Vec<MatchedEvent>,
+    /// Hashes of the eventIDs decoded.
+    pub event_hashes: Vec<u64>,
 }
 
 /// What one object produced: the input of [`crate::pipeline::Collector::add_batch`].
@@ -120,6 +123,8 @@ pub struct ObjectOutcome {
     pub events: Vec<MatchedEvent>,
     /// Counters.
     pub totals: Totals,
+    /// Hashes of the eventIDs decoded, to count duplicates across the run.
+    pub event_hashes: Vec<u64>,
 }
 
 impl ObjectOutcome {
@@ -135,6 +140,7 @@ impl ObjectOutcome {
             facts: inspected.facts,
             events: inspected.events,
             totals: inspected.totals,
+            event_hashes: inspected.event_hashes,
         }
     }
 
@@ -161,6 +167,7 @@ impl ObjectOutcome {
             facts: Vec::new(),
             events: Vec::new(),
             totals: Totals::default(),
+            event_hashes: Vec::new(),
         }
     }
 
@@ -237,10 +244,14 @@ pub fn inspect_object(
     let mut observations = Vec::new();
     let mut facts = Vec::new();
     let mut events = Vec::new();
+    let mut event_hashes = Vec::new();
     let report = decoder.decode_with(object, &|event, raw| engine.needs_bodies(event, raw), &mut |index, event| {
-        if event.is_s3_data_event() {
+        event_hashes.extend(event.event_id.map(hash_event_id));
+        let data_event = event.is_s3_data_event();
+        if data_event {
             totals.s3_data_events += 1;
         }
+        note_bucket(event, data_event, &mut totals);
         if window.since.is_some() || window.until.is_some() {
             let Some(time) = event.event_time else {
                 totals.events_without_time += 1;
@@ -275,5 +286,38 @@ pub fn inspect_object(
     if let Some(damage) = &report.damage {
         findings.push(unreadable_log_file(origin, &damage.to_string(), report.events, mode));
     }
-    Inspected { report, findings, totals, observations, facts, events }
+    Inspected { report, findings, totals, observations, facts, events, event_hashes }
+}
+
+/// A stable 64-bit hash of an eventID (the same in every thread and run).
+fn hash_event_id(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Records the bucket an S3 event names, as a data-event bucket or a configured one.
+fn note_bucket(event: &Event<'_>, data_event: bool, totals: &mut Totals) {
+    if event.service() != "s3" {
+        return;
+    }
+    let Some(bucket) = bucket_name(event) else { return };
+    let set = if data_event { &mut totals.data_event_buckets } else { &mut totals.configured_buckets };
+    if set.len() < BUCKET_CAP && !set.contains(bucket) {
+        set.insert(clean(bucket));
+    }
+}
+
+/// `requestParameters.bucketName`, from the parsed body or, when the body was skipped, from the
+/// raw record (bucket names have no characters JSON escapes, so the raw text is the name).
+fn bucket_name<'a>(event: &Event<'a>) -> Option<&'a str> {
+    if let Some(request) = event.request {
+        return crate::event::shape::text_at(request, &["bucketName"]);
+    }
+    const FIELD: &[u8] = b"\"bucketName\":\"";
+    let at = memchr::memmem::find(event.raw, FIELD)? + FIELD.len();
+    let rest = &event.raw[at..];
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    (rest[end] == b'"' && end > 0).then(|| std::str::from_utf8(&rest[..end]).ok()).flatten()
 }

@@ -166,9 +166,23 @@ pub fn write_summary(out: &mut dyn Write, result: &ScanResult, elapsed: f64, thr
             t.events_in_window, t.events_without_time
         )?;
     }
-    writeln!(out, "findings: {}", result.findings.len())?;
+    let per_severity: Vec<String> = t
+        .findings_per_severity
+        .iter()
+        .rev()
+        .map(|(severity, count)| format!("{count} {}", severity.as_str()))
+        .collect();
+    if per_severity.is_empty() {
+        writeln!(out, "findings: 0")?;
+    } else {
+        writeln!(out, "findings: {} ({})", result.findings.len(), per_severity.join(", "))?;
+    }
     for (rule, count) in &t.findings_per_rule {
         writeln!(out, "  {rule:<36} {count}")?;
+    }
+    if t.duplicate_events > 0 || result.seen_events.full {
+        let caveat = if result.seen_events.full { " (among the first 1,000,000 distinct eventIDs)" } else { "" };
+        writeln!(out, "duplicate events: {} (an eventID already seen in this run){caveat}", t.duplicate_events)?;
     }
     writeln!(out, "S3 data events: {}", t.s3_data_events)?;
     if t.skipped_files > 0 {
@@ -194,6 +208,19 @@ pub fn write_summary(out: &mut dyn Write, result: &ScanResult, elapsed: f64, thr
             out,
             "warning: no S3 data events in this input; SSE-C overwrites (S3 ransomware) cannot be detected. \
              Enable S3 data events (at least write events) on the trail."
+        )?;
+    }
+    let uncovered = t.buckets_without_data_events();
+    if !uncovered.is_empty() {
+        const SHOWN: usize = 20;
+        let more = uncovered.len().saturating_sub(SHOWN);
+        let names = uncovered.iter().take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        writeln!(
+            out,
+            "warning: no S3 data events for {} bucket(s) configured in this input: {names}{more}; \
+             SSE-C overwrites there would be invisible",
+            uncovered.len()
         )?;
     }
     Ok(())
