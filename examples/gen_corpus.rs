@@ -2,10 +2,11 @@
 //! CloudTrail key layout, plus `ground-truth.json`.
 //!
 //! ```text
-//! cargo run --release --example gen_corpus -- OUT_DIR [SIZE_MB] [SEED] [EVENTS_PER_FILE]
+//! cargo run --release --example gen_corpus -- OUT_DIR [SIZE_MB] [SEED] [EVENTS_PER_FILE] [ATTACK_EVERY]
 //! ```
 //! SIZE_MB is the approximate uncompressed size (default 100); objects hold about
-//! EVENTS_PER_FILE events (default 2,000, ~3.3 MB of JSON) each. The ground truth is written
+//! EVENTS_PER_FILE events (default 2,000, ~3.3 MB of JSON) each; one attack scenario is planted
+//! every ATTACK_EVERY objects (default 3). The ground truth is written
 //! next to the `AWSLogs/` folder, as `ground-truth.json`.
 
 use std::path::PathBuf;
@@ -15,14 +16,18 @@ use trailhound::synth::{generate, SynthSpec};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let out = PathBuf::from(args.next().context("usage: gen_corpus OUT_DIR [SIZE_MB] [SEED] [EVENTS_PER_FILE]")?);
+    let out = PathBuf::from(
+        args.next().context("usage: gen_corpus OUT_DIR [SIZE_MB] [SEED] [EVENTS_PER_FILE] [ATTACK_EVERY]")?,
+    );
     let size_mb: usize = args.next().map(|s| s.parse()).transpose().context("SIZE_MB must be a number")?.unwrap_or(100);
     let seed: u64 = args.next().map(|s| s.parse()).transpose().context("SEED must be a number")?.unwrap_or(42);
     let events_per_file: usize =
         args.next().map(|s| s.parse()).transpose().context("EVENTS_PER_FILE must be a number")?.unwrap_or(2_000);
+    let attack_every: usize =
+        args.next().map(|s| s.parse()).transpose().context("ATTACK_EVERY must be a number")?.unwrap_or(3);
     let approx_event_bytes = 1_750;
     let files = (size_mb * 1_000_000 / (events_per_file * approx_event_bytes)).max(1);
-    let spec = SynthSpec { seed, files, events_per_file, attack_every: 3, ..SynthSpec::default() };
+    let spec = SynthSpec { seed, files, events_per_file, attack_every, ..SynthSpec::default() };
     let (mut json, mut gz, mut events, mut error) = (0usize, 0usize, 0usize, None);
     let truth = generate(&spec, |object| {
         json += object.json_bytes;

@@ -9,6 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
+use crate::analyze::incidents;
 use crate::aws::AwsOptions;
 use crate::cli::{
     BackfillArgs, Cli, Command, LambdaArgs, LogFormatArg, ReplayArgs, RulesArgs, RunArgs, ScanArgs, StateArgs,
@@ -65,6 +66,7 @@ fn run_scan(args: &ScanArgs) -> Result<u8> {
         since: config.since,
         until: config.until,
         limits: config.limits,
+        group_by: config.output.group_by,
         ..ScanPlan::new(config.paths.clone())
     };
     let session = match &config.state {
@@ -99,6 +101,7 @@ fn run_replay(args: &ReplayArgs) -> Result<u8> {
         limits: config.limits,
         report_since: Some(replay.report_since),
         events: replay.events.clone(),
+        group_by: config.output.group_by,
         ..ScanPlan::new(config.paths.clone())
     };
     let settings = config.settings.clone();
@@ -313,7 +316,13 @@ fn report(config: &ScanConfig, plan: &ScanPlan, result: &ScanResult, started: In
     let elapsed = started.elapsed().as_secs_f64();
     let shown: Vec<Finding> =
         result.findings.iter().filter(|f| f.severity >= config.output.min_severity).cloned().collect();
-    write_output(&config.output, &shown, plan.events.as_ref().map(|_| result.events.as_slice()))?;
+    match config.output.group_by {
+        Some(by) => {
+            let incidents = incidents::group(&shown, by, &result.totals.events_per_actor);
+            emit(&config.output, |out| terminal::write_incidents(out, &incidents, config.output.format))?;
+        }
+        None => write_output(&config.output, &shown, plan.events.as_ref().map(|_| result.events.as_slice()))?,
+    }
     // The summary is best effort: a closed stderr must not fail the run.
     let _ = terminal::write_summary(&mut io::stderr().lock(), result, elapsed, threads);
     Ok(())
@@ -505,13 +514,17 @@ pub fn exit_status(findings: &[Finding], fail_on: Option<Severity>) -> u8 {
 }
 
 fn write_output(config: &OutputConfig, findings: &[Finding], events: Option<&[MatchedEvent]>) -> Result<()> {
-    let write = |out: &mut dyn Write| -> io::Result<()> {
+    emit(config, |out| {
         terminal::write_findings(out, findings, config.format)?;
         match events {
             Some(events) => terminal::write_events(out, events, config.format),
             None => Ok(()),
         }
-    };
+    })
+}
+
+/// Runs `write` on the output file or standard output.
+fn emit(config: &OutputConfig, write: impl Fn(&mut dyn Write) -> io::Result<()>) -> Result<()> {
     match &config.path {
         Some(path) => {
             let file = File::create(path).with_context(|| format!("cannot create output file `{}`", path.display()))?;

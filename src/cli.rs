@@ -98,6 +98,9 @@ pub struct ScanArgs {
     /// Output options.
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Incidents.
+    #[command(flatten)]
+    pub incidents: IncidentArgs,
     /// Only events at or after this time: RFC 3339 (2026-11-01T10:00:00Z) or relative (2h, 7d).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
@@ -125,6 +128,9 @@ pub struct ReplayArgs {
     /// Output options.
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Incidents.
+    #[command(flatten)]
+    pub incidents: IncidentArgs,
     /// Window start: RFC 3339 or relative (2h, 7d).
     #[arg(long, value_name = "TIME")]
     pub since: String,
@@ -274,6 +280,25 @@ pub struct StateArgs {
     /// Where AWS is (for `dynamodb://`).
     #[command(flatten)]
     pub aws: AwsArgs,
+}
+
+/// `--group-by`, for the commands that can fold findings into incidents (SPEC §8).
+#[derive(Debug, Args)]
+pub struct IncidentArgs {
+    /// Print incidents (`trailhound.incident/v1`): the findings folded per principal identity
+    /// (a user or role ARN) or per source IP, each with its findings in time order, highest
+    /// severity, first/last seen, source IPs, user agents and raw event count.
+    #[arg(long, value_enum, value_name = "ACTOR")]
+    pub group_by: Option<GroupByArg>,
+}
+
+/// What `--group-by` groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GroupByArg {
+    /// The principal identity (IAM user ARN, role ARN, root).
+    Principal,
+    /// The source IP address.
+    Ip,
 }
 
 /// Output options shared by commands that print findings.

@@ -45,10 +45,11 @@ use serde::Deserialize;
 
 use std::time::Duration;
 
+use crate::analyze::incidents::GroupBy;
 use crate::aws::AwsOptions;
 use crate::cli::{
-    AwsArgs, BackfillArgs, CommonArgs, FormatArg, LambdaArgs, MessageArgs, OutputArgs, ProgressArg, RemoteArgs,
-    ReplayArgs, RunArgs, ScanArgs, SeverityArg,
+    AwsArgs, BackfillArgs, CommonArgs, FormatArg, GroupByArg, IncidentArgs, LambdaArgs, MessageArgs, OutputArgs,
+    ProgressArg, RemoteArgs, ReplayArgs, RunArgs, ScanArgs, SeverityArg,
 };
 use crate::decode::Limits;
 use crate::detect::rules;
@@ -321,6 +322,8 @@ pub struct OutputConfig {
     pub min_severity: Severity,
     /// Exit 1 when a finding at or above this exists.
     pub fail_on: Option<Severity>,
+    /// Print incidents grouped this way instead of findings.
+    pub group_by: Option<GroupBy>,
 }
 
 /// Everything `scan` needs.
@@ -681,7 +684,7 @@ pub fn replay_config(args: &ReplayArgs, now: Millis) -> Result<ReplayConfig, Con
     let output_is_terminal = args.output.output.is_none() && std::io::stdout().is_terminal();
     let scan = ScanConfig {
         paths: args.paths.clone(),
-        output: output_config(&args.output, output_is_terminal, now),
+        output: with_incidents(output_config(&args.output, output_is_terminal, now), &args.incidents)?,
         since: Some(since.saturating_sub(warmup)),
         until: Some(until),
         threads,
@@ -720,7 +723,7 @@ pub fn scan_config(args: &ScanArgs, now: Millis) -> Result<ScanConfig, ConfigErr
     let output_is_terminal = args.output.output.is_none() && std::io::stdout().is_terminal();
     Ok(ScanConfig {
         paths: args.paths.clone(),
-        output: output_config(&args.output, output_is_terminal, now),
+        output: with_incidents(output_config(&args.output, output_is_terminal, now), &args.incidents)?,
         since,
         until,
         threads,
@@ -747,7 +750,21 @@ fn output_config(args: &OutputArgs, terminal: bool, now: Millis) -> OutputConfig
         path: args.output.clone(),
         min_severity: severity(args.min_severity),
         fail_on: args.fail_on.map(severity),
+        group_by: None,
     }
+}
+
+/// Adds `--group-by` to an output: incidents print as a table or JSON lines, not OCSF (which
+/// has no incident class trailhound fills).
+fn with_incidents(mut output: OutputConfig, args: &IncidentArgs) -> Result<OutputConfig, ConfigError> {
+    output.group_by = args.group_by.map(|by| match by {
+        GroupByArg::Principal => GroupBy::Principal,
+        GroupByArg::Ip => GroupBy::Ip,
+    });
+    if output.group_by.is_some() && matches!(output.format, Format::Ocsf { .. }) {
+        return Err(bad("--group-by", "", "prints incidents as a table or JSON lines; use --format table or jsonl"));
+    }
+    Ok(output)
 }
 
 /// Maps the CLI enum to the domain one.

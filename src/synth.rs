@@ -133,7 +133,7 @@ pub fn generate(spec: &SynthSpec, mut sink: impl FnMut(SynthObject)) -> GroundTr
     for file_index in 0..spec.files {
         let account = &accounts[file_index % accounts.len()];
         let region = spec.regions[file_index % spec.regions.len().max(1)];
-        let ctx = Ctx { account, region };
+        let ctx = Ctx { account, region, runs_pipeline: file_index % accounts.len() == 0 };
         let count = spec.events_per_file * 3 / 4 + rng.below(spec.events_per_file / 2 + 1);
         let plant = spec.attack_every > 0 && file_index % spec.attack_every == 0;
         let plant_at = if plant { rng.below(count.max(1)) } else { usize::MAX };
@@ -146,6 +146,11 @@ pub fn generate(spec: &SynthSpec, mut sink: impl FnMut(SynthObject)) -> GroundTr
                 let scenario = file_index / spec.attack_every.max(1);
                 for planted in plant_scenario(scenario, &mut rng, &ctx, clock, &mut truth) {
                     push_event(&mut text, &mut events, &planted);
+                }
+            }
+            if i == count / 2 && file_index % ROTATION_EVERY_FILES == ROTATION_EVERY_FILES / 2 {
+                for rotation in key_rotation(file_index / ROTATION_EVERY_FILES, &mut rng, &ctx, clock) {
+                    push_event(&mut text, &mut events, &rotation);
                 }
             }
             let background = background_event(&mut rng, &ctx, clock);
@@ -183,6 +188,8 @@ fn object_key(account: &str, region: &str, time: Millis, rng: &mut Rng) -> Strin
 struct Ctx<'a> {
     account: &'a str,
     region: &'a str,
+    /// The first account runs the data pipeline that writes with SSE-C.
+    runs_pipeline: bool,
 }
 
 /// The fields every event carries; bodies are passed pre-rendered as JSON.
@@ -240,7 +247,11 @@ const BUCKETS: &[&str] =
     &["prod-app-assets", "data-lake-raw", "ml-training-sets", "customer-uploads", "build-artifacts"];
 
 fn role_identity(rng: &mut Rng, ctx: &Ctx<'_>) -> String {
-    let role = rng.pick(ROLES);
+    let role = *rng.pick(ROLES);
+    named_role_identity(rng, ctx, role)
+}
+
+fn named_role_identity(rng: &mut Rng, ctx: &Ctx<'_>, role: &str) -> String {
     let session = format!("i-0{:016x}", rng.next_u64() >> 4);
     format!(
         r#"{{"type":"AssumedRole","principalId":"AROA{}:{session}","arn":"arn:aws:sts::{a}:assumed-role/{role}/{session}","accountId":"{a}","accessKeyId":"ASIA{}","sessionContext":{{"sessionIssuer":{{"type":"Role","principalId":"AROA{}","arn":"arn:aws:iam::{a}:role/{role}","accountId":"{a}","userName":"{role}"}},"attributes":{{"creationDate":"2026-11-01T00:00:00Z","mfaAuthenticated":"false"}},"ec2RoleDelivery":"2.0"}}}}"#,
@@ -283,9 +294,20 @@ fn object_key_name(rng: &mut Rng) -> String {
     format!("year=2026/month=11/part-{:05}-{}.snappy.parquet", rng.below(100_000), rng.uuid())
 }
 
+/// Background events out of [`LOOK_ALIKE_SHARE`] in 10,000 are benign look-alikes of attacks
+/// (TESTING.md §8) at rates a busy account sees them: a data-pipeline role writing SSE-C objects
+/// and deleting staged files all day, infrastructure code opening SSH/RDP to private ranges and
+/// HTTPS to the world, trail updates that add logging.
+const LOOK_ALIKE_SHARE: usize = 100;
+
 /// One realistic background event.
 fn background_event(rng: &mut Rng, ctx: &Ctx<'_>, time: Millis) -> String {
-    let roll = rng.below(100);
+    let fine = rng.below(10_000);
+    let pipeline_only = (10_000 - LOOK_ALIKE_SHARE..10_000 - LOOK_ALIKE_SHARE + 90).contains(&fine);
+    if fine >= 10_000 - LOOK_ALIKE_SHARE && (ctx.runs_pipeline || !pipeline_only) {
+        return look_alike_event(fine - (10_000 - LOOK_ALIKE_SHARE), rng, ctx, time);
+    }
+    let roll = fine * 100 / (10_000 - LOOK_ALIKE_SHARE);
     let agent = *rng.pick(USER_AGENTS);
     let envelope = match roll {
         0..=39 => {
@@ -385,6 +407,155 @@ fn background_event(rng: &mut Rng, ctx: &Ctx<'_>, time: Millis) -> String {
     render(rng, ctx, time, envelope).1
 }
 
+/// Where the pipeline role writes with SSE-C (a partner exchange that requires it) and where it
+/// cleans up staged input.
+const SSE_C_EXCHANGE_BUCKET: &str = "partner-exchange";
+const STAGING_BUCKET: &str = "data-lake-raw";
+/// Infrastructure code's private ranges for SSH/RDP.
+const PRIVATE_RANGES: &[&str] = &["10.0.0.0/8", "10.20.0.0/16", "172.16.0.0/12", "192.168.0.0/16"];
+
+/// Benign look-alike number `slot` (0..[`LOOK_ALIKE_SHARE`]).
+fn look_alike_event(slot: usize, rng: &mut Rng, ctx: &Ctx<'_>, time: Millis) -> String {
+    let terraform = USER_AGENTS[4];
+    let management = |identity: String, source: &'static str, name: &'static str, request: String| Envelope {
+        identity,
+        source,
+        name,
+        user_agent: terraform,
+        source_ip: "10.0.12.40".into(),
+        request,
+        response: r#"{"_return":true}"#.into(),
+        extra: String::new(),
+        read_only: false,
+        category: "Management",
+    };
+    let envelope = match slot {
+        // 0.8 %: SSE-C writes of new objects (never in place) by the pipeline's many sessions.
+        0..=79 => {
+            let (bucket, key) = (SSE_C_EXCHANGE_BUCKET, object_key_name(rng));
+            Envelope {
+                identity: named_role_identity(rng, ctx, "data-pipeline"),
+                source: "s3",
+                name: "PutObject",
+                user_agent: USER_AGENTS[3],
+                source_ip: private_ip(rng),
+                request: format!(
+                    r#"{{"bucketName":"{bucket}","Host":"{bucket}.s3.{}.amazonaws.com","key":"outbound/{key}","x-amz-server-side-encryption-customer-algorithm":"AES256","x-amz-server-side-encryption-customer-key-MD5":"{}"}}"#,
+                    ctx.region,
+                    rng.token(24)
+                ),
+                response: format!(
+                    r#"{{"x-amz-server-side-encryption-customer-algorithm":"AES256","x-amz-version-id":"{}"}}"#,
+                    rng.token(32)
+                ),
+                extra: s3_extra(rng, ctx, bucket, &key, 200_000, 0, "SSE_C"),
+                read_only: false,
+                category: "Data",
+            }
+        }
+        // 0.1 %: the same role deleting fifty processed files from the staging bucket.
+        80..=89 => {
+            let objects: Vec<String> =
+                (0..50).map(|_| format!(r#"{{"Key":"staging/{}"}}"#, object_key_name(rng))).collect();
+            Envelope {
+                identity: named_role_identity(rng, ctx, "data-pipeline"),
+                source: "s3",
+                name: "DeleteObjects",
+                user_agent: USER_AGENTS[3],
+                source_ip: private_ip(rng),
+                request: format!(
+                    r#"{{"bucketName":"{STAGING_BUCKET}","Host":"{STAGING_BUCKET}.s3.{}.amazonaws.com","delete":{{"Object":[{}],"Quiet":true}}}}"#,
+                    ctx.region,
+                    objects.join(",")
+                ),
+                response: "null".into(),
+                extra: s3_extra(rng, ctx, STAGING_BUCKET, "staging/", 0, 0, "Default_SSE_S3"),
+                read_only: false,
+                category: "Data",
+            }
+        }
+        // 0.05 %: Terraform opening SSH or RDP to a private range.
+        90..=94 => {
+            let port = if slot.is_multiple_of(2) { 22 } else { 3389 };
+            let cidr = *rng.pick(PRIVATE_RANGES);
+            management(
+                named_role_identity(rng, ctx, "terraform-deployer"),
+                "ec2",
+                "AuthorizeSecurityGroupIngress",
+                format!(
+                    r#"{{"groupId":"sg-0{:016x}","ipPermissions":{{"items":[{{"ipProtocol":"tcp","fromPort":{port},"toPort":{port},"ipRanges":{{"items":[{{"cidrIp":"{cidr}","description":"bastion subnet"}}]}}}}]}}}}"#,
+                    rng.next_u64() >> 4
+                ),
+            )
+        }
+        // 0.03 %: Terraform opening HTTPS or HTTP to the world for a load balancer.
+        95..=97 => {
+            let port = if slot == 97 { 80 } else { 443 };
+            management(
+                named_role_identity(rng, ctx, "terraform-deployer"),
+                "ec2",
+                "AuthorizeSecurityGroupIngress",
+                format!(
+                    r#"{{"groupId":"sg-0{:016x}","ipPermissions":{{"items":[{{"ipProtocol":"tcp","fromPort":{port},"toPort":{port},"ipRanges":{{"items":[{{"cidrIp":"0.0.0.0/0"}}]}},"ipv6Ranges":{{"items":[{{"cidrIpv6":"::/0"}}]}}}}]}}}}"#,
+                    rng.next_u64() >> 4
+                ),
+            )
+        }
+        // 0.02 %: a trail update that adds CloudWatch Logs delivery and log file validation.
+        _ => {
+            let mut envelope = management(
+                named_role_identity(rng, ctx, "terraform-deployer"),
+                "cloudtrail",
+                "UpdateTrail",
+                format!(
+                    r#"{{"name":"audit-trail","cloudWatchLogsLogGroupArn":"arn:aws:logs:{r}:{a}:log-group:aws-cloudtrail-logs:*","cloudWatchLogsRoleArn":"arn:aws:iam::{a}:role/CloudTrailToCloudWatch","enableLogFileValidation":true}}"#,
+                    r = ctx.region,
+                    a = ctx.account
+                ),
+            );
+            envelope.response = format!(
+                r#"{{"name":"audit-trail","s3BucketName":"org-cloudtrail-{}","isMultiRegionTrail":true,"logFileValidationEnabled":true}}"#,
+                ctx.account
+            );
+            envelope
+        }
+    };
+    render(rng, ctx, time, envelope).1
+}
+
+/// Key rotation by a developer: `CreateAccessKey` with the old key, then the new key in use from
+/// the same network and client a few minutes later (TESTING.md §8). Rare: once every
+/// [`ROTATION_EVERY_FILES`] objects.
+const ROTATION_EVERY_FILES: usize = 400;
+
+fn key_rotation(n: usize, rng: &mut Rng, ctx: &Ctx<'_>, time: Millis) -> [String; 3] {
+    let (old, new) = (format!("AKIAEXAMPLEDEVOLD{n:03}"), format!("AKIAEXAMPLEDEVNEW{n:03}"));
+    let call = |key: &str, name: &'static str, source: &'static str, response: String, rng: &mut Rng, at: Millis| {
+        let envelope = Envelope {
+            identity: user_identity(ctx, "dev-alice", key),
+            source,
+            name,
+            user_agent: USER_AGENTS[0],
+            source_ip: format!("198.51.100.{}", 10 + rng.below(5)),
+            request: if name == "CreateAccessKey" { r#"{"userName":"dev-alice"}"#.into() } else { "null".into() },
+            response,
+            extra: String::new(),
+            read_only: name != "CreateAccessKey",
+            category: "Management",
+        };
+        render(rng, ctx, at, envelope).1
+    };
+    let minted = format!(r#"{{"accessKey":{{"accessKeyId":"{new}","status":"Active","userName":"dev-alice"}}}}"#);
+    [
+        call(&old, "ListBuckets", "s3", "null".into(), rng, time - 3_600_000),
+        call(&old, "CreateAccessKey", "iam", minted, rng, time),
+        call(&new, "ListBuckets", "s3", "null".into(), rng, time + 240_000),
+    ]
+}
+
+/// Kinds of planted attack, round-robin.
+const SCENARIOS: usize = 12;
+
 /// Plants scenario number `n` (round-robin over the catalogue of scenarios) plus a look-alike;
 /// returns the rendered events and records their eventIDs.
 fn plant_scenario(n: usize, rng: &mut Rng, ctx: &Ctx<'_>, time: Millis, truth: &mut GroundTruth) -> Vec<String> {
@@ -392,11 +563,12 @@ fn plant_scenario(n: usize, rng: &mut Rng, ctx: &Ctx<'_>, time: Millis, truth: &
     let attacker_ip = "198.51.100.23".to_owned();
     let agent = USER_AGENTS[0];
     let mut planted = Vec::new();
-    let mut attack = |rule: &str, envelope: Envelope<'_>, rng: &mut Rng| {
-        let (id, event) = render(rng, ctx, time, envelope);
+    let mut attack_at = |rule: &str, envelope: Envelope<'_>, rng: &mut Rng, at: Millis| {
+        let (id, event) = render(rng, ctx, at, envelope);
         truth.attacks.entry(rule.to_owned()).or_default().push(id);
         planted.push(event);
     };
+    let mut attack = |rule: &str, envelope: Envelope<'_>, rng: &mut Rng| attack_at(rule, envelope, rng, time);
     let base = |name: &'static str, source: &'static str, request: String, response: String| Envelope {
         identity: attacker.clone(),
         source,
@@ -410,7 +582,7 @@ fn plant_scenario(n: usize, rng: &mut Rng, ctx: &Ctx<'_>, time: Millis, truth: &
         category: "Management",
     };
     let bucket = BUCKETS[n % BUCKETS.len()];
-    match n % 8 {
+    match n % SCENARIOS {
         0 => {
             let key = object_key_name(rng);
             let mut envelope = base(
@@ -453,11 +625,39 @@ fn plant_scenario(n: usize, rng: &mut Rng, ctx: &Ctx<'_>, time: Millis, truth: &
             base("RegisterTaskDefinition", "ecs", r#"{"family":"web","networkMode":"awsvpc","containerDefinitions":[{"name":"web","image":"web:1","readonlyRootFilesystem":true,"logConfiguration":{"logDriver":"awslogs"},"environment":[{"name":"AWS_SECRET_ACCESS_KEY","value":"PLANTEDSECRETVALUEdonotcopy"}]}]}"#.into(), "null".into()),
             rng,
         ),
-        _ => attack(
+        7 => attack(
             "s3.versioning_suspended",
             base("PutBucketVersioning", "s3", format!(r#"{{"bucketName":"{bucket}","versioning":"","VersioningConfiguration":{{"Status":"Suspended"}}}}"#), "null".into()),
             rng,
         ),
+        8 => {
+            let mut envelope = base("ConsoleLogin", "signin", "null".into(), r#"{"ConsoleLogin":"Success"}"#.into());
+            envelope.identity = format!(r#"{{"type":"Root","principalId":"{a}","arn":"arn:aws:iam::{a}:root","accountId":"{a}","accessKeyId":""}}"#, a = ctx.account);
+            envelope.user_agent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
+            envelope.extra = r#""additionalEventData":{"LoginTo":"https://console.aws.amazon.com/console/home","MobileVersion":"No","MFAUsed":"No"},"#.into();
+            attack("iam.root_console_login", envelope, rng);
+        }
+        9 => attack(
+            "iam.admin_policy_attached",
+            base("PutUserPolicy", "iam", r#"{"userName":"ci-legacy","policyName":"maint","policyDocument":"%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22*%22%2C%22Resource%22%3A%22*%22%7D%5D%7D"}"#.into(), "null".into()),
+            rng,
+        ),
+        10 => attack(
+            "trail.tampering",
+            base("UpdateTrail", "cloudtrail", r#"{"name":"org-trail","s3BucketName":"exfil-logs-7731","isMultiRegionTrail":false}"#.into(), "null".into()),
+            rng,
+        ),
+        _ => {
+            // A key minted for a backdoor user, then used from another host ten minutes later.
+            let backdoor = format!("AKIAEXAMPLEBKDR{:05}", n % 100_000);
+            let minted = format!(r#"{{"accessKey":{{"accessKeyId":"{backdoor}","status":"Active","userName":"svc-backup"}}}}"#);
+            attack("iam.access_key_created", base("CreateAccessKey", "iam", r#"{"userName":"svc-backup"}"#.into(), minted), rng);
+            let mut used = base("GetCallerIdentity", "sts", "null".into(), "null".into());
+            used.identity = user_identity(ctx, "svc-backup", &backdoor);
+            used.source_ip = "192.0.2.201".into();
+            used.read_only = true;
+            attack_at("iam.created_key_used", used, rng, time + 600_000);
+        }
     }
     // A benign look-alike next to every attack.
     let look_alike = match n % 3 {

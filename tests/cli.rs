@@ -288,3 +288,76 @@ fn summary_counts_severities_duplicates_and_uncovered_buckets() {
     let covered = trailhound(&["scan", "--format", "jsonl", "testdata/sequences/ransomware"]);
     assert!(!stderr(&covered).contains("bucket(s) configured"), "{}", stderr(&covered));
 }
+
+/// SPEC §8: `--group-by principal` folds the intrusion sequence (enumeration with a stolen key,
+/// a self-granted admin policy, a new key, its use from elsewhere) into one incident of the user,
+/// with both keys, both source IPs, the findings in the order they began and the user's raw
+/// event count; `--group-by ip` splits it by address; OCSF has no incident form.
+#[test]
+fn group_by_principal_tells_the_intrusion_as_one_incident() {
+    let output = trailhound(&["scan", "--group-by", "principal", "--format", "jsonl", "testdata/sequences/intrusion"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let incidents: Vec<serde_json::Value> =
+        stdout(&output).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(incidents.len(), 1);
+    let incident = &incidents[0];
+    assert_eq!(incident["schema"], "trailhound.incident/v1");
+    assert_eq!(incident["actor"], "arn:aws:iam::111122223333:user/ci-legacy");
+    assert_eq!(incident["severity"], "critical");
+    assert_eq!(incident["access_key_ids"], serde_json::json!(["AKIAEXAMPLECILEGACY1", "AKIAEXAMPLENEWKEY001"]));
+    assert_eq!(incident["source_ips"], serde_json::json!(["192.0.2.77", "203.0.113.50"]));
+    let raw: usize = [
+        "01_owner_uses_the_key_for_a_week.json",
+        "02_stolen_key_enumerates_escalates_and_mints_a_key.json",
+        "03_the_new_key_is_used_elsewhere.json",
+    ]
+    .iter()
+    .map(|f| {
+        let text = std::fs::read_to_string(root().join("testdata/sequences/intrusion").join(f)).expect("fixture");
+        let records: serde_json::Value = serde_json::from_str(&text).expect("json");
+        let records = records["Records"].as_array().expect("records").clone();
+        records.iter().filter(|r| r["userIdentity"]["userName"] == "ci-legacy").count()
+    })
+    .sum();
+    assert_eq!(incident["raw_events"], raw as u64);
+    let findings = incident["findings"].as_array().expect("findings");
+    let times: Vec<&str> = findings.iter().map(|f| f["first_seen"].as_str().unwrap_or_default()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order: {times:?}");
+    let story: Vec<&str> = findings
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap_or_default())
+        .filter(|r| {
+            ["iam.key_error_burst", "iam.admin_policy_attached", "iam.access_key_created", "iam.created_key_used"]
+                .contains(r)
+        })
+        .collect();
+    assert_eq!(
+        story,
+        ["iam.key_error_burst", "iam.admin_policy_attached", "iam.access_key_created", "iam.created_key_used"]
+    );
+
+    let table = trailhound(&[
+        "scan",
+        "--group-by",
+        "principal",
+        "--format",
+        "table",
+        "--min-severity",
+        "medium",
+        "testdata/sequences/intrusion",
+    ]);
+    assert_golden("incidents_intrusion.table.txt", &stdout(&table));
+
+    let by_ip = trailhound(&["scan", "--group-by", "ip", "--format", "jsonl", "testdata/sequences/intrusion"]);
+    let actors: Vec<String> = stdout(&by_ip)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("json")["actor"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert!(actors.contains(&"203.0.113.50".to_owned()) && actors.contains(&"192.0.2.77".to_owned()), "{actors:?}");
+
+    let ocsf = trailhound(&["scan", "--group-by", "principal", "--format", "ocsf", "testdata/sequences/intrusion"]);
+    assert_eq!(ocsf.status.code(), Some(2));
+    assert!(stderr(&ocsf).contains("--group-by"), "{}", stderr(&ocsf));
+}

@@ -191,7 +191,7 @@ fn gzipped_delivery_gives_the_same_findings_as_plain_json() {
 fn header_walker_path_matches_the_full_parse_on_real_logs() {
     use trailhound::decode::Decoder;
     use trailhound::detect::EventOrigin;
-    use trailhound::pipeline::{inspect_object, Window};
+    use trailhound::pipeline::{inspect_object, Gather, Window};
     let Some(root) = corpus() else { return };
     let engine = Engine::new(Settings::default(), Mode::Scan);
     let mut files: Vec<PathBuf> = Vec::new();
@@ -213,7 +213,7 @@ fn header_walker_path_matches_the_full_parse_on_real_logs() {
             &engine,
             Window::default(),
             Mode::Scan,
-            None,
+            Gather::default(),
         );
         // The quarantine finding is added by inspect_object, not by the engine.
         let ids = |findings: &[Finding]| {

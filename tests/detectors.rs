@@ -10,7 +10,7 @@ use trailhound::analyze::aggregate::aggregate;
 use trailhound::decode::{Decoder, Limits};
 use trailhound::detect::{rules, Engine};
 use trailhound::finding::{Mode, Severity};
-use trailhound::pipeline::{inspect_object, Window};
+use trailhound::pipeline::{inspect_object, Gather, Window};
 use trailhound::settings::Settings;
 
 fn fixture_root() -> PathBuf {
@@ -31,7 +31,8 @@ fn run(engine: &Engine, file: &Path, rule: &str) -> (u64, Vec<Severity>) {
     let bytes = std::fs::read(file).expect("fixture is readable");
     let mut decoder = Decoder::new(Limits::default());
     let origin = file.display().to_string();
-    let inspected = inspect_object(&mut decoder, &bytes, &origin, engine, Window::default(), Mode::Scan, None);
+    let inspected =
+        inspect_object(&mut decoder, &bytes, &origin, engine, Window::default(), Mode::Scan, Gather::default());
     assert!(inspected.report.damage.is_none(), "{origin}: {:?}", inspected.report.damage);
     assert_eq!(inspected.report.rejected, 0, "{origin}: {:?}", inspected.report.rejects);
     let findings = aggregate(inspected.findings);

@@ -10,5 +10,6 @@ pub mod aggregate;
 pub mod baseline;
 pub mod correlate;
 pub mod created_keys;
+pub mod incidents;
 pub mod passes;
 pub mod writers;

@@ -109,6 +109,8 @@ pub struct Totals {
     pub data_event_buckets: BTreeSet<String>,
     /// Buckets that S3 management events (bucket configuration calls) named.
     pub configured_buckets: BTreeSet<String>,
+    /// Raw events per actor (principal identity or source IP), when a run groups incidents.
+    pub events_per_actor: BTreeMap<String, u64>,
     /// The latest event time seen.
     pub latest_event_time: Option<Millis>,
 }
@@ -126,6 +128,13 @@ impl Totals {
         self.skipped_files += other.skipped_files;
         self.duplicate_events += other.duplicate_events;
         self.latest_event_time = self.latest_event_time.max(other.latest_event_time);
+        for (actor, count) in &other.events_per_actor {
+            if let Some(mine) = self.events_per_actor.get_mut(actor) {
+                *mine += count;
+            } else if self.events_per_actor.len() < crate::analyze::incidents::ACTOR_CAP {
+                self.events_per_actor.insert(actor.clone(), *count);
+            }
+        }
         for (mine, theirs) in [
             (&mut self.data_event_buckets, &other.data_event_buckets),
             (&mut self.configured_buckets, &other.configured_buckets),

@@ -19,8 +19,9 @@ use std::sync::Arc;
 
 pub use collector::{merge, Collector, MatchedEvent, ScanResult, Totals};
 pub use driver::{Driver, DriverError};
-pub use unit::{inspect_input, inspect_object, Input, Inspected, Inspection, Listing, ObjectOutcome, Window};
+pub use unit::{inspect_input, inspect_object, Gather, Input, Inspected, Inspection, Listing, ObjectOutcome, Window};
 
+use crate::analyze::incidents::GroupBy;
 use crate::decode::Limits;
 use crate::detect::Engine;
 use crate::event::filter::EventFilter;
@@ -48,12 +49,22 @@ pub struct ScanPlan {
     pub report_since: Option<Millis>,
     /// Collect the raw events at or after `report_since` that match this filter.
     pub events: Option<EventFilter>,
+    /// Count raw events per actor (at or after `report_since`) for incidents.
+    pub group_by: Option<GroupBy>,
 }
 
 impl ScanPlan {
     /// A plan over `paths` with no window, default limits, no event listing.
     pub fn new(paths: Vec<PathBuf>) -> ScanPlan {
-        ScanPlan { paths, since: None, until: None, limits: Limits::default(), report_since: None, events: None }
+        ScanPlan {
+            paths,
+            since: None,
+            until: None,
+            limits: Limits::default(),
+            report_since: None,
+            events: None,
+            group_by: None,
+        }
     }
 
     /// How this plan inspects each object.
@@ -64,6 +75,7 @@ impl ScanPlan {
             limits: self.limits,
             window: Window { since: self.since, until: self.until },
             listing: self.events.clone().map(|filter| (filter, self.report_since)),
+            actors: self.group_by.map(|by| (by, self.report_since)),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::analyze::incidents::{GroupBy, ACTOR_CAP};
 use crate::analyze::passes::Batch;
 use crate::decode::{Decoder, Limits, ObjectReport};
 use crate::detect::facts::{self, Fact};
@@ -40,6 +41,15 @@ pub struct Listing<'a> {
     pub since: Option<Millis>,
 }
 
+/// What a run gathers from the events besides findings.
+#[derive(Clone, Copy, Default)]
+pub struct Gather<'a> {
+    /// Raw events to collect (`replay --events`).
+    pub listing: Option<Listing<'a>>,
+    /// Count raw events per actor for incidents, from a time on.
+    pub actors: Option<(GroupBy, Option<Millis>)>,
+}
+
 /// How every object of a run is inspected: owned, so it can travel to the rayon pool.
 #[derive(Clone)]
 pub struct Inspection {
@@ -53,12 +63,14 @@ pub struct Inspection {
     pub window: Window,
     /// Raw events to collect (`replay --events`), from a time on.
     pub listing: Option<(EventFilter, Option<Millis>)>,
+    /// Count raw events per actor (`--group-by`), from a time on.
+    pub actors: Option<(GroupBy, Option<Millis>)>,
 }
 
 impl Inspection {
     /// Every event of every object, no listing.
     pub fn new(engine: Arc<Engine>, mode: Mode, limits: Limits) -> Inspection {
-        Inspection { engine, mode, limits, window: Window::default(), listing: None }
+        Inspection { engine, mode, limits, window: Window::default(), listing: None, actors: None }
     }
 }
 
@@ -211,6 +223,7 @@ fn with_scratch<T>(limits: Limits, work: impl FnOnce(&mut Scratch) -> T) -> T {
 /// Inspects one object: the unit of work of every command.
 pub fn inspect_input(input: Input, inspection: &Inspection) -> ObjectOutcome {
     let listing = inspection.listing.as_ref().map(|(filter, since)| Listing { filter, since: *since });
+    let gather = Gather { listing, actors: inspection.actors };
     let Inspection { engine, mode, limits, window, .. } = inspection;
     match input {
         Input::File(path) => with_scratch(*limits, |scratch| {
@@ -218,11 +231,11 @@ pub fn inspect_input(input: Input, inspection: &Inspection) -> ObjectOutcome {
             if let Err(error) = read_capped(&path, limits.max_object_bytes, &mut scratch.file) {
                 return ObjectOutcome::unreadable_file(name, error.to_string());
             }
-            let inspected = inspect_object(&mut scratch.decoder, &scratch.file, &name, engine, *window, *mode, listing);
+            let inspected = inspect_object(&mut scratch.decoder, &scratch.file, &name, engine, *window, *mode, gather);
             ObjectOutcome::inspected(name, inspected)
         }),
         Input::Bytes { origin, bytes } => with_scratch(*limits, |scratch| {
-            let inspected = inspect_object(&mut scratch.decoder, &bytes, &origin, engine, *window, *mode, listing);
+            let inspected = inspect_object(&mut scratch.decoder, &bytes, &origin, engine, *window, *mode, gather);
             ObjectOutcome::inspected(origin, inspected)
         }),
         Input::Unreadable { origin, reason } => ObjectOutcome::quarantined(origin, reason, *mode),
@@ -237,7 +250,7 @@ pub fn inspect_object(
     engine: &Engine,
     window: Window,
     mode: Mode,
-    listing: Option<Listing<'_>>,
+    gather: Gather<'_>,
 ) -> Inspected {
     let mut totals = Totals::default();
     let mut findings = Vec::new();
@@ -263,7 +276,12 @@ pub fn inspect_object(
         }
         totals.events_in_window += 1;
         totals.latest_event_time = totals.latest_event_time.max(event.event_time);
-        if let Some(listing) = listing {
+        if let Some((by, since)) = gather.actors {
+            if since.is_none_or(|s| event.event_time.is_some_and(|t| t >= s)) {
+                count_actor(&mut totals, by.actor_of_event(event));
+            }
+        }
+        if let Some(listing) = gather.listing {
             let listed = listing.since.is_none_or(|s| event.event_time.is_some_and(|t| t >= s));
             if listed && listing.filter.matches(event) {
                 if let Some(record) = filter::redacted(event.raw) {
@@ -287,6 +305,17 @@ pub fn inspect_object(
         findings.push(unreadable_log_file(origin, &damage.to_string(), report.events, mode));
     }
     Inspected { report, findings, totals, observations, facts, events, event_hashes }
+}
+
+/// Counts one raw event of `actor` (new actors only while under [`ACTOR_CAP`]).
+fn count_actor(totals: &mut Totals, actor: Option<String>) {
+    let Some(actor) = actor else { return };
+    let counts = &mut totals.events_per_actor;
+    if let Some(count) = counts.get_mut(&actor) {
+        *count += 1;
+    } else if counts.len() < ACTOR_CAP {
+        counts.insert(actor, 1);
+    }
 }
 
 /// A stable 64-bit hash of an eventID (the same in every thread and run).

@@ -7,6 +7,7 @@
 
 use std::io::{self, Write};
 
+use crate::analyze::incidents::Incident;
 use crate::finding::RuleInfo;
 use crate::finding::{clean, Finding};
 use crate::pipeline::{MatchedEvent, ScanResult};
@@ -57,6 +58,57 @@ fn write_table(out: &mut dyn Write, findings: &[Finding]) -> io::Result<()> {
         writeln!(out, "{:<20}  {:<8}  {:<34}  {}", time, f.severity.as_str(), f.rule, truncate(&f.summary, 140))?;
     }
     Ok(())
+}
+
+/// Writes incidents: one JSON object per line (`trailhound.incident/v1`), or for people a block
+/// per incident (actor, severity, span, sources, raw events) with its findings in time order.
+pub fn write_incidents(out: &mut dyn Write, incidents: &[Incident], format: Format) -> io::Result<()> {
+    if format != Format::Table {
+        for incident in incidents {
+            serde_json::to_writer(&mut *out, incident)?;
+            out.write_all(b"\n")?;
+        }
+        return out.flush();
+    }
+    if incidents.is_empty() {
+        writeln!(out, "No incidents.")?;
+    }
+    for incident in incidents {
+        let span = |t: &Option<String>| t.as_deref().map(|t| t.get(..19).unwrap_or(t).to_owned() + "Z");
+        let raw = incident.raw_events.map_or_else(|| "-".to_owned(), |n| n.to_string());
+        writeln!(
+            out,
+            "{}  {}  {} finding(s), {} → {}, raw events: {raw}",
+            incident.severity.as_str().to_uppercase(),
+            truncate(&incident.actor, 80),
+            incident.findings.len(),
+            span(&incident.first_seen).unwrap_or_else(|| "-".into()),
+            span(&incident.last_seen).unwrap_or_else(|| "-".into()),
+        )?;
+        writeln!(out, "  source IPs: {}", list(&incident.source_ips))?;
+        writeln!(out, "  user agents: {}", list(&incident.user_agents))?;
+        if !incident.access_key_ids.is_empty() {
+            writeln!(out, "  access keys: {}", list(&incident.access_key_ids))?;
+        }
+        for f in &incident.findings {
+            let time = span(&f.first_seen).unwrap_or_else(|| "-".into());
+            writeln!(out, "  {time:<21} {:<8}  {:<34}  {}", f.severity.as_str(), f.rule, truncate(&f.summary, 120))?;
+        }
+        writeln!(out)?;
+    }
+    out.flush()
+}
+
+/// A short comma-separated list of cleaned values (the first five, then how many more).
+fn list(values: &[String]) -> String {
+    if values.is_empty() {
+        return "-".to_owned();
+    }
+    let shown: Vec<String> = values.iter().take(5).map(|v| truncate(v, 60)).collect();
+    match values.len().saturating_sub(5) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
 }
 
 /// Writes raw events matched by `replay --events`: each record as one JSON line (secrets

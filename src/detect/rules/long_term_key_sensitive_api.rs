@@ -6,6 +6,11 @@
 //! initial-access credential in AWS incidents; these are the calls an attacker makes first to
 //! persist or to blind defenders, and the ones a well-run account makes through roles.
 //!
+//! A user creating an access key **for themselves** is left to the rules that judge it with more
+//! context (`iam.access_key_created`, low, and `iam.created_key_used`, medium or high by how the
+//! new key is used): rotating one's own key with the old one is routine, and paging it high twice
+//! was the noise of key rotation. A key created for another user stays here.
+//!
 //! **False positives.** Legacy automation still running on IAM users; migrate it to roles or
 //! allowlist it.
 //!
@@ -14,6 +19,7 @@
 //! T1098, T1078.004, T1562.
 
 use crate::detect::{is_long_term_key_use, who, Detector, Hit};
+use crate::event::shape::text_at;
 use crate::event::Event;
 use crate::finding::{Family, Severity};
 use crate::finding::{OnFailure, RuleInfo};
@@ -97,6 +103,12 @@ static EVENT_NAMES: [&str; SENSITIVE_APIS.len()] = names();
 /// See the module documentation.
 pub struct LongTermKeySensitiveApi;
 
+/// `CreateAccessKey` without a `userName`, or naming the caller: a key for oneself.
+fn creates_own_key(event: &Event<'_>) -> bool {
+    let target = event.request.and_then(|r| text_at(r, &["userName"]));
+    target.is_none_or(|user| event.identity.user_name == Some(user))
+}
+
 impl Detector for LongTermKeySensitiveApi {
     fn info(&self) -> &'static RuleInfo {
         &INFO
@@ -108,6 +120,9 @@ impl Detector for LongTermKeySensitiveApi {
 
     fn inspect(&self, event: &Event<'_>, _: &Settings) -> Option<Hit> {
         if !is_long_term_key_use(event) || !SENSITIVE_APIS.contains(&(event.service(), event.event_name)) {
+            return None;
+        }
+        if event.event_name == "CreateAccessKey" && creates_own_key(event) {
             return None;
         }
         let key = event.identity.access_key_id.unwrap_or("?");
