@@ -28,7 +28,8 @@
 //! - [`detect`]: the engine, the detector interface and the rule catalogue (one file per rule);
 //!   emits findings, baseline observations and correlation facts per event.
 //! - [`analyze`]: the cross-event passes over event time: aggregation, correlation (the
-//!   ransomware chain), per-key baselines, and the carried state between batches.
+//!   ransomware chain), per-key baselines, newly minted keys, known SSE-C writers, incidents,
+//!   and the carried state between batches.
 //! - [`net`]: CIDR and port-range arithmetic.
 //!
 //! The seams (one per edge):

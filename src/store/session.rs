@@ -190,7 +190,10 @@ impl Session {
 
     fn advance_once(&mut self, batch: Batch) -> Result<Vec<Finding>, StateError> {
         self.load_baselines(batch.observations.iter().map(|o| o.key.as_str()))?;
-        self.load_writers(batch.findings.iter().filter_map(pair_of))?;
+        // The pairs of carried SSE-C writes too: the passes re-run over them, and a pair not in
+        // memory would look new (and its record be written as if absent).
+        let pairs: Vec<String> = batch.findings.iter().chain(self.stateful.carried().0).filter_map(pair_of).collect();
+        self.load_writers(pairs.into_iter())?;
         let findings = self.stateful.advance(batch);
         if self.writes {
             self.save()?;
@@ -340,5 +343,81 @@ impl Session {
             }
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{Decoder, Limits};
+    use crate::detect::Engine;
+    use crate::finding::{Mode, Severity};
+    use crate::pipeline::{inspect_object, Gather, Window};
+    use crate::store::{Item, MemoryStore, Usage};
+
+    /// A memory store that says it is shared, as DynamoDB does: every batch re-reads the state
+    /// and commits conditionally.
+    #[derive(Debug)]
+    struct Shared(MemoryStore);
+
+    impl StateStore for Shared {
+        fn get_many(&self, table: Table, keys: &[String]) -> Result<Vec<Option<Item>>, StateError> {
+            self.0.get_many(table, keys)
+        }
+        fn scan(&self, table: Table, after: Option<&str>, limit: usize) -> Result<Vec<(String, Item)>, StateError> {
+            self.0.scan(table, after, limit)
+        }
+        fn commit(&self, writes: Vec<Write>) -> Result<(), StateError> {
+            self.0.commit(writes)
+        }
+        fn evict(&self, table: Table, what: Evict) -> Result<u64, StateError> {
+            self.0.evict(table, what)
+        }
+        fn shared(&self) -> bool {
+            true
+        }
+        fn usage(&self) -> Option<Usage> {
+            None
+        }
+    }
+
+    fn batch_of(minute: u32) -> Batch {
+        batch_in("exports", minute)
+    }
+
+    fn batch_in(bucket: &str, minute: u32) -> Batch {
+        let record = format!(
+            r#"{{"Records":[{{"eventVersion":"1.10","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/etl","accessKeyId":"AKIAEXAMPLEETL000001","userName":"etl"}},"eventTime":"2026-10-01T10:{minute:02}:00Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","awsRegion":"us-east-1","requestParameters":{{"bucketName":"{bucket}","key":"{minute}.csv","x-amz-server-side-encryption-customer-algorithm":"AES256"}},"eventID":"e-{bucket}-{minute}","eventCategory":"Data"}}]}}"#
+        );
+        let engine = Engine::new(Settings::default(), Mode::Live);
+        let mut decoder = Decoder::new(Limits::default());
+        let inspected = inspect_object(
+            &mut decoder,
+            record.as_bytes(),
+            "o",
+            &engine,
+            Window::default(),
+            Mode::Live,
+            Gather::default(),
+        );
+        Batch { findings: inspected.findings, latest: inspected.totals.latest_event_time, ..Batch::default() }
+    }
+
+    /// A pair learned in one batch is known in the next, on a shared store, even when its only
+    /// finding there is a carried one: its record is read, not rewritten as new (which failed
+    /// every later batch of the pair with a conflict).
+    #[test]
+    fn a_known_writer_survives_the_reload_of_a_shared_store() {
+        let store: Arc<dyn StateStore> = Arc::new(Shared(MemoryStore::new()));
+        let mut session = Session::open(store.clone(), Settings::default()).expect("open");
+        let first = session.advance(batch_of(0)).expect("first batch");
+        assert_eq!(first.iter().map(|f| f.severity).collect::<Vec<_>>(), [Severity::High]);
+        // Only another bucket's write: the first pair's finding is there only as carried.
+        session.advance(batch_in("other", 2)).expect("a batch with a carried write of the pair commits");
+        let second = session.advance(batch_of(5)).expect("second batch commits");
+        assert!(second.iter().all(|f| f.severity == Severity::Info), "{second:?}");
+        let third = session.advance(batch_of(20)).expect("third batch commits");
+        assert!(!third.is_empty() && third.iter().all(|f| f.severity == Severity::Info));
+        assert_eq!(scan_all(store.as_ref(), Table::SsecWriter).expect("scan").len(), 2);
     }
 }
