@@ -73,6 +73,30 @@ fn scanning_twice_with_state_changes_nothing_and_reports_the_same_ids() {
     assert_eq!(table(&state, Table::Baseline), baselines, "no value added, not even rewritten");
 }
 
+/// The same for every kind of state: carried findings and facts (a minted key's record among
+/// them), known SSE-C writers, roles: a second scan of every sequence rewrites no item.
+#[test]
+fn scanning_every_sequence_twice_rewrites_no_item() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state.db");
+    let input = root().join("testdata/sequences");
+    let every_item = || -> BTreeMap<(String, String), u64> {
+        let mut items = BTreeMap::new();
+        for t in Table::ALL {
+            for (key, (_, version)) in table(&state, t) {
+                items.insert((t.name().to_owned(), key), version);
+            }
+        }
+        items
+    };
+    let first = lines(&["scan", "--format", "jsonl", "--state", s(&state), s(&input)]);
+    let written = every_item();
+    assert!(written.keys().any(|(t, k)| t == "carry" && k == "facts") && !table(&state, Table::SsecWriter).is_empty());
+    let second = lines(&["scan", "--format", "jsonl", "--state", s(&state), s(&input)]);
+    assert_eq!(first.len(), second.len());
+    assert_eq!(every_item(), written, "no item rewritten");
+}
+
 #[test]
 fn baselines_learned_in_one_run_are_used_by_the_next() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -392,4 +416,36 @@ fn a_key_minted_in_one_run_and_used_in_the_next_is_joined() {
     assert_eq!(first[0]["severity"], "high");
     let again = run("03_the_new_key_is_used_elsewhere.json");
     assert_eq!(again.iter().map(|f| &f["id"]).collect::<Vec<_>>(), [&first[0]["id"]], "same input, same finding");
+}
+
+/// SPEC §8: `replay --group-by` folds the window's findings into incidents; the raw events it
+/// counts are the window's, not the warm-up's.
+#[test]
+fn replay_groups_the_window_into_incidents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("none.db");
+    let input = root().join("testdata/sequences/intrusion");
+    let args = [
+        "replay",
+        "--format",
+        "jsonl",
+        "--group-by",
+        "principal",
+        "--since",
+        "2026-10-10T00:00:00Z",
+        "--until",
+        "2026-10-11T00:00:00Z",
+        "--warmup",
+        "30d",
+        "--state",
+        s(&missing),
+        s(&input),
+    ];
+    let incidents = lines(&args);
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0]["schema"], "trailhound.incident/v1");
+    assert_eq!(incidents[0]["severity"], "critical");
+    // The owner's week of use (the warm-up) is not counted: 26 events of the intrusion and 3 of
+    // the new key, the window's.
+    assert_eq!(incidents[0]["raw_events"], 29);
 }

@@ -32,7 +32,10 @@ pub fn enrich(minted: &mut MintedKey, baselines: &Baselines) {
     }
 }
 
-/// Merges mint facts of the same key (the same object delivered twice): one fact, keeping the
+/// Merges mint facts of the same key (the same object delivered twice, or read again by a
+/// re-run): one fact. `facts` holds the new ones before the carried ones, and the carried
+/// record wins, as it was first judged (its history was taken from the baseline of that time;
+/// taking it again now would change the record and rewrite the state for nothing), keeping the
 /// first use if either knows it.
 pub fn merge_duplicates(facts: &mut Vec<Fact>) {
     let mut kept: Vec<Fact> = Vec::with_capacity(facts.len());
@@ -42,10 +45,9 @@ pub fn merge_duplicates(facts: &mut Vec<Fact>) {
                 Fact::KeyMinted(other) if other.key_id == minted.key_id => Some(other),
                 _ => None,
             });
-            if let Some(other) = same {
-                if other.first_use.is_none() {
-                    other.first_use.clone_from(&minted.first_use);
-                }
+            if let Some(earlier) = same {
+                let first_use = minted.first_use.clone().or_else(|| earlier.first_use.take());
+                *earlier = MintedKey { first_use, ..minted.clone() };
                 continue;
             }
         }
