@@ -101,27 +101,31 @@ struct Written<'a> {
 }
 
 impl<'a> Written<'a> {
+    /// The buckets the writes went to (the objects are read only when a delete needs them).
     fn of(writes: &[&&'a Finding]) -> Written<'a> {
-        let mut written = Written::default();
+        let mut buckets: Vec<&str> = writes.iter().map(|w| detail(w, "bucket")).collect();
+        buckets.sort_unstable();
+        buckets.dedup();
+        Written { buckets, ..Written::default() }
+    }
+
+    /// Reads the objects and copy sources of the writes (and their samples).
+    fn read_objects(&mut self, writes: &[&&'a Finding]) {
         for write in writes {
             let bucket = detail(write, "bucket");
-            written.buckets.push(bucket);
             let sample = write.evidence.details.get("objects").and_then(|o| o.as_array());
             let entries = std::iter::once(&write.evidence.details)
                 .chain(sample.into_iter().flatten().filter_map(|o| o.as_object()));
             for entry in entries {
                 let field = |key: &str| entry.get(key).and_then(|v| v.as_str());
                 if let Some(key) = field("key") {
-                    written.objects.insert(format!("{bucket}/{key}"));
+                    self.objects.insert(format!("{bucket}/{key}"));
                 }
                 if let Some(source) = field("copy_source") {
-                    written.sources.insert(source);
+                    self.sources.insert(source);
                 }
             }
         }
-        written.buckets.sort_unstable();
-        written.buckets.dedup();
-        written
     }
 
     fn has_bucket(&self, bucket: &str) -> bool {
@@ -210,8 +214,10 @@ fn ransomware_chains(findings: &[Finding], facts: &[Fact]) -> Vec<Finding> {
             }
             let near = |t: Millis| (t - anchor.sort_time).abs() <= CHAIN_WINDOW;
             let encrypted: Vec<&&Finding> = writes.iter().filter(|w| near(w.sort_time)).collect();
-            let written = Written::of(&encrypted);
-            let Some(conclusion) = conclude(&written, steps.iter().filter(|s| near(s.time))) else { continue };
+            let mut written = Written::of(&encrypted);
+            let Some(conclusion) = conclude(&mut written, &encrypted, steps.iter().filter(|s| near(s.time))) else {
+                continue;
+            };
             episode_end = anchor.sort_time + CHAIN_WINDOW;
             chains.push(chain_finding(anchor, &encrypted, &written, &conclusion));
         }
@@ -229,7 +235,11 @@ struct Conclusion<'s, 'a> {
 
 /// Judges the steps near an episode against what the principal encrypted: only steps on the
 /// buckets it SSE-C-wrote count. `None` when nothing makes it a chain.
-fn conclude<'s, 'a>(written: &Written<'_>, near: impl Iterator<Item = &'s Step<'a>>) -> Option<Conclusion<'s, 'a>> {
+fn conclude<'s, 'a, 'w>(
+    written: &mut Written<'w>,
+    writes: &[&&'w Finding],
+    near: impl Iterator<Item = &'s Step<'a>>,
+) -> Option<Conclusion<'s, 'a>> {
     let on_written: Vec<&Step<'_>> = near
         .filter(|s| match s.what {
             "ransom_notes" => s.prefixes.iter().any(|p| written.has_bucket(p.split('/').next().unwrap_or(""))),
@@ -249,6 +259,9 @@ fn conclude<'s, 'a>(written: &Written<'_>, near: impl Iterator<Item = &'s Step<'
         .collect();
     prefixes.sort_unstable();
     prefixes.dedup();
+    if on_written.iter().any(|s| !s.deleted.is_empty()) {
+        written.read_objects(writes);
+    }
     let mut steps = Vec::new();
     let mut components = Vec::new();
     for step in on_written {

@@ -142,11 +142,23 @@ impl Fact {
     /// delivered twice (organization and multi-region trails do) yields the same fact, which
     /// must count once.
     pub fn same_evidence(&self, other: &Fact) -> bool {
-        let mut mine = self.clone();
-        let mut theirs = other.clone();
-        mine.mark_carried();
-        theirs.mark_carried();
-        mine == theirs
+        // Field by field rather than on clones with `carried` cleared: a run compares every new
+        // fact with every carried one, and delete facts carry their keys.
+        match (self, other) {
+            (Fact::InstanceRole { role: a, time: t }, Fact::InstanceRole { role: b, time: u }) => a == b && t == u,
+            (
+                Fact::S3Deletes { principal, bucket, objects, keys, first, last, event_ids, .. },
+                Fact::S3Deletes {
+                    principal: p, bucket: b, objects: o, keys: k, first: f, last: l, event_ids: e, ..
+                },
+            ) => (principal, bucket, objects, first, last) == (p, b, o, f, l) && event_ids == e && keys == k,
+            (
+                Fact::NoteUploads { principal, prefixes, first, last, event_ids, .. },
+                Fact::NoteUploads { principal: p, prefixes: x, first: f, last: l, event_ids: e, .. },
+            ) => (principal, first, last) == (p, f, l) && event_ids == e && prefixes == x,
+            (Fact::KeyMinted(a), Fact::KeyMinted(b)) => a == b,
+            _ => false,
+        }
     }
 
     /// Marks a fact as coming from earlier input.

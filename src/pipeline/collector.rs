@@ -4,6 +4,7 @@
 //! Every command goes through [`merge`], which is also where a damaged object is logged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use tracing::warn;
 
@@ -56,9 +57,30 @@ pub const BUCKET_CAP: usize = 10_000;
 /// that the event count is inflated (the findings are not: their ids come from eventIDs).
 #[derive(Debug, Default)]
 pub struct SeenEvents {
-    hashes: HashSet<u64>,
+    hashes: HashSet<u64, BuildHasherDefault<Prehashed>>,
     /// Whether the cap was reached.
     pub full: bool,
+}
+
+/// The hasher of a set of hashes: they are spread already, hashing them again (SipHash) took
+/// 4 % of a single-thread scan.
+#[derive(Debug, Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
 }
 
 impl SeenEvents {
