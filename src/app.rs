@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -113,9 +114,20 @@ fn run_replay(args: &ReplayArgs) -> Result<u8> {
             Session::open(open_state(location, &aws)?, settings).context("cannot load the state")?
         }
         Some(StateLocation::File(path)) if path.exists() => {
+            if !replay.state_given {
+                // Said, not silent: the default file changes what a replay reports.
+                eprintln!("note: reading the state in `{}` (--state FILE to choose another)", path.display());
+            }
             let file = SqliteStore::open_read_only(path)
                 .with_context(|| format!("cannot read state file `{}`", path.display()))?;
             Session::read_only(Arc::new(file), settings).context("cannot load the state")?
+        }
+        Some(StateLocation::File(path)) if replay.state_given => {
+            eprintln!(
+                "warning: state file `{}` does not exist; the replay starts from no state (a replay never creates one)",
+                path.display()
+            );
+            Session::in_memory(settings)
         }
         Some(location @ StateLocation::DynamoDb(_)) => {
             Session::read_only(open_state(location, &aws)?, settings).context("cannot load the state")?
@@ -212,6 +224,7 @@ fn run_remote(
     resume: Option<&Resume>,
 ) -> Result<u8> {
     print_warnings(&remote.warnings);
+    let output = Output::open(&config.output)?;
     let runtime = io_runtime()?;
     let clients = runtime.block_on(crate::aws::clients(&remote.aws));
     let driver = driver(config, plan, mode)?;
@@ -248,7 +261,7 @@ fn run_remote(
         }
         processed.session.close().context("cannot bound the state")?;
     }
-    report(config, plan, &processed.result, started, driver.threads())?;
+    report(config, output, plan, &processed.result, started, driver.threads())?;
     print_usage(store.as_deref(), &processed.result);
     let stats = &processed.stats;
     let mut remote_summary = listing_summary(stats);
@@ -300,28 +313,43 @@ async fn stop_on_signal(interrupted: Arc<AtomicBool>) {
 
 /// The shared body of `scan` and `replay` of local files: pool, pipeline, output, summary.
 fn run_local(config: &ScanConfig, plan: &ScanPlan, mut session: Session, mode: Mode) -> Result<u8> {
+    let output = Output::open(&config.output)?;
     let driver = driver(config, plan, mode)?;
     let started = Instant::now();
     let result = pipeline::scan_with_state(plan, &driver, &mut session).context("cannot update the state")?;
     let store = session.store().cloned();
     session.close().context("cannot bound the state")?;
-    report(config, plan, &result, started, driver.threads())?;
+    report(config, output, plan, &result, started, driver.threads())?;
     print_usage(store.as_deref(), &result);
+    if result.totals.files == 0 && !result.input_errors.is_empty() {
+        eprintln!("error: nothing given on the command line could be read");
+        return Ok(EXIT_ERROR);
+    }
     Ok(exit_status(&result.findings, config.output.fail_on))
 }
 
 /// Prints the findings at or above the minimum severity (and the matched events), then the
 /// summary of a run that started at `started`.
-fn report(config: &ScanConfig, plan: &ScanPlan, result: &ScanResult, started: Instant, threads: usize) -> Result<()> {
+fn report(
+    config: &ScanConfig,
+    mut output: Output,
+    plan: &ScanPlan,
+    result: &ScanResult,
+    started: Instant,
+    threads: usize,
+) -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let shown: Vec<Finding> =
         result.findings.iter().filter(|f| f.severity >= config.output.min_severity).cloned().collect();
     match config.output.group_by {
         Some(by) => {
             let incidents = incidents::group(&shown, by, &result.totals.events_per_actor);
-            emit(&config.output, |out| terminal::write_incidents(out, &incidents, config.output.format))?;
+            output.emit(|out| terminal::write_incidents(out, &incidents, config.output.format))?;
         }
-        None => write_output(&config.output, &shown, plan.events.as_ref().map(|_| result.events.as_slice()))?,
+        None => {
+            let events = plan.events.as_ref().map(|_| result.events.as_slice());
+            output.emit(|out| write_findings_and_events(out, config.output.format, &shown, events))?;
+        }
     }
     // The summary is best effort: a closed stderr must not fail the run.
     let _ = terminal::write_summary(&mut io::stderr().lock(), result, elapsed, threads);
@@ -513,24 +541,45 @@ pub fn exit_status(findings: &[Finding], fail_on: Option<Severity>) -> u8 {
     }
 }
 
-fn write_output(config: &OutputConfig, findings: &[Finding], events: Option<&[MatchedEvent]>) -> Result<()> {
-    emit(config, |out| {
-        terminal::write_findings(out, findings, config.format)?;
-        match events {
-            Some(events) => terminal::write_events(out, events, config.format),
-            None => Ok(()),
-        }
-    })
+fn write_findings_and_events(
+    out: &mut dyn Write,
+    format: terminal::Format,
+    findings: &[Finding],
+    events: Option<&[MatchedEvent]>,
+) -> io::Result<()> {
+    terminal::write_findings(out, findings, format)?;
+    match events {
+        Some(events) => terminal::write_events(out, events, format),
+        None => Ok(()),
+    }
 }
 
-/// Runs `write` on the output file or standard output.
-fn emit(config: &OutputConfig, write: impl Fn(&mut dyn Write) -> io::Result<()>) -> Result<()> {
-    match &config.path {
-        Some(path) => {
-            let file = File::create(path).with_context(|| format!("cannot create output file `{}`", path.display()))?;
-            write(&mut BufWriter::new(file)).with_context(|| format!("cannot write output file `{}`", path.display()))
+/// Where findings go: the `-o` file, created before any work so that an unwritable path fails
+/// at once instead of after the whole run, or standard output.
+enum Output {
+    File { path: PathBuf, file: File },
+    Stdout,
+}
+
+impl Output {
+    fn open(config: &OutputConfig) -> Result<Output> {
+        Ok(match &config.path {
+            Some(path) => {
+                let file =
+                    File::create(path).with_context(|| format!("cannot create output file `{}`", path.display()))?;
+                Output::File { path: path.clone(), file }
+            }
+            None => Output::Stdout,
+        })
+    }
+
+    /// Runs `write` on the file or standard output.
+    fn emit(&mut self, write: impl Fn(&mut dyn Write) -> io::Result<()>) -> Result<()> {
+        match self {
+            Output::File { path, file } => write(&mut BufWriter::new(file))
+                .with_context(|| format!("cannot write output file `{}`", path.display())),
+            Output::Stdout => ignore_broken_pipe(write(&mut BufWriter::new(io::stdout().lock()))),
         }
-        None => ignore_broken_pipe(write(&mut BufWriter::new(io::stdout().lock()))),
     }
 }
 

@@ -360,6 +360,9 @@ pub struct ReplayConfig {
     pub update_state: bool,
     /// The S3 side, when the sources are s3:// locations.
     pub remote: Option<RemoteConfig>,
+    /// Whether the state location was given (`--state` or `TRAILHOUND_STATE`) rather than the
+    /// default file.
+    pub state_given: bool,
 }
 
 /// Reading a trail bucket (`backfill`, `replay s3://…`).
@@ -417,7 +420,7 @@ pub fn remote_config(args: &RemoteArgs, sources: &[&str]) -> Result<RemoteConfig
         Some(text) => parse_duration("--slack", text)?,
         None => DEFAULT_SLACK,
     };
-    let concurrency = at_least_one("--concurrency", args.concurrency)?.unwrap_or(DEFAULT_CONCURRENCY);
+    let concurrency = concurrency(args.concurrency)?.unwrap_or(DEFAULT_CONCURRENCY);
     let publish = sinks("--publish", &args.publish)?;
     let publish_at = args.publish_severity.map(severity).unwrap_or(DEFAULT_PUBLISH_SEVERITY);
     let mut warnings = Vec::new();
@@ -467,12 +470,52 @@ fn aws_options(args: &AwsArgs, region: Option<String>, section: Option<&RunSecti
     }
 }
 
-/// A count that must be at least 1 when given.
-fn at_least_one(flag: &str, value: Option<usize>) -> Result<Option<usize>, ConfigError> {
-    match value {
-        Some(0) => Err(bad(flag, 0, "must be at least 1")),
-        other => Ok(other),
+/// The documented ranges of every number trailhound takes (README "Configuration").
+pub mod ranges {
+    use std::ops::RangeInclusive;
+
+    /// `--threads`: beyond a few hundred threads a run only thrashes (100,000 used to hang).
+    pub const THREADS: RangeInclusive<u64> = 1..=512;
+    /// `[baseline] learning_days`.
+    pub const LEARNING_DAYS: RangeInclusive<u64> = 1..=365;
+    /// `[baseline] dormant_days` (ten years; larger values overflowed into wrong findings).
+    pub const DORMANT_DAYS: RangeInclusive<u64> = 1..=3_650;
+    /// `[baseline] max_keys`.
+    pub const MAX_KEYS: RangeInclusive<u64> = 1..=10_000_000;
+    /// `[baseline] max_values`.
+    pub const MAX_VALUES: RangeInclusive<u64> = 1..=65_536;
+    /// `lifecycle_max_days`.
+    pub const LIFECYCLE_MAX_DAYS: RangeInclusive<u64> = 0..=3_650;
+    /// `[limits] max_object_bytes`: 1 KiB to 4 GiB (the decompression-bomb cap cannot be
+    /// switched off by a huge value).
+    pub const MAX_OBJECT_BYTES: RangeInclusive<u64> = 1 << 10..=4 << 30;
+    /// `[limits] max_record_bytes`: 1 KiB to 256 MiB.
+    pub const MAX_RECORD_BYTES: RangeInclusive<u64> = 1 << 10..=256 << 20;
+    /// `[limits] max_depth`.
+    pub const MAX_DEPTH: RangeInclusive<u64> = 2..=512;
+    /// `--concurrency` / `[run] concurrency`: objects fetched at once.
+    pub const CONCURRENCY: RangeInclusive<u64> = 1..=1_024;
+}
+
+/// A number checked against its documented range.
+fn within<T>(key: &str, value: T, range: &std::ops::RangeInclusive<u64>) -> Result<T, ConfigError>
+where
+    T: Copy + std::fmt::Display + TryInto<u64>,
+{
+    match value.try_into() {
+        Ok(n) if range.contains(&n) => Ok(value),
+        _ => Err(bad(key, value, &format!("must be between {} and {}", range.start(), range.end()))),
     }
+}
+
+/// `--concurrency`, within its range when given.
+fn concurrency(value: Option<usize>) -> Result<Option<usize>, ConfigError> {
+    value.map(|n| within("--concurrency", n, &ranges::CONCURRENCY)).transpose()
+}
+
+/// `--threads`, within its range when given.
+fn threads(value: Option<usize>) -> Result<Option<usize>, ConfigError> {
+    value.map(|n| within("--threads", n, &ranges::THREADS)).transpose()
 }
 
 /// The configuration file (when given) and the validated thread count.
@@ -481,7 +524,7 @@ fn common(args: &CommonArgs) -> Result<(FileConfig, Option<usize>), ConfigError>
         Some(path) => load_file(path)?,
         None => FileConfig::default(),
     };
-    Ok((file, at_least_one("--threads", args.threads)?))
+    Ok((file, threads(args.threads)?))
 }
 
 /// Splits replay sources into local paths and s3:// locations; mixing them is refused.
@@ -608,7 +651,7 @@ fn message_config(flags: &MessageArgs, file: &FileConfig) -> Result<MessageConfi
             .ok_or_else(|| bad("run.publish_severity", text, "expected info, low, medium, high or critical"))?,
         (None, None) => DEFAULT_PUBLISH_SEVERITY,
     };
-    if let Some(n) = at_least_one("--concurrency", flags.concurrency.or(section.concurrency))? {
+    if let Some(n) = concurrency(flags.concurrency.or(section.concurrency))? {
         message.fetch_concurrency = n;
     }
     message.limits = limits(file)?;
@@ -706,7 +749,8 @@ pub fn replay_config(args: &ReplayArgs, now: Millis) -> Result<ReplayConfig, Con
     if remote.as_ref().is_none() && !args.remote.publish.is_empty() {
         return Err(bad("--publish", "", "is supported for s3:// sources only"));
     }
-    Ok(ReplayConfig { scan, report_since: since, events, update_state: args.update_state, remote })
+    let state_given = args.state.is_some();
+    Ok(ReplayConfig { scan, report_since: since, events, update_state: args.update_state, remote, state_given })
 }
 
 /// Validates `scan` flags and the configuration file. `now` is the wall clock, used only to
@@ -781,7 +825,16 @@ pub fn severity(arg: SeverityArg) -> Severity {
 /// Reads and parses the TOML file.
 pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.message().to_owned() })
+    toml::from_str(&text).map_err(|e| {
+        // Where: line and column of the error's start (1-based), as editors count.
+        let at = e.span().map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: ")
+        });
+        ConfigError::Parse { path: path.to_owned(), message: format!("{}{}", at.unwrap_or_default(), e.message()) }
+    })
 }
 
 /// Detection settings from the file, over the SPEC defaults.
@@ -800,18 +853,15 @@ pub fn settings(file: &FileConfig) -> Result<Settings, ConfigError> {
         settings.public_ports = ports.clone();
     }
     if let Some(days) = file.lifecycle_max_days {
-        if days < 0 {
-            return Err(bad("lifecycle_max_days", days, "must not be negative"));
-        }
-        settings.lifecycle_max_days = days;
+        settings.lifecycle_max_days = within("lifecycle_max_days", days, &ranges::LIFECYCLE_MAX_DAYS)?;
     }
     settings.ssec_allowlist = file.ssec.allowlist.clone();
     let section = &file.baseline;
     let baseline = &mut settings.baseline;
-    set_at_least_one("baseline.learning_days", section.learning_days, &mut baseline.learning_days)?;
-    set_at_least_one("baseline.dormant_days", section.dormant_days, &mut baseline.dormant_days)?;
-    set_at_least_one("baseline.max_keys", section.max_keys, &mut baseline.max_keys)?;
-    set_at_least_one("baseline.max_values", section.max_values, &mut baseline.max_values)?;
+    set_within("baseline.learning_days", section.learning_days, &ranges::LEARNING_DAYS, &mut baseline.learning_days)?;
+    set_within("baseline.dormant_days", section.dormant_days, &ranges::DORMANT_DAYS, &mut baseline.dormant_days)?;
+    set_within("baseline.max_keys", section.max_keys, &ranges::MAX_KEYS, &mut baseline.max_keys)?;
+    set_within("baseline.max_values", section.max_values, &ranges::MAX_VALUES, &mut baseline.max_values)?;
     let known: HashSet<&str> = rules::catalogue().iter().map(|r| r.id).collect();
     for (id, section) in &file.rules {
         if !known.contains(id.as_str()) {
@@ -833,36 +883,38 @@ pub fn settings(file: &FileConfig) -> Result<Settings, ConfigError> {
     Ok(settings)
 }
 
-/// Stores a configured count or period, which must be at least 1.
-fn set_at_least_one<T>(key: &str, value: Option<T>, slot: &mut T) -> Result<(), ConfigError>
+/// Stores a configured number after checking it against its range.
+fn set_within<T>(
+    key: &str,
+    value: Option<T>,
+    range: &std::ops::RangeInclusive<u64>,
+    slot: &mut T,
+) -> Result<(), ConfigError>
 where
-    T: PartialOrd + From<u8> + std::fmt::Display,
+    T: Copy + std::fmt::Display + TryInto<u64>,
 {
-    match value {
-        Some(value) if value < T::from(1) => Err(bad(key, value, "must be at least 1")),
-        Some(value) => {
-            *slot = value;
-            Ok(())
-        }
-        None => Ok(()),
+    if let Some(value) = value {
+        *slot = within(key, value, range)?;
     }
+    Ok(())
 }
 
 fn limits(file: &FileConfig) -> Result<Limits, ConfigError> {
     let mut limits = Limits::default();
     let section = &file.limits;
-    if let Some(v) = section.max_object_bytes {
-        limits.max_object_bytes = v;
-    }
-    if let Some(v) = section.max_record_bytes {
-        limits.max_record_bytes = v;
-    }
-    if let Some(v) = section.max_depth {
-        limits.max_depth = v;
-    }
-    if limits.max_object_bytes == 0 || limits.max_record_bytes == 0 || limits.max_depth < 2 {
-        return Err(bad("limits", format!("{limits:?}"), "limits must be positive (max_depth at least 2)"));
-    }
+    set_within(
+        "limits.max_object_bytes",
+        section.max_object_bytes,
+        &ranges::MAX_OBJECT_BYTES,
+        &mut limits.max_object_bytes,
+    )?;
+    set_within(
+        "limits.max_record_bytes",
+        section.max_record_bytes,
+        &ranges::MAX_RECORD_BYTES,
+        &mut limits.max_record_bytes,
+    )?;
+    set_within("limits.max_depth", section.max_depth, &ranges::MAX_DEPTH, &mut limits.max_depth)?;
     Ok(limits)
 }
 

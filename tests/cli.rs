@@ -84,7 +84,9 @@ fn golden_rules_listing() {
     assert_eq!(output.status.code(), Some(0));
     assert_golden("rules.table.txt", &stdout(&output));
     let jsonl = trailhound(&["rules", "--format", "jsonl"]);
-    assert_eq!(stdout(&jsonl).lines().count(), stdout(&output).lines().count());
+    let table = stdout(&output);
+    assert!(table.starts_with("RULE "), "a header line");
+    assert_eq!(stdout(&jsonl).lines().count() + 1, table.lines().count(), "one line per rule below the header");
 }
 
 #[test]
@@ -257,7 +259,7 @@ fn bad_s3_flags_are_refused_before_any_request() {
         (&["backfill", "s3://trail-bucket", "--since", "7d", "--account", "1234"], "12-digit"),
         (&["backfill", "s3://trail-bucket", "--since", "1d", "--until", "2d"], "later than --since"),
         (&["backfill", "s3://trail-bucket", "--since", "7d", "--publish", "alerts"], "topic ARN"),
-        (&["backfill", "s3://trail-bucket", "--since", "7d", "--concurrency", "0"], "at least 1"),
+        (&["backfill", "s3://trail-bucket", "--since", "7d", "--concurrency", "0"], "between 1 and 1024"),
         (&["replay", "s3://trail-bucket", "testdata", "--since", "2d", "--until", "1d"], "cannot be mixed"),
         (&["replay", "testdata", "--since", "2d", "--until", "1d", "--region", "us-east-1"], "s3:// sources only"),
     ];
@@ -360,4 +362,90 @@ fn group_by_principal_tells_the_intrusion_as_one_incident() {
     let ocsf = trailhound(&["scan", "--group-by", "principal", "--format", "ocsf", "testdata/sequences/intrusion"]);
     assert_eq!(ocsf.status.code(), Some(2));
     assert!(stderr(&ocsf).contains("--group-by"), "{}", stderr(&ocsf));
+}
+
+/// Issue 16: a CI gate with a typo must not pass. Nothing readable given on the command line is
+/// an error (exit 2), whatever `--fail-on` says; one readable path among unreadable ones is a run
+/// (the unreadable ones are reported).
+#[test]
+fn nothing_readable_exits_2() {
+    let output = trailhound(&["scan", "--fail-on", "info", "/nonexistent/path"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("nothing given on the command line could be read"), "{}", stderr(&output));
+    let partly = trailhound(&["scan", "--format", "jsonl", "testdata/duplicates", "/nonexistent/path"]);
+    assert_eq!(partly.status.code(), Some(0), "{}", stderr(&partly));
+    assert!(stderr(&partly).contains("error: /nonexistent/path"), "{}", stderr(&partly));
+}
+
+/// Issue 16: `-o` is created before any work, so an unwritable path fails at once and loses
+/// nothing (the run never started).
+#[test]
+fn an_unwritable_output_fails_before_the_run() {
+    let output = trailhound(&["scan", "-o", "/nonexistent-dir/findings.jsonl", "testdata/events"]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(err.contains("cannot create output file"), "{err}");
+    assert!(!err.contains("scanned "), "no work was done: {err}");
+}
+
+/// Issue 16: every number has a documented range, enforced with an error naming the key; a TOML
+/// syntax error names its line and column.
+#[test]
+fn config_numbers_out_of_range_are_refused_by_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cases: &[(&str, &str)] = &[
+        ("[baseline]\ndormant_days = 9223372036854775807\n", "baseline.dormant_days"),
+        ("[baseline]\nlearning_days = 0\n", "baseline.learning_days"),
+        ("[limits]\nmax_object_bytes = 9223372036854775807\n", "limits.max_object_bytes"),
+        ("[limits]\nmax_record_bytes = 0\n", "limits.max_record_bytes"),
+        ("[limits]\nmax_depth = 1\n", "limits.max_depth"),
+        ("lifecycle_max_days = -1\n", "lifecycle_max_days"),
+        ("# a comment\n[baseline\nlearning_days = 3\n", "line 2, column"),
+    ];
+    for (n, (text, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("{n}.toml"));
+        std::fs::write(&path, text).expect("write");
+        let output = trailhound(&["scan", "--config", path.to_str().expect("utf-8"), "testdata/duplicates"]);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        let err = stderr(&output);
+        assert!(err.contains(expected), "{text}: {err}");
+        assert!(!err.contains("Limits {"), "no debug structs: {err}");
+    }
+    let threads = trailhound(&["scan", "--threads", "100000", "testdata/duplicates"]);
+    assert_eq!(threads.status.code(), Some(2));
+    assert!(stderr(&threads).contains("--threads") && stderr(&threads).contains("between 1 and 512"));
+}
+
+/// Issue 16: `replay` says which state it reads: an explicit `--state` that does not exist is a
+/// warning (the replay starts from nothing), the default file is named when it is used.
+#[test]
+fn replay_says_which_state_it_reads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("missing.db");
+    let window = ["--since", "2026-09-01T00:00:00Z", "--until", "2026-10-01T00:00:00Z"];
+    let mut args = vec!["replay", "--format", "jsonl", "--state", missing.to_str().expect("utf-8")];
+    args.extend(window);
+    args.push("testdata/duplicates");
+    let output = trailhound(&args);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stderr(&output).contains("does not exist"), "{}", stderr(&output));
+    assert!(!missing.exists());
+
+    let home = tempfile::tempdir().expect("home");
+    let state_dir = home.path().join(".local/share/trailhound");
+    std::fs::create_dir_all(&state_dir).expect("mkdir");
+    let default = state_dir.join("state.db");
+    let mut scan = Command::new(env!("CARGO_BIN_EXE_trailhound"));
+    scan.args(["scan", "--format", "jsonl", "--state", default.to_str().expect("utf-8"), "testdata/duplicates"]);
+    assert!(scan.current_dir(root()).output().expect("scan").status.success());
+    let mut replay = Command::new(env!("CARGO_BIN_EXE_trailhound"));
+    replay.args(["replay", "--format", "jsonl"]).args(window).arg("testdata/duplicates");
+    let replay = replay
+        .current_dir(root())
+        .env("HOME", home.path())
+        .env_remove("XDG_DATA_HOME")
+        .env_remove("TRAILHOUND_STATE")
+        .output()
+        .expect("replay");
+    assert!(stderr(&replay).contains("note: reading the state in"), "{}", stderr(&replay));
 }

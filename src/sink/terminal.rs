@@ -53,8 +53,8 @@ fn write_table(out: &mut dyn Write, findings: &[Finding]) -> io::Result<()> {
     }
     writeln!(out, "{:<20}  {:<8}  {:<34}  SUMMARY", "TIME", "SEVERITY", "RULE")?;
     for f in findings {
-        let time = f.first_seen.as_deref().unwrap_or("-");
-        let time = time.get(..19).unwrap_or(time);
+        // Whole seconds in UTC, marked as such (as the events table does).
+        let time = f.first_seen.as_deref().map_or_else(|| "-".to_owned(), |t| format!("{}Z", t.get(..19).unwrap_or(t)));
         writeln!(out, "{:<20}  {:<8}  {:<34}  {}", time, f.severity.as_str(), f.rule, truncate(&f.summary, 140))?;
     }
     Ok(())
@@ -157,6 +157,9 @@ pub fn write_events(out: &mut dyn Write, events: &[MatchedEvent], format: Format
 
 /// Writes the rule catalogue.
 pub fn write_rules(out: &mut dyn Write, rules: &[&RuleInfo], format: Format) -> io::Result<()> {
+    if format == Format::Table {
+        writeln!(out, "{:<36}  {:<8}  {:<18}  FIRES WHEN", "RULE", "SEVERITY", "FAMILY")?;
+    }
     for rule in rules {
         match format {
             // The catalogue has no OCSF class of its own: JSON lines.
