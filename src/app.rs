@@ -262,7 +262,9 @@ fn run_remote(
         processed.session.close().context("cannot bound the state")?;
     }
     report(config, output, plan, &processed.result, started, driver.threads())?;
-    print_usage(store.as_deref(), &processed.result);
+    if !config.output.quiet {
+        print_usage(store.as_deref(), &processed.result);
+    }
     let stats = &processed.stats;
     let mut remote_summary = listing_summary(stats);
     if !remote.publish.is_empty() {
@@ -320,7 +322,9 @@ fn run_local(config: &ScanConfig, plan: &ScanPlan, mut session: Session, mode: M
     let store = session.store().cloned();
     session.close().context("cannot bound the state")?;
     report(config, output, plan, &result, started, driver.threads())?;
-    print_usage(store.as_deref(), &result);
+    if !config.output.quiet {
+        print_usage(store.as_deref(), &result);
+    }
     if result.totals.files == 0 && !result.input_errors.is_empty() {
         eprintln!("error: nothing given on the command line could be read");
         return Ok(EXIT_ERROR);
@@ -352,7 +356,10 @@ fn report(
         }
     }
     // The summary is best effort: a closed stderr must not fail the run.
-    let _ = terminal::write_summary(&mut io::stderr().lock(), result, elapsed, threads);
+    let _ = match config.output.quiet {
+        true => terminal::write_errors(&mut io::stderr().lock(), result),
+        false => terminal::write_summary(&mut io::stderr().lock(), result, elapsed, threads),
+    };
     Ok(())
 }
 

@@ -316,6 +316,9 @@ pub struct OutputArgs {
     /// Exit with status 1 when a finding at or above this severity is found.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     pub fail_on: Option<SeverityArg>,
+    /// No run summary on stderr (errors are still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// `trailhound rules`.

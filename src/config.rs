@@ -324,6 +324,8 @@ pub struct OutputConfig {
     pub fail_on: Option<Severity>,
     /// Print incidents grouped this way instead of findings.
     pub group_by: Option<GroupBy>,
+    /// No summary on stderr, only errors.
+    pub quiet: bool,
 }
 
 /// Everything `scan` needs.
@@ -795,6 +797,7 @@ fn output_config(args: &OutputArgs, terminal: bool, now: Millis) -> OutputConfig
         min_severity: severity(args.min_severity),
         fail_on: args.fail_on.map(severity),
         group_by: None,
+        quiet: args.quiet,
     }
 }
 

@@ -445,9 +445,24 @@ pub fn clean_opt(text: Option<&str>) -> Option<String> {
     text.map(clean)
 }
 
+/// Characters escaped in every output: controls (C0, DEL, C1), bidi controls and overrides,
+/// zero-width and invisible formatting characters (soft hyphen, Mongolian vowel separator, word
+/// joiners, BOM), line and paragraph separators (U+2028/2029 end a line in JavaScript and some
+/// log viewers), and tag characters (U+E0000-E007F, invisible text smuggled into a string).
 fn is_unsafe_char(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}')
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+                | '\u{E0000}'..='\u{E007F}'
+        )
 }
 
 /// What happens when the call behind a matching event failed.
@@ -534,6 +549,18 @@ mod tests {
         assert_eq!(clean("x\r\ny"), "x\\u{d}\\u{a}y");
         assert_eq!(clean("evil\u{202E}txt.exe"), "evil\\u{202e}txt.exe");
         assert_eq!(clean("zero\u{200B}width"), "zero\\u{200b}width");
+        // Issue 16: these passed raw into findings.
+        for (raw, escaped) in [
+            ("a\u{2028}b", "a\\u{2028}b"),
+            ("a\u{2029}b", "a\\u{2029}b"),
+            ("soft\u{AD}hyphen", "soft\\u{ad}hyphen"),
+            ("mongolian\u{180E}sep", "mongolian\\u{180e}sep"),
+            ("tag\u{E0041}s", "tag\\u{e0041}s"),
+            ("c1\u{85}\u{9b}", "c1\\u{85}\\u{9b}"),
+            ("del\u{7f}", "del\\u{7f}"),
+        ] {
+            assert_eq!(clean(raw), escaped);
+        }
         let long = "a".repeat(MAX_FIELD_CHARS + 10);
         let cleaned = clean(&long);
         assert!(cleaned.starts_with(&"a".repeat(MAX_FIELD_CHARS)));

@@ -139,10 +139,69 @@ fn attacker_controlled_strings_are_escaped_in_every_format() {
         for forbidden in ['\u{1b}', '\r', '\u{7}', '\u{202e}', '\u{200b}', '\u{2066}'] {
             assert!(!text.contains(forbidden), "{format}: raw {forbidden:?} in output");
         }
-        assert_eq!(text.lines().count(), if format == "table" { 2 } else { 1 }, "{format}: one line per finding");
+        assert_eq!(text.lines().count(), if format == "table" { 3 } else { 2 }, "{format}: one line per finding");
     }
     let jsonl = stdout(&trailhound(&["scan", "--format", "jsonl", "testdata/hostile"]));
     assert!(jsonl.contains("…[truncated"), "long user agent is truncated: {jsonl}");
+}
+
+/// Issue 16: invisible and line-breaking characters (C1 controls, DEL, RLO, ZWSP, U+2028/2029,
+/// soft hyphen, U+180E, tag characters) are escaped in findings of every format and in the raw
+/// events `replay --events` prints; the JSON stays the same value.
+#[test]
+fn invisible_characters_are_escaped_in_findings_and_printed_events() {
+    let forbidden = [
+        '\u{85}',
+        '\u{9b}',
+        '\u{7f}',
+        '\u{202e}',
+        '\u{200b}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{ad}',
+        '\u{180e}',
+        '\u{e0041}',
+    ];
+    let file = "testdata/hostile/invisible_characters_in_attacker_strings.json";
+    let window = ["--since", "2000-01-01T00:00:00Z", "--until", "2100-01-01T00:00:00Z"];
+    let runs = [
+        trailhound(&["scan", "--format", "jsonl", file]),
+        trailhound(&["scan", "--format", "table", file]),
+        trailhound(&["scan", "--format", "ocsf", file]),
+        trailhound(
+            &[&["replay", "--format", "jsonl", "--events", "--state", "/nonexistent/none.db"][..], &window, &[file]]
+                .concat(),
+        ),
+        trailhound(
+            &[&["replay", "--format", "table", "--events", "--state", "/nonexistent/none.db"][..], &window, &[file]]
+                .concat(),
+        ),
+    ];
+    for output in &runs {
+        let text = format!("{}{}", stdout(output), stderr(output));
+        assert!(text.contains("remote_admin_port_open"), "{text}");
+        for c in forbidden {
+            assert!(!text.contains(c), "raw {c:?} in {text}");
+        }
+    }
+    let events = stdout(&runs[3]);
+    let record = events.lines().find(|l| !l.contains("\"schema\"")).expect("the raw event");
+    let value: serde_json::Value = serde_json::from_str(record).expect("still JSON");
+    assert!(value["userAgent"].as_str().is_some_and(|ua| ua.contains('\u{202e}')), "the same value, escaped in JSON");
+}
+
+/// Issue 16: file names are escaped where the summary prints them (a shared folder's names are
+/// anyone's).
+#[cfg(unix)]
+#[test]
+fn file_names_are_escaped_in_the_summary() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("evil\u{1b}[31mred\u{202e}.json"), b"not json").expect("write");
+    let output = trailhound(&["scan", "--format", "jsonl", dir.path().to_str().expect("utf-8")]);
+    let err = stderr(&output);
+    assert!(err.contains("quarantined 1 files"), "{err}");
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{202e}'), "{err}");
+    assert!(err.contains("evil\\u{1b}[31mred"), "{err}");
 }
 
 #[test]
@@ -448,4 +507,42 @@ fn replay_says_which_state_it_reads() {
         .output()
         .expect("replay");
     assert!(stderr(&replay).contains("note: reading the state in"), "{}", stderr(&replay));
+}
+
+/// Issue 16: `--quiet` leaves stderr to errors.
+#[test]
+fn quiet_prints_only_errors() {
+    let quiet = trailhound(&["scan", "--quiet", "--format", "jsonl", "testdata/duplicates"]);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(stderr(&quiet).is_empty(), "{}", stderr(&quiet));
+    assert_eq!(stdout(&quiet).lines().count(), 1, "findings still printed");
+    let missing = trailhound(&["scan", "-q", "--format", "jsonl", "testdata/duplicates", "/nonexistent/path"]);
+    assert_eq!(stderr(&missing).trim(), "error: /nonexistent/path: No such file or directory (os error 2)");
+}
+
+/// Issue 16: `-` reads standard input, gzip or JSON (sniffed by content).
+#[test]
+fn dash_reads_standard_input_gzip_or_json() {
+    use std::io::Write as _;
+    let json = std::fs::read(root().join("testdata/duplicates/delivered_once.json")).expect("fixture");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&json).expect("gzip");
+    let gzip = encoder.finish().expect("gzip");
+    for input in [json, gzip] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trailhound"))
+            .args(["scan", "--format", "jsonl", "-"])
+            .current_dir(root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child.stdin.take().expect("stdin").write_all(&input).expect("write");
+        let output = child.wait_with_output().expect("wait");
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let findings: Vec<serde_json::Value> =
+            stdout(&output).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0]["origin"], "(stdin)");
+    }
 }

@@ -27,7 +27,7 @@ use crate::detect::Engine;
 use crate::event::filter::EventFilter;
 use crate::event::time::Millis;
 use crate::finding::Mode;
-use crate::source::local::{collect_files, InputError};
+use crate::source::local::{self, collect_files, InputError};
 use crate::store::session::Session;
 use crate::store::StateError;
 
@@ -97,7 +97,18 @@ pub fn scan(plan: &ScanPlan, engine: &Engine, mode: Mode) -> ScanResult {
 pub fn scan_with_state(plan: &ScanPlan, driver: &Driver, session: &mut Session) -> Result<ScanResult, StateError> {
     let mut collector = Collector::new(plan.report_since);
     let mut skipped = 0;
-    let files = collect_files(&plan.paths, &mut collector.result.input_errors, &mut skipped);
+    let (stdin, paths): (Vec<PathBuf>, Vec<PathBuf>) =
+        plan.paths.iter().cloned().partition(|p| p.as_os_str() == local::STDIN);
+    if !stdin.is_empty() {
+        // `-`: standard input, read once (however often it is named), before the files.
+        let origin = "(stdin)".to_owned();
+        let input = match local::read_stdin(plan.limits.max_object_bytes) {
+            Ok(bytes) => Input::Bytes { origin, bytes },
+            Err(error) => Input::Unreadable { origin, reason: error.to_string() },
+        };
+        collector.add_batch(driver.inspect_blocking(vec![input]), session)?;
+    }
+    let files = collect_files(&paths, &mut collector.result.input_errors, &mut skipped);
     collector.result.totals.skipped_files = skipped;
     for batch in files.chunks(BATCH_FILES) {
         let outcomes = driver.inspect_blocking(batch.iter().cloned().map(Input::File).collect());

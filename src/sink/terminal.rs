@@ -118,7 +118,8 @@ pub fn write_events(out: &mut dyn Write, events: &[MatchedEvent], format: Format
     match format {
         Format::Jsonl | Format::Ocsf { .. } => {
             for event in events {
-                serde_json::to_writer(&mut *out, &event.record)?;
+                let line = serde_json::to_string(&event.record).map_err(io::Error::other)?;
+                out.write_all(escape_unsafe_in_json(&line).as_bytes())?;
                 out.write_all(b"\n")?;
             }
         }
@@ -153,6 +154,27 @@ pub fn write_events(out: &mut dyn Write, events: &[MatchedEvent], format: Format
         }
     }
     out.flush()
+}
+
+/// A raw record keeps its strings as the event had them, so the characters [`clean`] escapes
+/// (C1 controls, DEL, bidi overrides, zero-width and tag characters) are written as JSON `\u`
+/// escapes instead: the same JSON value, nothing that acts on a terminal.
+fn escape_unsafe_in_json(line: &str) -> std::borrow::Cow<'_, str> {
+    if line.is_ascii() && !line.contains('\u{7f}') {
+        return line.into();
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        if clean(c.encode_utf8(&mut [0; 4])).len() == c.len_utf8() {
+            out.push(c);
+            continue;
+        }
+        let mut units = [0u16; 2];
+        for unit in c.encode_utf16(&mut units) {
+            out.push_str(&format!("\\u{unit:04x}"));
+        }
+    }
+    out.into()
 }
 
 /// Writes the rule catalogue.
@@ -197,6 +219,15 @@ pub fn truncate(text: &str, max: usize) -> String {
         cut.push('…');
         cut
     }
+}
+
+/// Writes the inputs that could not be read (all `--quiet` leaves on stderr).
+pub fn write_errors(out: &mut dyn Write, result: &ScanResult) -> io::Result<()> {
+    // File names are the user's, but a shared folder's names are anyone's: escaped too.
+    for error in &result.input_errors {
+        writeln!(out, "error: {}: {}", clean(&error.path), clean(&error.reason))?;
+    }
+    Ok(())
 }
 
 /// Writes the run summary (files, bytes, throughput, findings per rule, problems, coverage).
@@ -246,18 +277,16 @@ pub fn write_summary(out: &mut dyn Write, result: &ScanResult, elapsed: f64, thr
     if t.rejected_records > 0 {
         writeln!(out, "rejected {} records:", t.rejected_records)?;
         for (path, count, reason) in &result.rejected_records {
-            writeln!(out, "  {path}: {count} (first: {reason})")?;
+            writeln!(out, "  {}: {count} (first: {})", clean(path), clean(reason))?;
         }
     }
     if !result.quarantined.is_empty() {
         writeln!(out, "quarantined {} files:", result.quarantined.len())?;
         for (path, reason) in &result.quarantined {
-            writeln!(out, "  {path}: {reason}")?;
+            writeln!(out, "  {}: {}", clean(path), clean(reason))?;
         }
     }
-    for error in &result.input_errors {
-        writeln!(out, "error: {}: {}", error.path, error.reason)?;
-    }
+    write_errors(out, result)?;
     if t.lacks_s3_data_events() {
         writeln!(
             out,

@@ -113,6 +113,19 @@ fn input_error(path: &Path, reason: &str) -> InputError {
     InputError { path: path.display().to_string(), reason: reason.to_owned() }
 }
 
+/// The path that stands for standard input on the command line.
+pub const STDIN: &str = "-";
+
+/// Reads standard input (gzip or JSON: the decoder sniffs which), refusing more than the cap.
+pub fn read_stdin(cap: u64) -> Result<Vec<u8>, ReadError> {
+    let mut buf = Vec::new();
+    std::io::stdin().lock().take(cap + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > cap {
+        return Err(ReadError::TooLarge { size: buf.len() as u64, cap });
+    }
+    Ok(buf)
+}
+
 /// Reads a file into `buf`, refusing files over the cap without reading them.
 pub fn read_capped(path: &Path, cap: u64, buf: &mut Vec<u8>) -> Result<(), ReadError> {
     buf.clear();
