@@ -228,7 +228,7 @@ pub struct RemoteArgs {
     #[arg(long, value_name = "SINK")]
     pub publish: Vec<String>,
     /// Publish findings at or above this severity (default medium).
-    #[arg(long, value_enum, value_name = "SEVERITY")]
+    #[arg(long, value_enum, ignore_case = true, value_name = "SEVERITY")]
     pub publish_severity: Option<SeverityArg>,
     /// Progress on standard error.
     #[arg(long, value_enum, default_value = "auto")]
@@ -311,10 +311,10 @@ pub struct OutputArgs {
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Only print findings at or above this severity.
-    #[arg(long, value_enum, default_value = "info", value_name = "SEVERITY")]
+    #[arg(long, value_enum, ignore_case = true, default_value = "info", value_name = "SEVERITY")]
     pub min_severity: SeverityArg,
     /// Exit with status 1 when a finding at or above this severity is found.
-    #[arg(long, value_enum, value_name = "SEVERITY")]
+    #[arg(long, value_enum, ignore_case = true, value_name = "SEVERITY")]
     pub fail_on: Option<SeverityArg>,
     /// No run summary on stderr (errors are still printed).
     #[arg(long, short)]
@@ -350,7 +350,7 @@ pub struct MessageArgs {
     #[arg(long, value_name = "SINK", env = "TRAILHOUND_PUBLISH", value_delimiter = ',')]
     pub publish: Vec<String>,
     /// Publish findings at or above this severity (default medium).
-    #[arg(long, value_enum, value_name = "SEVERITY", env = "TRAILHOUND_PUBLISH_SEVERITY")]
+    #[arg(long, value_enum, ignore_case = true, value_name = "SEVERITY", env = "TRAILHOUND_PUBLISH_SEVERITY")]
     pub publish_severity: Option<SeverityArg>,
     /// Objects fetched at once (default 16).
     #[arg(long, value_name = "N", env = "TRAILHOUND_CONCURRENCY")]

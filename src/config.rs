@@ -846,7 +846,11 @@ pub fn settings(file: &FileConfig) -> Result<Settings, ConfigError> {
     if let Some(cidrs) = &file.trusted_cidrs {
         settings.trusted_cidrs = cidrs
             .iter()
-            .map(|c| Cidr::parse(c).ok_or_else(|| bad("trusted_cidrs", c, "not an IPv4/IPv6 CIDR")))
+            .map(|c| match Cidr::parse(c) {
+                Some(cidr) if cidr.is_network_address() => Ok(cidr),
+                Some(_) => Err(bad("trusted_cidrs", c, "has host bits set; write the network address (10.0.0.0/8)")),
+                None => Err(bad("trusted_cidrs", c, "not an IPv4/IPv6 CIDR")),
+            })
             .collect::<Result<_, _>>()?;
     }
     if let Some(ports) = &file.remote_admin_ports {

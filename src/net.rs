@@ -26,6 +26,18 @@ impl Cidr {
         (prefix <= max).then_some(Cidr { addr, prefix })
     }
 
+    /// Whether the address is the network's first (no host bits set): `10.0.0.0/8`, not
+    /// `10.0.0.1/8`, which is what a configured range must look like (a typo otherwise trusts a
+    /// range the user did not mean).
+    pub fn is_network_address(&self) -> bool {
+        let bits: u32 = if self.addr.is_ipv4() { 32 } else { 128 };
+        let host_bits = bits - u32::from(self.prefix);
+        match self.addr {
+            IpAddr::V4(a) => host_bits == 0 || u32::from(a) & (u32::MAX >> (32 - host_bits)) == 0,
+            IpAddr::V6(a) => host_bits == 0 || u128::from(a) & (u128::MAX >> (128 - host_bits)) == 0,
+        }
+    }
+
     /// Prefix length 0: every address.
     pub fn is_world(&self) -> bool {
         self.prefix == 0
@@ -117,6 +129,16 @@ impl std::fmt::Display for PortRange {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn network_addresses_have_no_host_bits() {
+        for good in ["10.0.0.0/8", "0.0.0.0/0", "192.168.1.7/32", "192.168.1.7", "fd00::/8", "::/0"] {
+            assert!(Cidr::parse(good).expect("cidr").is_network_address(), "{good}");
+        }
+        for bad in ["10.0.0.1/8", "192.168.1.7/24", "fd00::1/8", "1.2.3.4/0"] {
+            assert!(!Cidr::parse(bad).expect("cidr").is_network_address(), "{bad}");
+        }
+    }
 
     #[test]
     fn private_ranges_are_the_rfc_1918_6598_and_ula_ones_entirely() {

@@ -546,3 +546,38 @@ fn dash_reads_standard_input_gzip_or_json() {
         assert_eq!(findings[0]["origin"], "(stdin)");
     }
 }
+
+/// Issue 16: severities are case-insensitive on the command line as in the configuration; a
+/// trusted range with host bits set is refused; a plain JSON file over the size cap is
+/// quarantined with a `trail.unreadable_log_file` finding, as the same bytes gzipped are.
+#[test]
+fn severities_cidrs_and_oversized_plain_json() {
+    let upper = trailhound(&["scan", "--format", "jsonl", "--min-severity", "HIGH", "testdata/events/trail.tampering"]);
+    assert_eq!(upper.status.code(), Some(0), "{}", stderr(&upper));
+    assert!(stdout(&upper)
+        .lines()
+        .all(|l| l.contains("\"severity\":\"high\"") || l.contains("\"severity\":\"critical\"")));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "trusted_cidrs = [\"10.0.0.1/8\"]\n").expect("write");
+    let cidr = trailhound(&["scan", "--config", config.to_str().expect("utf-8"), "testdata/duplicates"]);
+    assert_eq!(cidr.status.code(), Some(2));
+    assert!(stderr(&cidr).contains("host bits"), "{}", stderr(&cidr));
+
+    std::fs::write(&config, "[limits]\nmax_object_bytes = 2048\n").expect("write");
+    let big = dir.path().join("big.json");
+    let record = std::fs::read_to_string(root().join("testdata/duplicates/delivered_once.json")).expect("fixture");
+    std::fs::write(&big, format!("{record}{}", " ".repeat(4096))).expect("write");
+    let output = trailhound(&[
+        "scan",
+        "--format",
+        "jsonl",
+        "--config",
+        config.to_str().expect("utf-8"),
+        big.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains("trail.unreadable_log_file"), "{}", stdout(&output));
+    assert!(stderr(&output).contains("quarantined 1 files"), "{}", stderr(&output));
+}

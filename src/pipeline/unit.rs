@@ -21,7 +21,7 @@ use crate::event::time::Millis;
 use crate::event::Event;
 use crate::finding::{clean, Finding, Mode};
 use crate::pipeline::collector::{MatchedEvent, Totals, BUCKET_CAP};
-use crate::source::local::read_capped;
+use crate::source::local::{read_capped, ReadError};
 
 /// An event-time window; `None` bounds are open.
 #[derive(Debug, Clone, Copy, Default)]
@@ -228,8 +228,14 @@ pub fn inspect_input(input: Input, inspection: &Inspection) -> ObjectOutcome {
     match input {
         Input::File(path) => with_scratch(*limits, |scratch| {
             let name = path.display().to_string();
-            if let Err(error) = read_capped(&path, limits.max_object_bytes, &mut scratch.file) {
-                return ObjectOutcome::unreadable_file(name, error.to_string());
+            match read_capped(&path, limits.max_object_bytes, &mut scratch.file) {
+                // Too large to read: the same outcome as a gzip object that inflates past the
+                // cap (quarantined, a finding), not a mere error line.
+                Err(error @ ReadError::TooLarge { .. }) => {
+                    return ObjectOutcome::quarantined(name, error.to_string(), *mode);
+                }
+                Err(error) => return ObjectOutcome::unreadable_file(name, error.to_string()),
+                Ok(()) => {}
             }
             let inspected = inspect_object(&mut scratch.decoder, &scratch.file, &name, engine, *window, *mode, gather);
             ObjectOutcome::inspected(name, inspected)
