@@ -4,10 +4,13 @@
 # Prints uncompressed MB/s, events/s and peak RSS.
 #
 #   scripts/bench-corpus.sh [CORPUS_DIR] [SIZE_MB] [SEED]     (default /tmp/trailhound-corpus 1100 7)
+#
+# TRAILHOUND_BIN=path measures another build (an earlier commit's, to compare) on the same corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${1:-/tmp/trailhound-corpus}"; size="${2:-1100}"; seed="${3:-7}"
 cargo build --release --quiet --bin trailhound --example gen_corpus
+bin="${TRAILHOUND_BIN:-./target/release/trailhound}"
 if [[ ! -d "$dir/AWSLogs" ]]; then
   ./target/release/examples/gen_corpus "$dir" "$size" "$seed"
 fi
@@ -25,12 +28,12 @@ runs="${RUNS:-5}"
 for threads in 1 "$(nproc)"; do
   rates=()
   for _ in $(seq "$runs"); do
-    summary=$(./target/release/trailhound scan --threads "$threads" --format jsonl "$dir/AWSLogs" 2>&1 >/dev/null | head -n 1)
+    summary=$("$bin" scan --threads "$threads" --format jsonl "$dir/AWSLogs" 2>&1 >/dev/null | head -n 1)
     rates+=("$(grep -o '[0-9]* MB/s' <<<"$summary" | grep -o '[0-9]*')")
   done
   sorted=$(printf '%s\n' "${rates[@]}" | sort -n)
   best=$(tail -n 1 <<<"$sorted"); median=$(sed -n "$(( (runs + 1) / 2 ))p" <<<"$sorted")
-  rss=$(/usr/bin/time -f '%M' ./target/release/trailhound scan --threads "$threads" --format jsonl "$dir/AWSLogs" 2>&1 >/dev/null | tail -n 1)
+  rss=$(/usr/bin/time -f '%M' "$bin" scan --threads "$threads" --format jsonl "$dir/AWSLogs" 2>&1 >/dev/null | tail -n 1)
   echo "trailhound --threads $threads: best $best MB/s, median $median MB/s over $runs runs; peak RSS $((rss / 1024)) MB"
   echo "  last run: ${summary#scanned }"
 done
@@ -39,10 +42,10 @@ state_dir=$(mktemp -d)
 rates=()
 for _ in $(seq "$runs"); do
   rm -f "$state_dir"/state.db*
-  summary=$(./target/release/trailhound scan --state "$state_dir/state.db" --format jsonl "$dir/AWSLogs" 2>&1 >/dev/null | head -n 1)
+  summary=$("$bin" scan --state "$state_dir/state.db" --format jsonl "$dir/AWSLogs" 2>&1 >/dev/null | head -n 1)
   rates+=("$(grep -o '[0-9]* MB/s' <<<"$summary" | grep -o '[0-9]*')")
 done
 sorted=$(printf '%s\n' "${rates[@]}" | sort -n)
 echo "trailhound --state (every core): best $(tail -n 1 <<<"$sorted") MB/s, median $(sed -n "$(( (runs + 1) / 2 ))p" <<<"$sorted") MB/s"
-./target/release/trailhound state --state "$state_dir/state.db" | sed 's/^/  /'
+"$bin" state --state "$state_dir/state.db" | sed 's/^/  /'
 rm -rf "$state_dir"

@@ -160,6 +160,15 @@ pub struct Principal {
     pub user_name: Option<String>,
 }
 
+impl Principal {
+    /// The identity behind the principal, as [`crate::event::Event::principal_identity`] gives
+    /// it for the event: a role, not its session (the ARN, else the key id, else the user name).
+    pub fn identity(&self) -> Option<String> {
+        let named = self.arn.as_ref().or(self.access_key_id.as_ref()).or(self.user_name.as_ref())?;
+        Some(crate::event::principal_identity(named).into_owned())
+    }
+}
+
 /// A resource the finding is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resource {
@@ -449,7 +458,7 @@ pub fn clean_opt(text: Option<&str>) -> Option<String> {
 /// zero-width and invisible formatting characters (soft hyphen, Mongolian vowel separator, word
 /// joiners, BOM), line and paragraph separators (U+2028/2029 end a line in JavaScript and some
 /// log viewers), and tag characters (U+E0000-E007F, invisible text smuggled into a string).
-fn is_unsafe_char(c: char) -> bool {
+pub fn is_unsafe_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,

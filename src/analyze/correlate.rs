@@ -26,7 +26,6 @@ use crate::detect::rules::{
     ADMIN_POLICY_ATTACHED, LIFECYCLE_SHORT_EXPIRATION, RANSOMWARE_CHAIN, SSEC_COPY_OVERWRITE, SSEC_WRITE,
     VERSIONING_SUSPENDED,
 };
-use crate::event::principal_identity;
 use crate::event::time::Millis;
 use crate::finding::{clean, Finding, Outcome, Severity};
 use crate::settings::{PrincipalNames, Settings};
@@ -80,12 +79,6 @@ struct Step<'a> {
     deleted: &'a [DeletedKey],
     prefixes: &'a [String],
     carried: bool,
-}
-
-/// The identity a finding's principal belongs to (a role, not its session).
-fn principal_of(finding: &Finding) -> Option<String> {
-    let principal = finding.principal.arn.as_ref().or(finding.principal.access_key_id.as_ref())?;
-    Some(principal_identity(principal).into_owned())
 }
 
 fn detail<'a>(finding: &'a Finding, key: &str) -> &'a str {
@@ -147,7 +140,7 @@ fn ransomware_chains(findings: &[Finding], facts: &[Fact]) -> Vec<Finding> {
     let mut companions: HashMap<String, Vec<Step<'_>>> = HashMap::new();
     // Only calls that succeeded encrypted or destroyed anything.
     for finding in findings.iter().filter(|f| f.outcome == Outcome::Success) {
-        let Some(principal) = principal_of(finding) else { continue };
+        let Some(principal) = finding.principal.identity() else { continue };
         let rule = finding.rule;
         let what = if rule == SSEC_COPY_OVERWRITE.id || rule == SSEC_WRITE.id {
             encryptions.entry(principal).or_default().push(finding);

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::event::principal_identity;
 use crate::event::Event;
 use crate::finding::{clean, finding_id, Finding, Severity};
 
@@ -55,12 +54,7 @@ impl GroupBy {
     /// The actor of a finding (its strings are already cleaned).
     pub fn actor_of_finding(self, finding: &Finding) -> Option<String> {
         match self {
-            GroupBy::Principal => {
-                let principal = &finding.principal;
-                let named =
-                    principal.arn.as_ref().or(principal.access_key_id.as_ref()).or(principal.user_name.as_ref());
-                named.map(|p| principal_identity(p).into_owned())
-            }
+            GroupBy::Principal => finding.principal.identity(),
             GroupBy::Ip => finding.source_ip.clone(),
         }
     }

@@ -16,7 +16,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::detect::rules::SSEC_WRITE;
-use crate::event::principal_identity;
 use crate::event::time::Millis;
 use crate::finding::{Finding, Outcome, Severity};
 
@@ -46,9 +45,8 @@ pub fn pair_of(finding: &Finding) -> Option<String> {
     if finding.rule != SSEC_WRITE.id || finding.outcome != Outcome::Success {
         return None;
     }
-    let principal = finding.principal.arn.as_ref().or(finding.principal.access_key_id.as_ref())?;
     let bucket = finding.evidence.details.get("bucket")?.as_str()?;
-    Some(format!("{}|{bucket}", principal_identity(principal)))
+    Some(format!("{}|{bucket}", finding.principal.identity()?))
 }
 
 impl KnownWriters {
@@ -87,9 +85,11 @@ impl KnownWriters {
     }
 
     /// Lowers the SSE-C write findings of known pairs to `info` and learns new pairs, in
-    /// event-time order (`findings` as the aggregation pass sorts them).
+    /// event-time order (`findings` as the aggregation pass sorts them). Carried findings were
+    /// judged by the batch that brought them (their pair was learned then) and are not reported
+    /// again, so they are skipped: only the batch's own pairs need to be in memory.
     pub fn apply(&mut self, findings: &mut [Finding]) {
-        for finding in findings.iter_mut() {
+        for finding in findings.iter_mut().filter(|f| !f.carried) {
             let Some(pair) = pair_of(finding) else { continue };
             let time = finding.sort_time;
             match self.known.get_mut(&pair) {

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use crate::analyze::incidents::Incident;
 use crate::finding::RuleInfo;
-use crate::finding::{clean, Finding};
+use crate::finding::{clean, is_unsafe_char, Finding};
 use crate::pipeline::{MatchedEvent, ScanResult};
 
 /// Output format.
@@ -165,7 +165,7 @@ fn escape_unsafe_in_json(line: &str) -> std::borrow::Cow<'_, str> {
     }
     let mut out = String::with_capacity(line.len() + 16);
     for c in line.chars() {
-        if clean(c.encode_utf8(&mut [0; 4])).len() == c.len_utf8() {
+        if !is_unsafe_char(c) {
             out.push(c);
             continue;
         }

@@ -190,10 +190,9 @@ impl Session {
 
     fn advance_once(&mut self, batch: Batch) -> Result<Vec<Finding>, StateError> {
         self.load_baselines(batch.observations.iter().map(|o| o.key.as_str()))?;
-        // The pairs of carried SSE-C writes too: the passes re-run over them, and a pair not in
-        // memory would look new (and its record be written as if absent).
-        let pairs: Vec<String> = batch.findings.iter().chain(self.stateful.carried().0).filter_map(pair_of).collect();
-        self.load_writers(pairs.into_iter())?;
+        // Every SSE-C write reported by this batch has a member in it (its pair is among these):
+        // carried ones are not judged again (see KnownWriters::apply).
+        self.load_writers(batch.findings.iter().filter_map(pair_of))?;
         let findings = self.stateful.advance(batch);
         if self.writes {
             self.save()?;
