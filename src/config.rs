@@ -29,6 +29,7 @@
 //! max_object_bytes = 1073741824
 //! max_record_bytes = 8388608
 //! max_depth = 64
+//! max_rejected_records = 10000         # then the object is quarantined
 //!
 //! [rules."ecs.task_writable_root"]
 //! enabled = false
@@ -291,6 +292,7 @@ struct LimitsSection {
     max_object_bytes: Option<u64>,
     max_record_bytes: Option<usize>,
     max_depth: Option<usize>,
+    max_rejected_records: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -495,6 +497,8 @@ pub mod ranges {
     pub const MAX_RECORD_BYTES: RangeInclusive<u64> = 1 << 10..=256 << 20;
     /// `[limits] max_depth`.
     pub const MAX_DEPTH: RangeInclusive<u64> = 2..=512;
+    /// `[limits] max_rejected_records`: bad records one object may have before quarantine.
+    pub const MAX_REJECTED_RECORDS: RangeInclusive<u64> = 0..=100_000_000;
     /// `--concurrency` / `[run] concurrency`: objects fetched at once.
     pub const CONCURRENCY: RangeInclusive<u64> = 1..=1_024;
 }
@@ -922,6 +926,12 @@ fn limits(file: &FileConfig) -> Result<Limits, ConfigError> {
         &mut limits.max_record_bytes,
     )?;
     set_within("limits.max_depth", section.max_depth, &ranges::MAX_DEPTH, &mut limits.max_depth)?;
+    set_within(
+        "limits.max_rejected_records",
+        section.max_rejected_records,
+        &ranges::MAX_REJECTED_RECORDS,
+        &mut limits.max_rejected_records,
+    )?;
     Ok(limits)
 }
 

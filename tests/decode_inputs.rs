@@ -222,6 +222,10 @@ fn rec_bad_records_are_rejected_alone() {
         ("lone surrogate", r#"{"eventName":"C\ud800"}"#.into()),
         ("lone low surrogate", r#"{"eventName":"C\uDC00x"}"#.into()),
         ("bad escape", r#"{"eventName":"C\q"}"#.into()),
+        // Issue 16: an array among the records is one bad record; it used to end the file.
+        ("array item", "[3]".into()),
+        ("array holding an event", format!("[{}]", event("C", "3"))),
+        ("deep array item", format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000))),
     ];
     for (label, bad) in cases {
         let (names, report) = with_bad_middle(&bad);
@@ -229,6 +233,23 @@ fn rec_bad_records_are_rejected_alone() {
         assert_eq!(report.rejected, 1, "{label}: {:?}", report.rejects);
         assert!(report.damage.is_none(), "{label}: {:?}", report.damage);
     }
+}
+
+/// Issue 16: a few MB of gzip holding `{},` millions of times stalled a worker for minutes; past
+/// the bound on rejected records the object is quarantined and the rest left unread.
+#[test]
+fn qrt_past_the_bound_on_rejected_records() {
+    let flood = format!(r#"{{"Records":[{},{}{{}}]}}"#, event("A", "1"), "{},".repeat(2_000_000));
+    let (names, report) = decode(&gzip(flood.as_bytes()));
+    let limit = Limits::default().max_rejected_records;
+    assert_eq!(names, ["A"], "the record before the flood is still read");
+    assert_eq!(report.rejected, limit + 1, "stops at the bound, not after two million");
+    assert!(matches!(report.damage, Some(ObjectError::TooManyRejected { .. })), "{:?}", report.damage);
+
+    let few = format!(r#"{{"Records":[{}{}]}}"#, "{},".repeat(50), event("B", "2"));
+    let (names, report) = decode_with(few.as_bytes(), Limits { max_rejected_records: 50, ..Limits::default() });
+    assert_eq!((names, report.rejected), (vec!["B".to_owned()], 50), "at the bound is still read");
+    assert!(report.damage.is_none(), "{:?}", report.damage);
 }
 
 #[test]

@@ -30,11 +30,15 @@ pub struct Limits {
     pub max_record_bytes: usize,
     /// Cap on the nesting depth of one record.
     pub max_depth: usize,
+    /// Rejected records one object may have before it is quarantined. CloudTrail never writes
+    /// a bad record, so many of them mean a hostile or foreign object: without a bound, a 4 MB
+    /// gzip of `{},` repeated is 358 million records to reject one by one, minutes per object.
+    pub max_rejected_records: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_object_bytes: 1 << 30, max_record_bytes: 8 << 20, max_depth: 64 }
+        Limits { max_object_bytes: 1 << 30, max_record_bytes: 8 << 20, max_depth: 64, max_rejected_records: 10_000 }
     }
 }
 
@@ -56,6 +60,12 @@ pub enum ObjectError {
     /// The JSON envelope is damaged or is not a CloudTrail shape.
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    /// More records were rejected than the bound allows; the rest were not read.
+    #[error("more than {limit} records rejected: not a CloudTrail log, the rest was not read")]
+    TooManyRejected {
+        /// The bound ([`Limits::max_rejected_records`]).
+        limit: u64,
+    },
 }
 
 /// Why one record was rejected (outcome REC).
@@ -158,11 +168,14 @@ impl Decoder {
         let mut parser = RecordParser { limits: *limits, json_buffers, tape, record, report: &mut report, visit };
         let mut index = 0u64;
         let envelope = split::scan_records(text, |start| {
-            let end = parser.read(text, start, index, needs_bodies);
+            let end = parser.read(text, start, index, needs_bodies)?;
             index += 1;
-            end
+            if parser.report.rejected > limits.max_rejected_records {
+                return Err(ObjectError::TooManyRejected { limit: limits.max_rejected_records });
+            }
+            Ok(end)
         });
-        report.damage = loaded.err().or(envelope.err().map(ObjectError::from));
+        report.damage = loaded.err().or(envelope.err());
         report
     }
 

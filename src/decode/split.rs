@@ -48,10 +48,12 @@ pub enum EnvelopeError {
 /// A lone top-level object that is neither an event nor an envelope (a digest file, a config
 /// file) is [`EnvelopeError::NoRecords`]; among several top-level values (JSON lines) such an
 /// object is passed on as a record, to be rejected on its own.
-pub fn scan_records(
+///
+/// `on_record` may stop the scan with an error of its own (`E`), such as too many rejected records.
+pub fn scan_records<E: From<EnvelopeError>>(
     buf: &[u8],
-    mut on_record: impl FnMut(usize) -> Result<usize, EnvelopeError>,
-) -> Result<(), EnvelopeError> {
+    mut on_record: impl FnMut(usize) -> Result<usize, E>,
+) -> Result<(), E> {
     let mut pos = skip_ws(buf, 0);
     let mut values = 0usize;
     let mut pending_non_event: Option<usize> = None;
@@ -68,8 +70,8 @@ pub fn scan_records(
                     end
                 }
             },
-            b'[' => scan_array_of_records(buf, pos, &mut on_record)?,
-            byte => return Err(EnvelopeError::Unexpected { byte, offset: pos }),
+            b'[' => scan_array_of_records(buf, pos, Items::NoArrays, &mut on_record)?,
+            byte => return Err(EnvelopeError::Unexpected { byte, offset: pos }.into()),
         };
         pos = skip_ws(buf, pos);
         // JSON lines and concatenated documents: tolerate a separating comma.
@@ -78,7 +80,7 @@ pub fn scan_records(
         }
     }
     match pending_non_event {
-        Some(_) if values == 1 => Err(EnvelopeError::NoRecords),
+        Some(_) if values == 1 => Err(EnvelopeError::NoRecords.into()),
         Some(start) => on_record(start).map(|_| ()),
         None => Ok(()),
     }
@@ -99,11 +101,11 @@ enum TopObject {
 
 /// A top-level object is either `{"Records": [...], ...}` or one event (possibly wrapped in an
 /// EventBridge `detail`). One walk over its members decides which.
-fn scan_top_object(
+fn scan_top_object<E: From<EnvelopeError>>(
     buf: &[u8],
     start: usize,
-    on_record: &mut impl FnMut(usize) -> Result<usize, EnvelopeError>,
-) -> Result<TopObject, EnvelopeError> {
+    on_record: &mut impl FnMut(usize) -> Result<usize, E>,
+) -> Result<TopObject, E> {
     let mut pos = skip_ws(buf, start + 1);
     let mut saw_records = false;
     let mut looks_like_event = false;
@@ -111,23 +113,23 @@ fn scan_top_object(
         match buf.get(pos) {
             Some(b'}') => break,
             Some(b'"') => {}
-            Some(&byte) => return Err(EnvelopeError::Unexpected { byte, offset: pos }),
-            None => return Err(EnvelopeError::Truncated { offset: start }),
+            Some(&byte) => return Err(EnvelopeError::Unexpected { byte, offset: pos }.into()),
+            None => return Err(EnvelopeError::Truncated { offset: start }.into()),
         }
         let key_end = string_end(buf, pos)?;
         let key = &buf[pos + 1..key_end - 1];
         pos = skip_ws(buf, key_end);
         if buf.get(pos) != Some(&b':') {
-            return Err(unexpected_or_truncated(buf, pos, start));
+            return Err(unexpected_or_truncated(buf, pos, start).into());
         }
         pos = skip_ws(buf, pos + 1);
         looks_like_event |= key == b"eventName" || key == b"detail";
         if key == b"Records" && !saw_records {
             if buf.get(pos) != Some(&b'[') {
-                return Err(EnvelopeError::RecordsNotArray);
+                return Err(EnvelopeError::RecordsNotArray.into());
             }
             saw_records = true;
-            pos = scan_array_of_records(buf, pos, on_record)?;
+            pos = scan_array_of_records(buf, pos, Items::AnyValue, on_record)?;
         } else {
             pos = value_end(buf, pos)?.0;
         }
@@ -135,7 +137,7 @@ fn scan_top_object(
         match buf.get(pos) {
             Some(b',') => pos = skip_ws(buf, pos + 1),
             Some(b'}') => break,
-            _ => return Err(unexpected_or_truncated(buf, pos, start)),
+            _ => return Err(unexpected_or_truncated(buf, pos, start).into()),
         }
     }
     let end = pos + 1;
@@ -156,20 +158,31 @@ fn unexpected_or_truncated(buf: &[u8], pos: usize, start: usize) -> EnvelopeErro
     }
 }
 
+/// What an array of records may hold besides records.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Items {
+    /// A top-level array: an array inside it (`[[...]]`) is not a CloudTrail shape at all.
+    NoArrays,
+    /// The `Records` member: every item is a record, and a bad item (an array among them) is
+    /// the reader's to reject alone, so the valid records after it are still read.
+    AnyValue,
+}
+
 /// Reports each element of the array at `start` as a record; returns the offset past `]`.
-fn scan_array_of_records(
+fn scan_array_of_records<E: From<EnvelopeError>>(
     buf: &[u8],
     start: usize,
-    on_record: &mut impl FnMut(usize) -> Result<usize, EnvelopeError>,
-) -> Result<usize, EnvelopeError> {
+    items: Items,
+    on_record: &mut impl FnMut(usize) -> Result<usize, E>,
+) -> Result<usize, E> {
     let mut pos = skip_ws(buf, start + 1);
     if buf.get(pos) == Some(&b']') {
         return Ok(pos + 1);
     }
     loop {
         match buf.get(pos) {
-            None => return Err(EnvelopeError::Truncated { offset: pos }),
-            Some(b'[') => return Err(EnvelopeError::NestedArrays { offset: pos }),
+            None => return Err(EnvelopeError::Truncated { offset: pos }.into()),
+            Some(b'[') if items == Items::NoArrays => return Err(EnvelopeError::NestedArrays { offset: pos }.into()),
             Some(_) => {}
         }
         let end = on_record(pos)?;
@@ -177,7 +190,7 @@ fn scan_array_of_records(
         match buf.get(pos) {
             Some(b',') => pos = skip_ws(buf, pos + 1),
             Some(b']') => return Ok(pos + 1),
-            _ => return Err(unexpected_or_truncated(buf, pos, start)),
+            _ => return Err(unexpected_or_truncated(buf, pos, start).into()),
         }
     }
 }
@@ -276,6 +289,9 @@ mod tests {
         assert_eq!(spans(r#"{"Records":null}"#).1, Err(EnvelopeError::RecordsNotArray));
         assert_eq!(spans(r#"{"foo":1}"#).1, Err(EnvelopeError::NoRecords));
         assert!(matches!(spans("[[[[1]]]]").1, Err(EnvelopeError::NestedArrays { .. })));
+        // Inside `Records` an array is one bad record, not a broken envelope.
+        let (got, result) = spans(r#"{"Records":[[3],{"eventName":"A"}]}"#);
+        assert_eq!((got, result), (vec!["[3]".to_owned(), r#"{"eventName":"A"}"#.to_owned()], Ok(())));
         assert!(matches!(spans("\"x\"").1, Err(EnvelopeError::Unexpected { .. })));
     }
 }
