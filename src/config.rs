@@ -227,7 +227,7 @@ pub enum ConfigError {
         message: String,
     },
     /// A value is invalid.
-    #[error("invalid value `{value}` for `{key}`: {reason}")]
+    #[error("invalid value `{value}` for `{key}`{}: {reason}", .line.map_or(String::new(), |n| format!(" at line {n}")))]
     Value {
         /// Flag or key.
         key: String,
@@ -235,11 +235,54 @@ pub enum ConfigError {
         value: String,
         /// Why.
         reason: String,
+        /// The line of the configuration file that holds it, when it came from the file.
+        line: Option<usize>,
     },
 }
 
 fn bad(key: &str, value: impl ToString, reason: &str) -> ConfigError {
-    ConfigError::Value { key: key.to_owned(), value: value.to_string(), reason: reason.to_owned() }
+    ConfigError::Value { key: key.to_owned(), value: value.to_string(), reason: reason.to_owned(), line: None }
+}
+
+/// The 1-based line of the byte at `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// The segments of a dotted key as the errors spell it: `rules."ec2.x".severity`.
+fn key_segments(key: &str) -> Vec<&str> {
+    let mut segments = Vec::new();
+    let mut rest = key;
+    while !rest.is_empty() {
+        let (segment, tail) = match rest.strip_prefix('"') {
+            Some(quoted) => quoted.split_once('"').unwrap_or((quoted, "")),
+            None => rest.split_once('.').map_or((rest, ""), |(head, tail)| (head, tail)),
+        };
+        segments.push(segment);
+        rest = tail.strip_prefix('.').unwrap_or(tail);
+    }
+    segments
+}
+
+/// Where `key` (and, in an array, the element equal to `value`) is written in the TOML `text`.
+fn key_line(text: &str, key: &str, value: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let document = DeTable::parse(text).ok()?;
+    let mut table = document.get_ref();
+    let mut found = None;
+    for segment in key_segments(key) {
+        let (name, item) = table.get_key_value(segment)?;
+        found = Some((name.span().start, item));
+        if let DeValue::Table(inner) = item.get_ref() {
+            table = inner;
+        }
+    }
+    let (key_start, item) = found?;
+    let element = match item.get_ref() {
+        DeValue::Array(items) => items.iter().find(|i| matches!(i.get_ref(), DeValue::String(s) if s == value)),
+        _ => None,
+    };
+    Some(line_of(text, element.map_or(key_start, |e| e.span().start)))
 }
 
 /// The configuration file's shape.
@@ -260,6 +303,22 @@ pub struct FileConfig {
     rules: HashMap<String, RuleSection>,
     #[serde(default)]
     run: RunSection,
+    /// The file's text, to say on which line a refused value is.
+    #[serde(skip)]
+    text: Option<String>,
+}
+
+impl FileConfig {
+    /// The error with the line of its key added, when the key is one of this file's.
+    fn locate(&self, error: ConfigError) -> ConfigError {
+        match (error, &self.text) {
+            (ConfigError::Value { key, value, reason, line: None }, Some(text)) if !key.starts_with('-') => {
+                let line = key_line(text, &key, &value);
+                ConfigError::Value { key, value, reason, line }
+            }
+            (error, _) => error,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -642,7 +701,7 @@ fn message_config(flags: &MessageArgs, file: &FileConfig) -> Result<MessageConfi
     }
     let publish: Vec<String> = flags.publish.iter().filter(|text| !text.trim().is_empty()).cloned().collect();
     specs.extend(sinks("--publish", &publish)?);
-    specs.extend(sinks("run.publish", &section.publish)?);
+    specs.extend(sinks("run.publish", &section.publish).map_err(|e| file.locate(e))?);
     if specs.is_empty() {
         return Err(bad(
             "--topic-arn",
@@ -653,11 +712,17 @@ fn message_config(flags: &MessageArgs, file: &FileConfig) -> Result<MessageConfi
     let mut message = MessageConfig::new(specs);
     message.publish_at = match (flags.publish_severity, &section.publish_severity) {
         (Some(flag), _) => severity(flag),
-        (None, Some(text)) => Severity::parse(text)
-            .ok_or_else(|| bad("run.publish_severity", text, "expected info, low, medium, high or critical"))?,
+        (None, Some(text)) => Severity::parse(text).ok_or_else(|| {
+            file.locate(bad("run.publish_severity", text, "expected info, low, medium, high or critical"))
+        })?,
         (None, None) => DEFAULT_PUBLISH_SEVERITY,
     };
-    if let Some(n) = concurrency(flags.concurrency.or(section.concurrency))? {
+    let concurrency = match (flags.concurrency, section.concurrency) {
+        (Some(n), _) => Some(within("--concurrency", n, &ranges::CONCURRENCY)?),
+        (None, Some(n)) => Some(within("run.concurrency", n, &ranges::CONCURRENCY).map_err(|e| file.locate(e))?),
+        (None, None) => None,
+    };
+    if let Some(n) = concurrency {
         message.fetch_concurrency = n;
     }
     message.limits = limits(file)?;
@@ -832,7 +897,7 @@ pub fn severity(arg: SeverityArg) -> Severity {
 /// Reads and parses the TOML file.
 pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    toml::from_str(&text).map_err(|e| {
+    let file: FileConfig = toml::from_str(&text).map_err(|e| {
         // Where: line and column of the error's start (1-based), as editors count.
         let at = e.span().map(|span| {
             let before = &text[..span.start.min(text.len())];
@@ -841,11 +906,16 @@ pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
             format!("line {line}, column {column}: ")
         });
         ConfigError::Parse { path: path.to_owned(), message: format!("{}{}", at.unwrap_or_default(), e.message()) }
-    })
+    })?;
+    Ok(FileConfig { text: Some(text), ..file })
 }
 
-/// Detection settings from the file, over the SPEC defaults.
+/// Detection settings from the file, over the SPEC defaults; a refused value names its line.
 pub fn settings(file: &FileConfig) -> Result<Settings, ConfigError> {
+    file_settings(file).map_err(|e| file.locate(e))
+}
+
+fn file_settings(file: &FileConfig) -> Result<Settings, ConfigError> {
     let mut settings = Settings::default();
     if let Some(cidrs) = &file.trusted_cidrs {
         settings.trusted_cidrs = cidrs
@@ -876,7 +946,7 @@ pub fn settings(file: &FileConfig) -> Result<Settings, ConfigError> {
     let known: HashSet<&str> = rules::catalogue().iter().map(|r| r.id).collect();
     for (id, section) in &file.rules {
         if !known.contains(id.as_str()) {
-            return Err(bad("rules", id, "no such rule (see `trailhound rules`)"));
+            return Err(bad(&format!("rules.\"{id}\""), id, "no such rule (see `trailhound rules`)"));
         }
         if section.enabled == Some(false) {
             settings.disabled_rules.insert(id.clone());
@@ -911,6 +981,10 @@ where
 }
 
 fn limits(file: &FileConfig) -> Result<Limits, ConfigError> {
+    file_limits(file).map_err(|e| file.locate(e))
+}
+
+fn file_limits(file: &FileConfig) -> Result<Limits, ConfigError> {
     let mut limits = Limits::default();
     let section = &file.limits;
     set_within(

@@ -484,18 +484,22 @@ fn an_unwritable_output_fails_before_the_run() {
     assert!(!err.contains("scanned "), "no work was done: {err}");
 }
 
-/// Issue 16: every number has a documented range, enforced with an error naming the key; a TOML
-/// syntax error names its line and column.
+/// Issue 16: every number has a documented range, enforced with an error naming the key and its
+/// line; a TOML syntax error names its line and column.
 #[test]
 fn config_numbers_out_of_range_are_refused_by_key() {
     let dir = tempfile::tempdir().expect("temp dir");
     let cases: &[(&str, &str)] = &[
-        ("[baseline]\ndormant_days = 9223372036854775807\n", "baseline.dormant_days"),
-        ("[baseline]\nlearning_days = 0\n", "baseline.learning_days"),
-        ("[limits]\nmax_object_bytes = 9223372036854775807\n", "limits.max_object_bytes"),
-        ("[limits]\nmax_record_bytes = 0\n", "limits.max_record_bytes"),
-        ("[limits]\nmax_depth = 1\n", "limits.max_depth"),
-        ("lifecycle_max_days = -1\n", "lifecycle_max_days"),
+        ("[baseline]\ndormant_days = 9223372036854775807\n", "`baseline.dormant_days` at line 2"),
+        ("[baseline]\nlearning_days = 0\n", "`baseline.learning_days` at line 2"),
+        ("[limits]\nmax_object_bytes = 9223372036854775807\n", "`limits.max_object_bytes` at line 2"),
+        ("[limits]\nmax_record_bytes = 0\n", "`limits.max_record_bytes` at line 2"),
+        ("# limits\n\n[limits]\nmax_depth = 64\n\nmax_depth_x = 1\n", "unknown field `max_depth_x`"),
+        ("[limits]\nmax_depth = 64\n\n\nmax_rejected_records = 100000001\n", "`limits.max_rejected_records` at line 5"),
+        ("lifecycle_max_days = -1\n", "`lifecycle_max_days` at line 1"),
+        ("trusted_cidrs = [\n  \"10.0.0.0/8\",\n  \"10.0.0.1/8\",\n]\n", "`trusted_cidrs` at line 3"),
+        ("[rules.\"ec2.serial_console_enabled\"]\n\nseverity = \"loud\"\n", "severity` at line 3"),
+        ("[rules.\"no.such_rule\"]\nenabled = false\n", "at line 1"),
         ("# a comment\n[baseline\nlearning_days = 3\n", "line 2, column"),
     ];
     for (n, (text, expected)) in cases.iter().enumerate() {
@@ -507,6 +511,18 @@ fn config_numbers_out_of_range_are_refused_by_key() {
         assert!(err.contains(expected), "{text}: {err}");
         assert!(!err.contains("Limits {"), "no debug structs: {err}");
     }
+    let run_section = dir.path().join("run.toml");
+    std::fs::write(&run_section, "[run]\ntopic_arn = \"arn:aws:sns:us-east-1:111122223333:t\"\nconcurrency = 0\n")
+        .expect("write");
+    let run = trailhound(&[
+        "run",
+        "--queue-url",
+        "http://127.0.0.1:9/111122223333/q",
+        "--config",
+        run_section.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.status.code(), Some(2));
+    assert!(stderr(&run).contains("`run.concurrency` at line 3"), "{}", stderr(&run));
     let threads = trailhound(&["scan", "--threads", "100000", "testdata/duplicates"]);
     assert_eq!(threads.status.code(), Some(2));
     assert!(stderr(&threads).contains("--threads") && stderr(&threads).contains("between 1 and 512"));
