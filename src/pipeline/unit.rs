@@ -325,16 +325,22 @@ fn count_actor(totals: &mut Totals, actor: Option<String>) {
 }
 
 /// A stable 64-bit hash of an eventID (the same in every thread and run): eight bytes at a time,
-/// multiplied and rotated (the FxHash step), then mixed once more (SplitMix64's finalizer) so that
-/// ids that differ only in their last bytes spread. Not keyed: eventIDs are not chosen to collide
-/// here, and a collision only miscounts a duplicate.
+/// each folded into the state by a 64×64→128-bit multiply whose halves are xored (the step of
+/// foldhash and aHash, which spreads every input bit both up and down), then SplitMix64's
+/// finalizer. The FxHash step used before (multiply only) moved bits upward only, so ids that
+/// differ in two places collided: 6,400 of 200,000 ids `ev-00000000`… were counted duplicates.
+/// Not keyed: eventIDs are not chosen to collide here, and a collision only miscounts a duplicate.
 fn hash_event_id(id: &str) -> u64 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
+    let folded_multiply = |a: u64| {
+        let product = u128::from(a) * u128::from(K);
+        (product as u64) ^ ((product >> 64) as u64)
+    };
     let mut hash = id.len() as u64;
     for chunk in id.as_bytes().chunks(8) {
         let mut word = [0u8; 8];
         word[..chunk.len()].copy_from_slice(chunk);
-        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        hash = folded_multiply(hash ^ u64::from_le_bytes(word));
     }
     hash ^= hash >> 30;
     hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -369,4 +375,26 @@ fn bucket_name<'a>(event: &Event<'a>) -> Option<&'a str> {
     let rest = &event.raw[at..];
     let end = memchr::memchr2(b'"', b'\\', rest)?;
     (rest[end] == b'"' && end > 0).then(|| std::str::from_utf8(&rest[..end]).ok()).flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::hash_event_id;
+
+    /// 200,000 distinct ids of each shape CloudTrail and test generators use hash apart (the
+    /// multiply-only step counted 6,400 of `ev-%08d` as duplicates).
+    #[test]
+    fn distinct_event_ids_hash_apart() {
+        let shapes: [fn(u32) -> String; 3] = [
+            |i| format!("ev-{i:08}"),
+            |i| format!("{i}"),
+            |i| format!("{:08x}-0000-4000-8000-{:012x}", i.wrapping_mul(2_654_435_761), i),
+        ];
+        for shape in shapes {
+            let hashes: HashSet<u64> = (0..200_000).map(|i| hash_event_id(&shape(i))).collect();
+            assert_eq!(hashes.len(), 200_000, "{}", shape(1));
+        }
+    }
 }
