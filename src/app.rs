@@ -358,7 +358,10 @@ fn report(
     // The summary is best effort: a closed stderr must not fail the run.
     let _ = match config.output.quiet {
         true => terminal::write_errors(&mut io::stderr().lock(), result),
-        false => terminal::write_summary(&mut io::stderr().lock(), result, elapsed, threads),
+        false => {
+            let run = terminal::RunFacts { elapsed, threads, min_severity: config.output.min_severity };
+            terminal::write_summary(&mut io::stderr().lock(), result, run)
+        }
     };
     Ok(())
 }

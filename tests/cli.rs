@@ -239,6 +239,45 @@ fn file_names_are_escaped_in_the_summary() {
     assert!(err.contains("evil\\u{1b}[31mred"), "{err}");
 }
 
+/// Issue 16: a folder walk lists what it passed over (it said only "digest/Insight files", and
+/// a name that is not UTF-8 was skipped without a word; it is read now, by its lossy name).
+#[cfg(unix)]
+#[test]
+fn skipped_files_are_listed_and_non_utf8_names_are_read() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = std::fs::read(root().join("testdata/duplicates/delivered_once.json")).expect("fixture");
+    std::fs::write(dir.path().join(std::ffi::OsStr::from_bytes(b"bad\xffname.json")), &log).expect("write");
+    std::fs::write(dir.path().join("notes.txt"), b"hello").expect("write");
+    std::fs::write(dir.path().join("upload.json.tmp"), b"{}").expect("write");
+    let digest = dir.path().join("CloudTrail-Digest");
+    std::fs::create_dir(&digest).expect("mkdir");
+    std::fs::write(digest.join("d.json.gz"), b"x").expect("write");
+    let output = trailhound(&["scan", "--format", "jsonl", dir.path().to_str().expect("utf-8")]);
+    let err = stderr(&output);
+    assert!(err.contains("scanned 1 files"), "the non-UTF-8 name is read: {err}");
+    assert!(err.contains("skipped 3 files:"), "{err}");
+    assert!(
+        err.contains("notes.txt: not a log file name") && err.contains("upload.json.tmp: not a log file name"),
+        "{err}"
+    );
+    assert!(err.contains("d.json.gz: digest or Insight file"), "{err}");
+    assert_eq!(stdout(&output).lines().count(), 1, "{}", stdout(&output));
+}
+
+/// Issue 16: findings below `--min-severity` are counted in the summary as not printed.
+#[test]
+fn the_summary_says_how_many_findings_were_not_printed() {
+    let all = trailhound(&["scan", "--format", "jsonl", "testdata/events"]);
+    let high = trailhound(&["scan", "--format", "jsonl", "--min-severity", "high", "testdata/events"]);
+    let (printed_all, printed_high) = (stdout(&all).lines().count(), stdout(&high).lines().count());
+    assert!(printed_high < printed_all, "{printed_high} < {printed_all}");
+    let err = stderr(&high);
+    let expected = format!("  {} below --min-severity high not printed", printed_all - printed_high);
+    assert!(err.contains(&expected), "{expected} in {err}");
+    assert!(!stderr(&all).contains("not printed"), "{}", stderr(&all));
+}
+
 #[test]
 fn secrets_never_reach_the_output() {
     let output = trailhound(&["scan", "--format", "jsonl", "testdata"]);

@@ -12,7 +12,7 @@ use crate::analyze::passes::Batch;
 use crate::event::time::Millis;
 use crate::finding::{clean, Finding, Severity};
 use crate::pipeline::unit::ObjectOutcome;
-use crate::source::local::InputError;
+use crate::source::local::{InputError, Skipped};
 use crate::store::session::Session;
 use crate::store::StateError;
 
@@ -44,7 +44,12 @@ pub struct ScanResult {
     pub events: Vec<MatchedEvent>,
     /// The eventIDs seen so far, to count duplicates.
     pub seen_events: SeenEvents,
+    /// The first [`SKIPPED_SHOWN`] files a folder walk passed over, and why.
+    pub skipped: Vec<(String, &'static str)>,
 }
+
+/// Skipped files the summary names; the rest are counted.
+pub const SKIPPED_SHOWN: usize = 20;
 
 /// Distinct eventIDs (64-bit hashes) counted by a run, at most this many; later new ones are not
 /// remembered, so duplicates of them are not counted (the summary says so).
@@ -119,7 +124,7 @@ pub struct Totals {
     pub s3_data_events: u64,
     /// Records rejected.
     pub rejected_records: u64,
-    /// Digest and Insight files skipped.
+    /// Files a folder walk passed over (digest and Insight files, names that are not logs).
     pub skipped_files: u64,
     /// Findings per rule (after de-duplication by id).
     pub findings_per_rule: BTreeMap<&'static str, u64>,
@@ -227,6 +232,14 @@ impl Collector {
             }
         }
         Ok(changed)
+    }
+
+    /// Counts the files a folder walk passed over and keeps the first names for the summary.
+    pub fn note_skipped(&mut self, skipped: &[Skipped]) {
+        let result = &mut self.result;
+        result.totals.skipped_files += skipped.len() as u64;
+        let room = SKIPPED_SHOWN.saturating_sub(result.skipped.len());
+        result.skipped.extend(skipped.iter().take(room).map(|s| (s.path.display().to_string(), s.reason.as_str())));
     }
 
     /// Orders the findings and events and counts findings per rule.

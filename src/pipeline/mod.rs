@@ -96,7 +96,7 @@ pub fn scan(plan: &ScanPlan, engine: &Engine, mode: Mode) -> ScanResult {
 /// Scans local files batch by batch through `session`'s state, inspecting on `driver`'s pool.
 pub fn scan_with_state(plan: &ScanPlan, driver: &Driver, session: &mut Session) -> Result<ScanResult, StateError> {
     let mut collector = Collector::new(plan.report_since);
-    let mut skipped = 0;
+    let mut skipped = Vec::new();
     let (stdin, paths): (Vec<PathBuf>, Vec<PathBuf>) =
         plan.paths.iter().cloned().partition(|p| p.as_os_str() == local::STDIN);
     if !stdin.is_empty() {
@@ -109,7 +109,7 @@ pub fn scan_with_state(plan: &ScanPlan, driver: &Driver, session: &mut Session) 
         collector.add_batch(driver.inspect_blocking(vec![input]), session)?;
     }
     let files = collect_files(&paths, &mut collector.result.input_errors, &mut skipped);
-    collector.result.totals.skipped_files = skipped;
+    collector.note_skipped(&skipped);
     for batch in files.chunks(BATCH_FILES) {
         let outcomes = driver.inspect_blocking(batch.iter().cloned().map(Input::File).collect());
         collector.add_batch(outcomes, session)?;

@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use crate::analyze::incidents::Incident;
 use crate::finding::RuleInfo;
-use crate::finding::{clean, is_unsafe_char, Finding};
+use crate::finding::{clean, is_unsafe_char, Finding, Severity};
 use crate::pipeline::{MatchedEvent, ScanResult};
 
 /// Output format.
@@ -230,8 +230,20 @@ pub fn write_errors(out: &mut dyn Write, result: &ScanResult) -> io::Result<()> 
     Ok(())
 }
 
+/// How a run went, for its summary.
+#[derive(Debug, Clone, Copy)]
+pub struct RunFacts {
+    /// Wall-clock seconds.
+    pub elapsed: f64,
+    /// Decode threads.
+    pub threads: usize,
+    /// Findings below this severity were not printed (`--min-severity`).
+    pub min_severity: Severity,
+}
+
 /// Writes the run summary (files, bytes, throughput, findings per rule, problems, coverage).
-pub fn write_summary(out: &mut dyn Write, result: &ScanResult, elapsed: f64, threads: usize) -> io::Result<()> {
+pub fn write_summary(out: &mut dyn Write, result: &ScanResult, run: RunFacts) -> io::Result<()> {
+    let RunFacts { elapsed, threads, min_severity } = run;
     let t = &result.totals;
     let secs = elapsed.max(1e-9);
     writeln!(
@@ -263,6 +275,10 @@ pub fn write_summary(out: &mut dyn Write, result: &ScanResult, elapsed: f64, thr
     } else {
         writeln!(out, "findings: {} ({})", result.findings.len(), per_severity.join(", "))?;
     }
+    let hidden: u64 = t.findings_per_severity.range(..min_severity).map(|(_, count)| count).sum();
+    if hidden > 0 {
+        writeln!(out, "  {hidden} below --min-severity {} not printed", min_severity.as_str())?;
+    }
     for (rule, count) in &t.findings_per_rule {
         writeln!(out, "  {rule:<36} {count}")?;
     }
@@ -272,7 +288,14 @@ pub fn write_summary(out: &mut dyn Write, result: &ScanResult, elapsed: f64, thr
     }
     writeln!(out, "S3 data events: {}", t.s3_data_events)?;
     if t.skipped_files > 0 {
-        writeln!(out, "skipped {} digest/Insight files", t.skipped_files)?;
+        writeln!(out, "skipped {} files:", t.skipped_files)?;
+        for (path, reason) in &result.skipped {
+            writeln!(out, "  {}: {reason}", clean(path))?;
+        }
+        let more = t.skipped_files.saturating_sub(result.skipped.len() as u64);
+        if more > 0 {
+            writeln!(out, "  … and {more} more")?;
+        }
     }
     if t.rejected_records > 0 {
         writeln!(out, "rejected {} records:", t.rejected_records)?;

@@ -38,29 +38,56 @@ pub enum ReadError {
     },
 }
 
+/// A file a folder walk passed over on purpose, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it was not read.
+    pub reason: SkipReason,
+}
+
+/// Why a file was not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// A CloudTrail digest or Insight file: not events of the trail.
+    DigestOrInsight,
+    /// In a folder, and not named like a log (`.json`, `.json.gz`, `.jsonl`, `.ndjson`, `.gz`).
+    NotALogName,
+}
+
+impl SkipReason {
+    /// How the summary says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::DigestOrInsight => "digest or Insight file",
+            SkipReason::NotALogName => "not a log file name",
+        }
+    }
+}
+
 /// Expands folders (recursively, sorted, not following symlinked folders) into files. Paths
-/// that do not exist or are not regular files become input errors; digest and Insight files are
-/// counted in `skipped`.
-pub fn collect_files(paths: &[PathBuf], errors: &mut Vec<InputError>, skipped: &mut u64) -> Vec<PathBuf> {
+/// that do not exist or are not regular files become input errors; digest and Insight files,
+/// and files in folders not named like logs, are listed in `skipped`.
+pub fn collect_files(paths: &[PathBuf], errors: &mut Vec<InputError>, skipped: &mut Vec<Skipped>) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for path in paths {
         match std::fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => walk(path, path, &mut files, errors),
+            Ok(meta) if meta.is_dir() => walk(path, path, &mut files, errors, skipped),
             Ok(meta) if meta.is_file() => files.push(path.clone()),
             Ok(_) => errors.push(input_error(path, "not a regular file or folder")),
             Err(error) => errors.push(input_error(path, &error.to_string())),
         }
     }
-    let before = files.len();
-    files.retain(|f| !is_digest_or_insight(f));
-    *skipped += (before - files.len()) as u64;
+    let (digests, mut files): (Vec<PathBuf>, Vec<PathBuf>) = files.into_iter().partition(|f| is_digest_or_insight(f));
+    skipped.extend(digests.into_iter().map(|path| Skipped { path, reason: SkipReason::DigestOrInsight }));
     files.sort_by_cached_key(|f| {
         (f.file_name().and_then(|n| n.to_str()).and_then(crate::source::layout::name_time), f.clone())
     });
     files
 }
 
-fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
+fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<InputError>, skipped: &mut Vec<Skipped>) {
     let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
         Err(error) => return errors.push(input_error(dir, &error.to_string())),
@@ -72,15 +99,12 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<Inpu
         };
         let file_type = link_meta.file_type();
         if file_type.is_dir() {
-            walk(root, &path, files, errors);
+            walk(root, &path, files, errors, skipped);
         } else if file_type.is_file() {
-            if has_log_extension(&path) {
-                files.push(path);
-            }
+            keep_if_log(path, files, skipped);
         } else if file_type.is_symlink() {
             match symlink_target_inside(root, &path) {
-                Ok(true) if has_log_extension(&path) => files.push(path),
-                Ok(true) => {}
+                Ok(true) => keep_if_log(path, files, skipped),
                 Ok(false) => {
                     errors.push(input_error(&path, "symlink points outside the scanned folder or is not a file"))
                 }
@@ -92,10 +116,20 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>, errors: &mut Vec<Inpu
     }
 }
 
-/// Names a folder walk picks up; other files (READMEs, scripts) in a log folder are ignored.
-/// Files named on the command line are always read, whatever their name: content is sniffed.
+fn keep_if_log(path: PathBuf, files: &mut Vec<PathBuf>, skipped: &mut Vec<Skipped>) {
+    if has_log_extension(&path) {
+        files.push(path);
+    } else {
+        skipped.push(Skipped { path, reason: SkipReason::NotALogName });
+    }
+}
+
+/// Names a folder walk picks up; other files (READMEs, scripts) in a log folder are skipped and
+/// listed. Files named on the command line are always read, whatever their name: content is
+/// sniffed. A name that is not UTF-8 is judged by its lossy form (it used to be skipped without
+/// a word).
 fn has_log_extension(path: &Path) -> bool {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
     [".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".gz"].iter().any(|ext| name.ends_with(ext))
 }
 
