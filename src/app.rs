@@ -47,7 +47,39 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Lambda(args) => run_lambda(&args),
         Command::Rules(args) => run_rules(&args),
         Command::State(args) => run_state(&args),
+        Command::Completions(args) => print_completions(&args),
+        Command::Man(args) => print_man(&args),
     }
+}
+
+/// `trailhound completions SHELL`: the script clap_complete generates from the definitions.
+fn print_completions(args: &crate::cli::CompletionsArgs) -> Result<u8> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "trailhound", &mut script);
+    let mut out = io::stdout().lock();
+    ignore_broken_pipe(out.write_all(&script).and_then(|()| out.flush()))?;
+    Ok(EXIT_OK)
+}
+
+/// `trailhound man [--dir DIR]`: the manual page(s) clap_mangen renders from the definitions.
+fn print_man(args: &crate::cli::ManArgs) -> Result<u8> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    match &args.dir {
+        Some(dir) => {
+            clap_mangen::generate_to(command, dir).with_context(|| {
+                format!("cannot write manual pages into `{}`", crate::finding::clean(&dir.display().to_string()))
+            })?;
+        }
+        None => {
+            let mut out = io::stdout().lock();
+            ignore_broken_pipe(clap_mangen::Man::new(command).render(&mut out).and_then(|()| out.flush()))?;
+        }
+    }
+    Ok(EXIT_OK)
 }
 
 fn now_millis() -> i64 {

@@ -61,6 +61,30 @@ pub enum Command {
         after_help = "Examples:\n  trailhound state\n  trailhound state init dynamodb://trailhound-state --aws-region eu-west-1\n  trailhound state dynamodb://trailhound-state"
     )]
     State(StateArgs),
+    /// Print a shell completion script to standard output.
+    #[command(
+        after_help = "Examples:\n  trailhound completions bash > ~/.local/share/bash-completion/completions/trailhound\n  trailhound completions zsh > \"${fpath[1]}/_trailhound\"\n  trailhound completions fish > ~/.config/fish/completions/trailhound.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) to standard output, or write one page per command into a folder.
+    #[command(after_help = "Examples:\n  trailhound man | man -l -\n  trailhound man --dir /usr/local/share/man/man1")]
+    Man(ManArgs),
+}
+
+/// `trailhound completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `trailhound man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write trailhound.1 and a page per subcommand (trailhound-scan.1 …) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 /// Output format.

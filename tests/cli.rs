@@ -673,3 +673,39 @@ fn severities_cidrs_and_oversized_plain_json() {
     assert!(stdout(&output).contains("trail.unreadable_log_file"), "{}", stdout(&output));
     assert!(stderr(&output).contains("quarantined 1 files"), "{}", stderr(&output));
 }
+
+/// Issue 16: shell completions and manual pages come from the clap definitions, so every
+/// subcommand and flag is in them; the bash script parses.
+#[test]
+fn completions_and_man_pages_come_from_the_definitions() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let output = trailhound(&["completions", shell]);
+        assert_eq!(output.status.code(), Some(0), "{shell}");
+        let script = stdout(&output);
+        for word in ["replay", "backfill", "min-severity", "group-by"] {
+            assert!(script.contains(word), "{shell}: {word} missing");
+        }
+    }
+    let bash = stdout(&trailhound(&["completions", "bash"]));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("trailhound.bash");
+    std::fs::write(&script, &bash).expect("write");
+    let check = Command::new("bash").arg("-n").arg(&script).status().expect("bash runs");
+    assert!(check.success(), "bash -n rejects the completion script");
+    let unknown = trailhound(&["completions", "tcsh"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("possible values"), "{}", stderr(&unknown));
+
+    let page = stdout(&trailhound(&["man"]));
+    assert!(page.starts_with(".ie") && page.contains(".TH trailhound 1"), "{page}");
+    assert!(page.contains("trailhound\\-scan(1)") && page.contains("trailhound\\-completions(1)"), "{page}");
+    let pages = dir.path().join("man1");
+    std::fs::create_dir(&pages).expect("mkdir");
+    let output = trailhound(&["man", "--dir", pages.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let scan = std::fs::read_to_string(pages.join("trailhound-scan.1")).expect("a page per subcommand");
+    assert!(scan.contains("min\\-severity") && scan.contains("fail\\-on"), "{scan}");
+    let missing = trailhound(&["man", "--dir", "/nonexistent/man1"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("cannot write manual pages"), "{}", stderr(&missing));
+}
