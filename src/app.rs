@@ -384,7 +384,7 @@ fn report(
         }
         None => {
             let events = plan.events.as_ref().map(|_| result.events.as_slice());
-            output.emit(|out| write_findings_and_events(out, config.output.format, &shown, events))?;
+            output.emit(|out| write_findings_and_events(out, &config.output, &shown, events))?;
         }
     }
     // The summary is best effort: a closed stderr must not fail the run.
@@ -585,11 +585,12 @@ pub fn exit_status(findings: &[Finding], fail_on: Option<Severity>) -> u8 {
 
 fn write_findings_and_events(
     out: &mut dyn Write,
-    format: terminal::Format,
+    output: &config::OutputConfig,
     findings: &[Finding],
     events: Option<&[MatchedEvent]>,
 ) -> io::Result<()> {
-    terminal::write_findings(out, findings, format)?;
+    let format = output.format;
+    terminal::write_findings(out, findings, format, output.table)?;
     match events {
         Some(events) => terminal::write_events(out, events, format),
         None => Ok(()),

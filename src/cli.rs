@@ -343,6 +343,20 @@ pub struct OutputArgs {
     /// No run summary on stderr (errors are still printed).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Severity colours in the table: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub color: ColorArg,
+}
+
+/// When the table is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    /// On a terminal, unless `NO_COLOR` is set (to anything but the empty string) or `TERM=dumb`.
+    Auto,
+    /// Always (even into a file or a pipe).
+    Always,
+    /// Never.
+    Never,
 }
 
 /// `trailhound rules`.

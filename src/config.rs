@@ -49,17 +49,17 @@ use std::time::Duration;
 use crate::analyze::incidents::GroupBy;
 use crate::aws::AwsOptions;
 use crate::cli::{
-    AwsArgs, BackfillArgs, CommonArgs, FormatArg, GroupByArg, IncidentArgs, LambdaArgs, MessageArgs, OutputArgs,
-    ProgressArg, RemoteArgs, ReplayArgs, RunArgs, ScanArgs, SeverityArg,
+    AwsArgs, BackfillArgs, ColorArg, CommonArgs, FormatArg, GroupByArg, IncidentArgs, LambdaArgs, MessageArgs,
+    OutputArgs, ProgressArg, RemoteArgs, ReplayArgs, RunArgs, ScanArgs, SeverityArg,
 };
 use crate::decode::Limits;
 use crate::detect::rules;
 use crate::event::filter::EventFilter;
 use crate::event::time::{parse_rfc3339, Millis};
-use crate::finding::Severity;
+use crate::finding::{clean, Severity};
 use crate::net::Cidr;
 use crate::settings::{RuleSettings, Settings};
-use crate::sink::terminal::Format;
+use crate::sink::terminal::{Format, TableStyle};
 use crate::sink::SinkSpec;
 
 /// Objects fetched or downloaded at once (`run`, `backfill`, `replay s3://…`).
@@ -240,8 +240,10 @@ pub enum ConfigError {
     },
 }
 
+/// A refused value. Key and value may come from the file or the command line, so both are
+/// escaped ([`clean`]): an error message must not carry terminal control sequences either.
 fn bad(key: &str, value: impl ToString, reason: &str) -> ConfigError {
-    ConfigError::Value { key: key.to_owned(), value: value.to_string(), reason: reason.to_owned(), line: None }
+    ConfigError::Value { key: clean(key), value: clean(&value.to_string()), reason: reason.to_owned(), line: None }
 }
 
 /// The 1-based line of the byte at `offset` of `text`.
@@ -387,6 +389,8 @@ pub struct OutputConfig {
     pub group_by: Option<GroupBy>,
     /// No summary on stderr, only errors.
     pub quiet: bool,
+    /// The table's width and colours.
+    pub table: TableStyle,
 }
 
 /// Everything `scan` needs.
@@ -867,7 +871,25 @@ fn output_config(args: &OutputArgs, terminal: bool, now: Millis) -> OutputConfig
         fail_on: args.fail_on.map(severity),
         group_by: None,
         quiet: args.quiet,
+        table: table_style(args.color, terminal, |name| std::env::var(name).ok()),
     }
+}
+
+/// The table's width and colours. The width is `COLUMNS` when set (20 to 1000), else the
+/// terminal's; not a terminal: not fitted. Colours follow `--color`; `auto` colours a terminal
+/// unless `NO_COLOR` is set to anything but the empty string (no-color.org) or `TERM` is `dumb`.
+pub fn table_style(color: ColorArg, terminal: bool, env: impl Fn(&str) -> Option<String>) -> TableStyle {
+    let columns = env("COLUMNS").and_then(|c| c.trim().parse::<usize>().ok()).filter(|c| (20..=1000).contains(c));
+    let width = columns.or_else(|| {
+        terminal.then(|| terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0))).flatten()
+    });
+    let no_color = env("NO_COLOR").is_some_and(|v| !v.is_empty()) || env("TERM").as_deref() == Some("dumb");
+    let color = match color {
+        ColorArg::Always => true,
+        ColorArg::Never => false,
+        ColorArg::Auto => terminal && !no_color,
+    };
+    TableStyle { width, color }
 }
 
 /// Adds `--group-by` to an output: incidents print as a table or JSON lines, not OCSF (which
@@ -897,6 +919,11 @@ pub fn severity(arg: SeverityArg) -> Severity {
 /// Reads and parses the TOML file.
 pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    parse_file(path, text)
+}
+
+/// Parses the text of the configuration file at `path` (named in errors).
+pub fn parse_file(path: &Path, text: String) -> Result<FileConfig, ConfigError> {
     let file: FileConfig = toml::from_str(&text).map_err(|e| {
         // Where: line and column of the error's start (1-based), as editors count.
         let at = e.span().map(|span| {
@@ -905,7 +932,11 @@ pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
             let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
             format!("line {line}, column {column}: ")
         });
-        ConfigError::Parse { path: path.to_owned(), message: format!("{}{}", at.unwrap_or_default(), e.message()) }
+        // The parser quotes keys and values from the file: escaped like any input.
+        ConfigError::Parse {
+            path: path.to_owned(),
+            message: format!("{}{}", at.unwrap_or_default(), clean(e.message())),
+        }
     })?;
     Ok(FileConfig { text: Some(text), ..file })
 }
@@ -980,7 +1011,8 @@ where
     Ok(())
 }
 
-fn limits(file: &FileConfig) -> Result<Limits, ConfigError> {
+/// Decode limits from the file's `[limits]`; a refused value names its line.
+pub fn limits(file: &FileConfig) -> Result<Limits, ConfigError> {
     file_limits(file).map_err(|e| file.locate(e))
 }
 

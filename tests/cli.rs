@@ -14,6 +14,9 @@ fn trailhound(args: &[&str]) -> Output {
         .args(args)
         .current_dir(root())
         .env_remove("TRAILHOUND_CONFIG")
+        // The table's width and colours must not depend on the shell the tests run from.
+        .env_remove("COLUMNS")
+        .env_remove("NO_COLOR")
         .output()
         .expect("the binary runs")
 }
@@ -69,6 +72,66 @@ fn the_same_input_gives_the_same_output_whatever_the_thread_count() {
         assert_eq!(one.stdout, two.stdout, "{input}");
         assert_eq!(one.stdout, four.stdout, "{input}");
     }
+}
+
+fn trailhound_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_trailhound"));
+    command.args(args).current_dir(root()).env_remove("TRAILHOUND_CONFIG").env_remove("COLUMNS").env_remove("NO_COLOR");
+    command.envs(env.iter().copied()).output().expect("the binary runs")
+}
+
+/// Issue 16: the table fits the terminal's width (here `COLUMNS`): it drops the id, account and
+/// source IP columns, then narrows the principal (dropped below about 120 columns: the summary
+/// names who too), and cuts the summary at a word, never wider than the terminal. Golden files
+/// at 100, 120 and 180 columns.
+#[test]
+fn the_table_fits_the_terminal_width() {
+    for columns in [100, 120, 180] {
+        let output = trailhound_with_env(
+            &["scan", "--format", "table", "--min-severity", "high", "testdata/events"],
+            &[("COLUMNS", &columns.to_string())],
+        );
+        let table = stdout(&output);
+        assert_golden(&format!("scan_events_high.{columns}cols.table.txt"), &table);
+        for line in table.lines() {
+            assert!(line.chars().count() <= columns, "wider than {columns}: {line}");
+            if let Some(cut) = line.strip_suffix('…') {
+                assert!(!cut.ends_with(' '), "cut after a space: {line}");
+            }
+        }
+        let header = table.lines().next().expect("a header");
+        assert_eq!(header.contains("PRINCIPAL"), columns >= 120, "{header}");
+        assert_eq!(header.contains("SOURCE IP"), columns == 180, "{header}");
+    }
+    let narrow = stdout(&trailhound_with_env(&["scan", "--format", "table", "testdata/events"], &[("COLUMNS", "100")]));
+    assert!(narrow.lines().any(|l| l.ends_with('…')), "long summaries are cut: {narrow}");
+}
+
+/// Issue 16: severities are coloured on a terminal, and `NO_COLOR`, `--color never` and a
+/// pipe switch the colours off (the terminal is a pseudo-terminal made by `script`).
+#[cfg(unix)]
+#[test]
+fn severities_are_coloured_on_a_terminal_unless_no_color() {
+    let on_a_terminal = |no_color: Option<&str>, flag: &str| {
+        let binary = env!("CARGO_BIN_EXE_trailhound");
+        let command = format!("{binary} scan --quiet --format table {flag} --min-severity high testdata/events");
+        let mut script = Command::new("script");
+        script.args(["-qec", &command, "/dev/null"]).current_dir(root()).env_remove("NO_COLOR").env("COLUMNS", "160");
+        if let Some(value) = no_color {
+            script.env("NO_COLOR", value);
+        }
+        String::from_utf8_lossy(&script.output().expect("script runs").stdout).into_owned()
+    };
+    let coloured = on_a_terminal(None, "");
+    assert!(coloured.contains("\u{1b}[31mhigh") && coloured.contains("\u{1b}[0m"), "{coloured:?}");
+    assert!(coloured.contains("\u{1b}[1;31mcritical"), "{coloured:?}");
+    assert!(!on_a_terminal(Some("1"), "").contains('\u{1b}'), "NO_COLOR=1");
+    assert!(on_a_terminal(Some(""), "").contains('\u{1b}'), "an empty NO_COLOR does not count");
+    assert!(!on_a_terminal(None, "--color never").contains('\u{1b}'), "--color never");
+    let piped = trailhound(&["scan", "--format", "table", "testdata/events"]);
+    assert!(!stdout(&piped).contains('\u{1b}'), "a pipe is not coloured");
+    let forced = trailhound(&["scan", "--format", "table", "--color", "always", "testdata/events"]);
+    assert!(stdout(&forced).contains("\u{1b}[33mmedium"), "--color always");
 }
 
 #[test]

@@ -48,60 +48,7 @@ impl SecurityHubSink {
 
     /// The ASFF form of a finding.
     pub fn asff(&self, finding: &Finding) -> AwsSecurityFinding {
-        let finding_account = finding.account.clone().unwrap_or_else(|| "unknown".into());
-        let importer = self.account.clone().unwrap_or_else(|| finding_account.clone());
-        let product = format!("arn:aws:securityhub:{}:{importer}:product/{importer}/default", self.region);
-        let first = finding.first_seen.clone().or_else(|| finding.last_seen.clone());
-        let last = finding.last_seen.clone().or_else(|| first.clone());
-        let mut asff = AwsSecurityFinding::builder()
-            .schema_version("2018-10-08")
-            .id(&finding.id)
-            .product_arn(product)
-            .product_name("trailhound")
-            .company_name("trailhound")
-            .generator_id(finding.rule)
-            .aws_account_id(finding_account)
-            .region(finding.region.clone().unwrap_or_else(|| self.region.clone()))
-            .types(asff_type(finding.family))
-            .severity(
-                AsffSeverity::builder().label(label(finding.severity)).original(finding.severity.as_str()).build(),
-            )
-            .title(cut(finding.title, 256))
-            .description(cut(&finding.summary, 1024))
-            .remediation(
-                Remediation::builder()
-                    .recommendation(Recommendation::builder().text(cut(finding.remediation, 512)).build())
-                    .build(),
-            )
-            .set_resources(Some(resources(finding)))
-            .product_fields("trailhound/rule", finding.rule)
-            .product_fields("trailhound/family", finding.family.as_str())
-            .product_fields("trailhound/mode", finding.mode.as_str())
-            .product_fields("trailhound/origin", cut(&finding.origin, 2048))
-            .product_fields("trailhound/event_count", finding.evidence.count.to_string())
-            .product_fields(
-                "trailhound/event_ids",
-                finding.evidence.event_ids.iter().take(EVENT_IDS).cloned().collect::<Vec<_>>().join(","),
-            );
-        if let (Some(first), Some(last)) = (first, last) {
-            asff = asff.first_observed_at(&first).last_observed_at(&last).created_at(first).updated_at(last);
-        }
-        if let Some(ip) = &finding.source_ip {
-            asff = asff.product_fields("trailhound/source_ip", ip);
-        }
-        if let Some(arn) = &finding.principal.arn {
-            asff = asff.product_fields("trailhound/principal", arn);
-        }
-        if let Some((first, _)) = finding.controls.split_first() {
-            let controls = finding.controls.iter().map(|c| format!("Security Hub {c}")).collect();
-            let compliance = Compliance::builder()
-                .status(ComplianceStatus::Failed)
-                .security_control_id(*first)
-                .set_related_requirements(Some(controls))
-                .build();
-            asff = asff.compliance(compliance);
-        }
-        asff.build()
+        asff(finding, &self.region, self.account.as_deref())
     }
 
     async fn import(&self, findings: &[&Finding]) -> Result<(), SinkError> {
@@ -205,6 +152,62 @@ fn asff_resource_type(kind: &str) -> String {
 /// At most `max` characters.
 fn cut(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
+}
+
+/// The ASFF form of a finding, imported into `region` as `account` (else the finding's own).
+pub fn asff(finding: &Finding, region: &str, account: Option<&str>) -> AwsSecurityFinding {
+    let finding_account = finding.account.clone().unwrap_or_else(|| "unknown".into());
+    let importer = account.map_or_else(|| finding_account.clone(), str::to_owned);
+    let product = format!("arn:aws:securityhub:{region}:{importer}:product/{importer}/default");
+    let first = finding.first_seen.clone().or_else(|| finding.last_seen.clone());
+    let last = finding.last_seen.clone().or_else(|| first.clone());
+    let mut asff = AwsSecurityFinding::builder()
+        .schema_version("2018-10-08")
+        .id(&finding.id)
+        .product_arn(product)
+        .product_name("trailhound")
+        .company_name("trailhound")
+        .generator_id(finding.rule)
+        .aws_account_id(finding_account)
+        .region(finding.region.clone().unwrap_or_else(|| region.to_owned()))
+        .types(asff_type(finding.family))
+        .severity(AsffSeverity::builder().label(label(finding.severity)).original(finding.severity.as_str()).build())
+        .title(cut(finding.title, 256))
+        .description(cut(&finding.summary, 1024))
+        .remediation(
+            Remediation::builder()
+                .recommendation(Recommendation::builder().text(cut(finding.remediation, 512)).build())
+                .build(),
+        )
+        .set_resources(Some(resources(finding)))
+        .product_fields("trailhound/rule", finding.rule)
+        .product_fields("trailhound/family", finding.family.as_str())
+        .product_fields("trailhound/mode", finding.mode.as_str())
+        .product_fields("trailhound/origin", cut(&finding.origin, 2048))
+        .product_fields("trailhound/event_count", finding.evidence.count.to_string())
+        .product_fields(
+            "trailhound/event_ids",
+            finding.evidence.event_ids.iter().take(EVENT_IDS).cloned().collect::<Vec<_>>().join(","),
+        );
+    if let (Some(first), Some(last)) = (first, last) {
+        asff = asff.first_observed_at(&first).last_observed_at(&last).created_at(first).updated_at(last);
+    }
+    if let Some(ip) = &finding.source_ip {
+        asff = asff.product_fields("trailhound/source_ip", ip);
+    }
+    if let Some(arn) = &finding.principal.arn {
+        asff = asff.product_fields("trailhound/principal", arn);
+    }
+    if let Some((first, _)) = finding.controls.split_first() {
+        let controls = finding.controls.iter().map(|c| format!("Security Hub {c}")).collect();
+        let compliance = Compliance::builder()
+            .status(ComplianceStatus::Failed)
+            .security_control_id(*first)
+            .set_related_requirements(Some(controls))
+            .build();
+        asff = asff.compliance(compliance);
+    }
+    asff.build()
 }
 
 #[cfg(test)]

@@ -27,8 +27,26 @@ pub enum Format {
     },
 }
 
-/// Writes findings in `format`.
-pub fn write_findings(out: &mut dyn Write, findings: &[Finding], format: Format) -> io::Result<()> {
+/// How the findings table is drawn: decided once from the terminal and the environment
+/// (`COLUMNS`, `NO_COLOR`, `--color`) by the configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TableStyle {
+    /// Columns to fit each row into; `None` (not a terminal): the summary is cut at
+    /// [`UNFITTED_SUMMARY`] characters.
+    pub width: Option<usize>,
+    /// Severities in colour (ANSI SGR).
+    pub color: bool,
+}
+
+/// The summary column's length when there is no terminal width to fit.
+pub const UNFITTED_SUMMARY: usize = 140;
+/// Narrower than this, the summary column makes room by dropping the optional columns.
+const MIN_SUMMARY: usize = 32;
+/// The principal column is narrowed to this before it is dropped.
+const MIN_PRINCIPAL: usize = 16;
+
+/// Writes findings in `format` (`style` is the table's).
+pub fn write_findings(out: &mut dyn Write, findings: &[Finding], format: Format, style: TableStyle) -> io::Result<()> {
     match format {
         Format::Jsonl => {
             for finding in findings {
@@ -42,22 +60,176 @@ pub fn write_findings(out: &mut dyn Write, findings: &[Finding], format: Format)
                 out.write_all(b"\n")?;
             }
         }
-        Format::Table => write_table(out, findings)?,
+        Format::Table => write_table(out, findings, style)?,
     }
     out.flush()
 }
 
-fn write_table(out: &mut dyn Write, findings: &[Finding]) -> io::Result<()> {
+/// The table's columns before the summary, in order; the optional ones are dropped (last
+/// listed first) when the terminal is too narrow for a readable summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Column {
+    Time,
+    Severity,
+    Rule,
+    Principal,
+    Account,
+    SourceIp,
+    Id,
+}
+
+impl Column {
+    const ALL: [Column; 7] = [
+        Column::Time,
+        Column::Severity,
+        Column::Rule,
+        Column::Principal,
+        Column::Account,
+        Column::SourceIp,
+        Column::Id,
+    ];
+    /// Dropped in this order to make room.
+    const OPTIONAL: [Column; 4] = [Column::Id, Column::Account, Column::SourceIp, Column::Principal];
+
+    fn title(self) -> &'static str {
+        match self {
+            Column::Time => "TIME",
+            Column::Severity => "SEVERITY",
+            Column::Rule => "RULE",
+            Column::Principal => "PRINCIPAL",
+            Column::Account => "ACCOUNT",
+            Column::SourceIp => "SOURCE IP",
+            Column::Id => "ID",
+        }
+    }
+
+    /// The widest a cell may be (longer values are cut with an ellipsis).
+    fn max_width(self) -> usize {
+        match self {
+            Column::Time => 20,
+            Column::Severity => 8,
+            Column::Rule => 36,
+            Column::Principal => 32,
+            Column::Account => 12,
+            Column::SourceIp => 18,
+            Column::Id => 8,
+        }
+    }
+
+    fn cell(self, f: &Finding) -> String {
+        let or_dash = |v: Option<&str>| v.unwrap_or("-").to_owned();
+        match self {
+            // Whole seconds in UTC, marked as such (as the events table does).
+            Column::Time => {
+                f.first_seen.as_deref().map_or_else(|| "-".to_owned(), |t| format!("{}Z", t.get(..19).unwrap_or(t)))
+            }
+            Column::Severity => f.severity.as_str().to_owned(),
+            Column::Rule => f.rule.to_owned(),
+            Column::Principal => principal_cell(f),
+            Column::Account => or_dash(f.account.as_deref()),
+            Column::SourceIp => or_dash(f.source_ip.as_deref()),
+            // Enough of the id to find the finding in the JSON output.
+            Column::Id => f.id.get(..8).unwrap_or(&f.id).to_owned(),
+        }
+    }
+}
+
+/// Who, short: the ARN after its account (`user/alice`, `assumed-role/ops/alice`, `root`; the
+/// account has its own column), else the user name or the access key id.
+fn principal_cell(f: &Finding) -> String {
+    let p = &f.principal;
+    let from_arn = p.arn.as_deref().map(|arn| arn.splitn(6, ':').nth(5).unwrap_or(arn));
+    from_arn.or(p.user_name.as_deref()).or(p.access_key_id.as_deref()).unwrap_or("-").to_owned()
+}
+
+fn write_table(out: &mut dyn Write, findings: &[Finding], style: TableStyle) -> io::Result<()> {
     if findings.is_empty() {
         return writeln!(out, "No findings.");
     }
-    writeln!(out, "{:<20}  {:<8}  {:<34}  SUMMARY", "TIME", "SEVERITY", "RULE")?;
-    for f in findings {
-        // Whole seconds in UTC, marked as such (as the events table does).
-        let time = f.first_seen.as_deref().map_or_else(|| "-".to_owned(), |t| format!("{}Z", t.get(..19).unwrap_or(t)));
-        writeln!(out, "{:<20}  {:<8}  {:<34}  {}", time, f.severity.as_str(), f.rule, truncate(&f.summary, 140))?;
+    let rows: Vec<Vec<String>> = findings.iter().map(|f| Column::ALL.iter().map(|c| c.cell(f)).collect()).collect();
+    let mut widths: Vec<usize> = Column::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0).max(c.title().len()).min(c.max_width())
+        })
+        .collect();
+    let (shown, summary_width) = fit_columns(&mut widths, style.width);
+    let mut header: Vec<String> = shown.iter().map(|&i| pad(Column::ALL[i].title(), widths[i])).collect();
+    header.push("SUMMARY".to_owned());
+    writeln!(out, "{}", header.join("  "))?;
+    for (finding, row) in findings.iter().zip(&rows) {
+        let mut cells: Vec<String> = shown.iter().map(|&i| pad(&row[i], widths[i])).collect();
+        if style.color {
+            if let Some(at) = shown.iter().position(|&i| Column::ALL[i] == Column::Severity) {
+                cells[at] = paint(finding.severity, &cells[at]);
+            }
+        }
+        cells.push(cut_at_word(&finding.summary, summary_width));
+        writeln!(out, "{}", cells.join("  "))?;
     }
     Ok(())
+}
+
+/// Which columns (indexes into [`Column::ALL`]) fit beside a summary of at least
+/// [`MIN_SUMMARY`] characters in `width`, and the summary's width. Room is made by dropping the
+/// id, account and source IP columns, then narrowing the principal (to [`MIN_PRINCIPAL`]), then
+/// dropping it; `widths` is narrowed in place.
+fn fit_columns(widths: &mut [usize], width: Option<usize>) -> (Vec<usize>, usize) {
+    let mut shown: Vec<usize> = (0..Column::ALL.len()).collect();
+    let Some(width) = width else { return (shown, UNFITTED_SUMMARY) };
+    let summary =
+        |shown: &[usize], widths: &[usize]| width.saturating_sub(shown.iter().map(|&i| widths[i] + 2).sum::<usize>());
+    let principal = Column::ALL.iter().position(|&c| c == Column::Principal).unwrap_or(0);
+    for drop in Column::OPTIONAL {
+        if summary(&shown, widths) >= MIN_SUMMARY {
+            break;
+        }
+        if drop == Column::Principal {
+            let short = MIN_SUMMARY.saturating_sub(summary(&shown, widths));
+            if widths[principal].saturating_sub(short) >= MIN_PRINCIPAL {
+                widths[principal] -= short;
+                break;
+            }
+        }
+        shown.retain(|&i| Column::ALL[i] != drop);
+    }
+    // Very narrow terminals still get a few words (the row may then wrap).
+    let summary_width = summary(&shown, widths).max(12);
+    (shown, summary_width)
+}
+
+/// `text` cut or padded to exactly `width` characters.
+fn pad(text: &str, width: usize) -> String {
+    let cut = truncate(text, width);
+    let len = cut.chars().count();
+    cut + &" ".repeat(width.saturating_sub(len))
+}
+
+/// `text` in at most `width` characters, cut at a word boundary with an ellipsis (a single word
+/// longer than the column is cut inside it).
+pub fn cut_at_word(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(width.saturating_sub(1)).collect();
+    let kept = match head.rfind(' ') {
+        Some(space) if space > 0 => head[..space].trim_end(),
+        _ => head.as_str(),
+    };
+    format!("{kept}…")
+}
+
+/// A severity cell in its colour: critical bold red, high red, medium yellow, low cyan, info dim.
+fn paint(severity: Severity, cell: &str) -> String {
+    let code = match severity {
+        Severity::Critical => "1;31",
+        Severity::High => "31",
+        Severity::Medium => "33",
+        Severity::Low => "36",
+        Severity::Info => "2",
+    };
+    format!("\x1b[{code}m{cell}\x1b[0m")
 }
 
 /// Writes incidents: one JSON object per line (`trailhound.incident/v1`), or for people a block

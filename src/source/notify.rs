@@ -117,7 +117,7 @@ fn s3_records(records: &Value) -> Result<Notification, NotificationError> {
         }
         let version = record.get("eventVersion").and_then(Value::as_str).unwrap_or("2.1");
         if !version.starts_with("2.") {
-            return Err(NotificationError::UnsupportedVersion(version.to_owned()));
+            return Err(NotificationError::UnsupportedVersion(crate::finding::clean(version)));
         }
         let name = record.get("eventName").and_then(Value::as_str).unwrap_or("");
         if !name.starts_with("ObjectCreated:") {
