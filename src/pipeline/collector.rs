@@ -193,19 +193,48 @@ pub struct Collector {
     /// The result so far.
     pub result: ScanResult,
     report_since: Option<Millis>,
-    /// Finding id → position: a later batch's version of a finding (a window or chain that
-    /// grew) replaces the earlier one.
-    reported: HashMap<String, usize>,
+    /// Keep the findings in `result.findings` (else they are only counted: the caller streams
+    /// what [`Collector::add_batch`] returns).
+    keep: bool,
+    /// Finding id → what was reported: a later batch's version of a finding (a window or chain
+    /// that grew) replaces the earlier one. Keyed by the id's 128 bits, not its text: this map
+    /// is what a streamed run keeps per finding (40 bytes instead of about 100).
+    reported: HashMap<u128, Reported>,
+}
+
+/// A finding id (32 hex digits) as a number; any other text, hashed.
+fn id_key(id: &str) -> u128 {
+    u128::from_str_radix(id, 16).unwrap_or_else(|_| {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        u128::from(BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(id))
+    })
+}
+
+/// A finding already reported.
+#[derive(Debug, Clone, Copy)]
+struct Reported {
+    /// Its place in `result.findings`, when they are kept.
+    at: Option<usize>,
+    count: u64,
+    severity: Severity,
 }
 
 impl Collector {
-    /// An empty run; findings before `report_since` are learned from but not reported.
+    /// An empty run that keeps its findings; findings before `report_since` are learned from
+    /// but not reported.
     pub fn new(report_since: Option<Millis>) -> Collector {
-        Collector { result: ScanResult::default(), report_since, reported: HashMap::new() }
+        Collector { result: ScanResult::default(), report_since, keep: true, reported: HashMap::new() }
+    }
+
+    /// An empty run that only counts its findings: the caller writes what each batch returns,
+    /// so memory does not grow with their number (an id per finding is remembered).
+    pub fn streaming(report_since: Option<Millis>) -> Collector {
+        Collector { keep: false, ..Collector::new(report_since) }
     }
 
     /// Adds one batch (objects in time order) and advances the state. Returns the findings
-    /// this batch reported or grew. Blocking (the session may write to its store).
+    /// this batch reported or grew, ordered by time, rule and id. Blocking (the session may
+    /// write to its store).
     pub fn add_batch(
         &mut self,
         outcomes: Vec<ObjectOutcome>,
@@ -217,20 +246,34 @@ impl Collector {
             if self.report_since.is_some_and(|since| finding.sort_time < since) {
                 continue;
             }
-            let findings = &mut self.result.findings;
-            match self.reported.get(&finding.id) {
-                Some(&at) if finding.evidence.count > findings[at].evidence.count => {
-                    findings[at] = finding.clone();
+            let totals = &mut self.result.totals;
+            match self.reported.get_mut(&id_key(&finding.id)) {
+                Some(known) if finding.evidence.count > known.count => {
+                    *totals.findings_per_severity.entry(known.severity).or_default() -= 1;
+                    *totals.findings_per_severity.entry(finding.severity).or_default() += 1;
+                    known.count = finding.evidence.count;
+                    known.severity = finding.severity;
+                    if let Some(at) = known.at {
+                        self.result.findings[at] = finding.clone();
+                    }
                     changed.push(finding);
                 }
                 Some(_) => {}
                 None => {
-                    self.reported.insert(finding.id.clone(), findings.len());
-                    findings.push(finding.clone());
+                    *totals.findings_per_rule.entry(finding.rule).or_default() += 1;
+                    *totals.findings_per_severity.entry(finding.severity).or_default() += 1;
+                    let at = self.keep.then_some(self.result.findings.len());
+                    let known = Reported { at, count: finding.evidence.count, severity: finding.severity };
+                    self.reported.insert(id_key(&finding.id), known);
+                    if self.keep {
+                        self.result.findings.push(finding.clone());
+                    }
                     changed.push(finding);
                 }
             }
         }
+        self.result.totals.findings_per_severity.retain(|_, count| *count > 0);
+        changed.sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
         Ok(changed)
     }
 
@@ -242,14 +285,10 @@ impl Collector {
         result.skipped.extend(skipped.iter().take(room).map(|s| (s.path.display().to_string(), s.reason.as_str())));
     }
 
-    /// Orders the findings and events and counts findings per rule.
+    /// Orders the findings and events.
     pub fn finish(mut self) -> ScanResult {
         let result = &mut self.result;
         result.findings.sort_by(|a, b| (a.sort_time, a.rule, &a.id).cmp(&(b.sort_time, b.rule, &b.id)));
-        for finding in &result.findings {
-            *result.totals.findings_per_rule.entry(finding.rule).or_default() += 1;
-            *result.totals.findings_per_severity.entry(finding.severity).or_default() += 1;
-        }
         result.events.sort_by(|a, b| (a.time, &a.origin).cmp(&(b.time, &b.origin)));
         self.result
     }

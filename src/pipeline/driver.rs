@@ -11,11 +11,12 @@
 //! Objects of a batch are inspected in parallel and returned in input order, so the result
 //! does not depend on the thread count.
 
-use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
-use crate::pipeline::unit::{inspect_input, Input, Inspection, ObjectOutcome};
+use crate::pipeline::unit::{inspect_input, inspect_input_in_parts, Input, Inspection, ObjectOutcome, Parts};
 
 /// The hand-off failed: the pool or the blocking task ended without an answer (a panic).
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,55 @@ impl Driver {
         }
     }
 
+    /// Inspects `inputs` on the pool and hands every outcome to `consume` on the calling
+    /// thread, in input order, as soon as the objects before it are done: an object that makes
+    /// many findings is handed on in parts of `part_findings` while it is read (see
+    /// [`Parts`]), so neither many objects nor one big one are held whole. Blocks until done;
+    /// call it from a thread outside the pool (`scan`, `replay` of local files).
+    ///
+    /// Objects are taken in input order from a queue of tickets that runs at most
+    /// [`LOOK_AHEAD`] objects ahead of `consume`; each has a channel of one outcome. The
+    /// object `consume` waits for was always taken before any later one whose thread may be
+    /// blocked on a full channel, so it always makes progress.
+    pub fn inspect_in_order(&self, inputs: Vec<Input>, part_findings: usize, mut consume: impl FnMut(ObjectOutcome)) {
+        let count = inputs.len();
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..count).map(|_| mpsc::sync_channel::<ObjectOutcome>(1)).unzip();
+        let (ticket_sender, tickets) = mpsc::channel::<usize>();
+        let shared = InOrder {
+            slots: inputs.into_iter().zip(senders).map(|pair| Mutex::new(Some(pair))).collect(),
+            tickets: Mutex::new(tickets),
+            inspection: &self.inspection,
+            part_findings,
+        };
+        let workers = self.threads().min(count);
+        let consume_all = move || {
+            let mut issued = 0;
+            for _ in 0..LOOK_AHEAD.min(count) {
+                let _ = ticket_sender.send(issued);
+                issued += 1;
+            }
+            for receiver in receivers {
+                for outcome in receiver {
+                    consume(outcome);
+                }
+                if issued < count {
+                    let _ = ticket_sender.send(issued);
+                    issued += 1;
+                }
+            }
+        };
+        match &self.pool {
+            Some(pool) => pool.in_place_scope(|scope| {
+                (0..workers).for_each(|_| scope.spawn(|_| shared.work()));
+                consume_all();
+            }),
+            None => rayon::in_place_scope(|scope| {
+                (0..workers).for_each(|_| scope.spawn(|_| shared.work()));
+                consume_all();
+            }),
+        }
+    }
+
     /// Inspects a batch on the pool and awaits it without holding a runtime thread.
     pub async fn inspect(&self, inputs: Vec<Input>) -> Result<Vec<ObjectOutcome>, DriverError> {
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -92,6 +142,44 @@ impl Driver {
     /// blocking threads.
     pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, DriverError> {
         tokio::task::spawn_blocking(work).await.map_err(DriverError::Blocking)
+    }
+}
+
+/// Objects [`Driver::inspect_in_order`] inspects ahead of the one it waits for, at most.
+pub const LOOK_AHEAD: usize = 64;
+
+/// An object waiting to be inspected, with the sender of its channel.
+type Slot = Mutex<Option<(Input, SyncSender<ObjectOutcome>)>>;
+
+/// What the pool threads of [`Driver::inspect_in_order`] share.
+struct InOrder<'a> {
+    /// Each object with the sender of its channel, taken by the holder of its ticket.
+    slots: Vec<Slot>,
+    /// Object indexes, issued in order.
+    tickets: Mutex<Receiver<usize>>,
+    inspection: &'a Inspection,
+    part_findings: usize,
+}
+
+impl InOrder<'_> {
+    /// A pool thread's loop: the next ticket's object, until every ticket is issued and taken.
+    fn work(&self) {
+        while let Some(index) = self.next_ticket() {
+            let Some((input, sender)) = self.slots[index].lock().ok().and_then(|mut slot| slot.take()) else {
+                continue;
+            };
+            // A send fails only when the consumer is gone (it panicked): nothing to keep then.
+            let mut spill = |part: ObjectOutcome| {
+                let _ = sender.send(part);
+            };
+            let parts = Parts { every: self.part_findings, spill: &mut spill };
+            let outcome = inspect_input_in_parts(input, self.inspection, Some(parts));
+            let _ = sender.send(outcome);
+        }
+    }
+
+    fn next_ticket(&self) -> Option<usize> {
+        self.tickets.lock().ok()?.recv().ok()
     }
 }
 

@@ -26,7 +26,7 @@ use crate::decode::Limits;
 use crate::detect::Engine;
 use crate::event::filter::EventFilter;
 use crate::event::time::Millis;
-use crate::finding::Mode;
+use crate::finding::{Finding, Mode};
 use crate::source::local::{self, collect_files, InputError};
 use crate::store::session::Session;
 use crate::store::StateError;
@@ -93,26 +93,80 @@ pub fn scan(plan: &ScanPlan, engine: &Engine, mode: Mode) -> ScanResult {
     })
 }
 
-/// Scans local files batch by batch through `session`'s state, inspecting on `driver`'s pool.
+/// Scans local files through `session`'s state, inspecting on `driver`'s pool, and gathers the
+/// result (findings kept in it).
 pub fn scan_with_state(plan: &ScanPlan, driver: &Driver, session: &mut Session) -> Result<ScanResult, StateError> {
-    let mut collector = Collector::new(plan.report_since);
+    scan_local(plan, driver, session, Collector::new(plan.report_since), &mut |_| {})
+}
+
+/// Like [`scan_with_state`], but each batch's new findings go to `write` as soon as the
+/// stateful passes have concluded them (ordered by time, rule and id within the batch; a
+/// window that grows in a later batch comes again with the same id and a larger count), and
+/// the result keeps none: memory does not grow with the number of findings.
+pub fn scan_streaming(
+    plan: &ScanPlan,
+    driver: &Driver,
+    session: &mut Session,
+    write: &mut dyn FnMut(&[Finding]),
+) -> Result<ScanResult, StateError> {
+    scan_local(plan, driver, session, Collector::streaming(plan.report_since), write)
+}
+
+/// Findings an object hands on in one part while it is read ([`unit::Parts`]).
+pub const PART_FINDINGS: usize = 1_024;
+
+fn scan_local(
+    plan: &ScanPlan,
+    driver: &Driver,
+    session: &mut Session,
+    mut collector: Collector,
+    write: &mut dyn FnMut(&[Finding]),
+) -> Result<ScanResult, StateError> {
     let mut skipped = Vec::new();
     let (stdin, paths): (Vec<PathBuf>, Vec<PathBuf>) =
         plan.paths.iter().cloned().partition(|p| p.as_os_str() == local::STDIN);
+    let mut inputs = Vec::new();
     if !stdin.is_empty() {
         // `-`: standard input, read once (however often it is named), before the files.
         let origin = "(stdin)".to_owned();
-        let input = match local::read_stdin(plan.limits.max_object_bytes) {
+        inputs.push(match local::read_stdin(plan.limits.max_object_bytes) {
             Ok(bytes) => Input::Bytes { origin, bytes },
             Err(error) => Input::Unreadable { origin, reason: error.to_string() },
-        };
-        collector.add_batch(driver.inspect_blocking(vec![input]), session)?;
+        });
     }
     let files = collect_files(&paths, &mut collector.result.input_errors, &mut skipped);
     collector.note_skipped(&skipped);
-    for batch in files.chunks(BATCH_FILES) {
-        let outcomes = driver.inspect_blocking(batch.iter().cloned().map(Input::File).collect());
-        collector.add_batch(outcomes, session)?;
+    inputs.extend(files.into_iter().map(Input::File));
+
+    // Batches of BATCH_FILES objects, or less when an object hands on a part: the boundaries
+    // depend on the input only, never on the thread count.
+    let mut batch: Vec<ObjectOutcome> = Vec::new();
+    let mut objects = 0;
+    let mut failed: Option<StateError> = None;
+    let mut add = |batch: Vec<ObjectOutcome>, collector: &mut Collector, failed: &mut Option<StateError>| {
+        if failed.is_some() {
+            return;
+        }
+        match collector.add_batch(batch, session) {
+            Ok(findings) if !findings.is_empty() => write(&findings),
+            Ok(_) => {}
+            Err(error) => *failed = Some(error),
+        }
+    };
+    driver.inspect_in_order(inputs, PART_FINDINGS, |outcome| {
+        objects += usize::from(!outcome.partial);
+        let partial = outcome.partial;
+        batch.push(outcome);
+        if partial || objects == BATCH_FILES {
+            add(std::mem::take(&mut batch), &mut collector, &mut failed);
+            objects = 0;
+        }
+    });
+    if !batch.is_empty() {
+        add(batch, &mut collector, &mut failed);
     }
-    Ok(collector.finish())
+    match failed {
+        Some(error) => Err(error),
+        None => Ok(collector.finish()),
+    }
 }

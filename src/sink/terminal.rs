@@ -47,22 +47,60 @@ const MIN_PRINCIPAL: usize = 16;
 
 /// Writes findings in `format` (`style` is the table's).
 pub fn write_findings(out: &mut dyn Write, findings: &[Finding], format: Format, style: TableStyle) -> io::Result<()> {
-    match format {
-        Format::Jsonl => {
-            for finding in findings {
-                serde_json::to_writer(&mut *out, finding)?;
-                out.write_all(b"\n")?;
-            }
-        }
-        Format::Ocsf { detected_at } => {
-            for finding in findings {
-                serde_json::to_writer(&mut *out, &super::ocsf::render(finding, detected_at))?;
-                out.write_all(b"\n")?;
-            }
-        }
-        Format::Table => write_table(out, findings, style)?,
+    let mut writer = FindingWriter::new(format, style);
+    writer.write(out, findings)?;
+    writer.finish(out)
+}
+
+/// Writes findings as a run concludes them, a batch at a time: JSON lines, OCSF lines, or the
+/// table (its header once, before the first row; fixed column widths, so rows of later batches
+/// line up).
+#[derive(Debug)]
+pub struct FindingWriter {
+    format: Format,
+    style: TableStyle,
+    written: u64,
+}
+
+impl FindingWriter {
+    /// A writer that has written nothing yet.
+    pub fn new(format: Format, style: TableStyle) -> FindingWriter {
+        FindingWriter { format, style, written: 0 }
     }
-    out.flush()
+
+    /// Writes `findings` and flushes.
+    pub fn write<'f>(
+        &mut self,
+        out: &mut dyn Write,
+        findings: impl IntoIterator<Item = &'f Finding>,
+    ) -> io::Result<()> {
+        let findings: Vec<&Finding> = findings.into_iter().collect();
+        match self.format {
+            Format::Jsonl => {
+                for finding in &findings {
+                    serde_json::to_writer(&mut *out, finding)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            Format::Ocsf { detected_at } => {
+                for finding in &findings {
+                    serde_json::to_writer(&mut *out, &super::ocsf::render(finding, detected_at))?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            Format::Table => write_rows(out, &findings, self.style, self.written == 0)?,
+        }
+        self.written += findings.len() as u64;
+        out.flush()
+    }
+
+    /// Ends the output: an empty table says so.
+    pub fn finish(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        if self.format == Format::Table && self.written == 0 {
+            writeln!(out, "No findings.")?;
+        }
+        out.flush()
+    }
 }
 
 /// The table's columns before the summary, in order; the optional ones are dropped (last
@@ -103,15 +141,16 @@ impl Column {
         }
     }
 
-    /// The widest a cell may be (longer values are cut with an ellipsis).
-    fn max_width(self) -> usize {
+    /// The column's width (longer values are cut with an ellipsis): fixed, so that the rows of
+    /// every batch of a streamed run line up.
+    fn width(self) -> usize {
         match self {
             Column::Time => 20,
             Column::Severity => 8,
-            Column::Rule => 36,
-            Column::Principal => 32,
+            Column::Rule => RULE_WIDTH,
+            Column::Principal => 30,
             Column::Account => 12,
-            Column::SourceIp => 18,
+            Column::SourceIp => 15,
             Column::Id => 8,
         }
     }
@@ -142,28 +181,23 @@ fn principal_cell(f: &Finding) -> String {
     from_arn.or(p.user_name.as_deref()).or(p.access_key_id.as_deref()).unwrap_or("-").to_owned()
 }
 
-fn write_table(out: &mut dyn Write, findings: &[Finding], style: TableStyle) -> io::Result<()> {
-    if findings.is_empty() {
-        return writeln!(out, "No findings.");
-    }
-    let rows: Vec<Vec<String>> = findings.iter().map(|f| Column::ALL.iter().map(|c| c.cell(f)).collect()).collect();
-    let mut widths: Vec<usize> = Column::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0).max(c.title().len()).min(c.max_width())
-        })
-        .collect();
+/// The longest rule id (`ecs.cluster_no_container_insights`); a test checks the catalogue.
+pub const RULE_WIDTH: usize = 33;
+
+fn write_rows(out: &mut dyn Write, findings: &[&Finding], style: TableStyle, header: bool) -> io::Result<()> {
+    let mut widths: Vec<usize> = Column::ALL.iter().map(|c| c.width()).collect();
     let (shown, summary_width) = fit_columns(&mut widths, style.width);
-    let mut header: Vec<String> = shown.iter().map(|&i| pad(Column::ALL[i].title(), widths[i])).collect();
-    header.push("SUMMARY".to_owned());
-    writeln!(out, "{}", header.join("  "))?;
-    for (finding, row) in findings.iter().zip(&rows) {
-        let mut cells: Vec<String> = shown.iter().map(|&i| pad(&row[i], widths[i])).collect();
-        if style.color {
-            if let Some(at) = shown.iter().position(|&i| Column::ALL[i] == Column::Severity) {
-                cells[at] = paint(finding.severity, &cells[at]);
-            }
+    if header {
+        let mut titles: Vec<String> = shown.iter().map(|&i| pad(Column::ALL[i].title(), widths[i])).collect();
+        titles.push("SUMMARY".to_owned());
+        writeln!(out, "{}", titles.join("  "))?;
+    }
+    for finding in findings {
+        let mut cells: Vec<String> = Vec::with_capacity(shown.len() + 1);
+        for &i in &shown {
+            let column = Column::ALL[i];
+            let cell = pad(&column.cell(finding), widths[i]);
+            cells.push(if style.color && column == Column::Severity { paint(finding.severity, &cell) } else { cell });
         }
         cells.push(cut_at_word(&finding.summary, summary_width));
         writeln!(out, "{}", cells.join("  "))?;
@@ -411,11 +445,13 @@ pub struct RunFacts {
     pub threads: usize,
     /// Findings below this severity were not printed (`--min-severity`).
     pub min_severity: Severity,
+    /// The process's peak resident memory in bytes, where the system tells it.
+    pub peak_memory: Option<u64>,
 }
 
 /// Writes the run summary (files, bytes, throughput, findings per rule, problems, coverage).
 pub fn write_summary(out: &mut dyn Write, result: &ScanResult, run: RunFacts) -> io::Result<()> {
-    let RunFacts { elapsed, threads, min_severity } = run;
+    let RunFacts { elapsed, threads, min_severity, peak_memory } = run;
     let t = &result.totals;
     let secs = elapsed.max(1e-9);
     writeln!(
@@ -429,6 +465,9 @@ pub fn write_summary(out: &mut dyn Write, result: &ScanResult, run: RunFacts) ->
         t.json_bytes as f64 / 1e6 / secs,
         t.events as f64 / secs,
     )?;
+    if let Some(bytes) = peak_memory {
+        writeln!(out, "peak memory: {} MB", bytes / 1_000_000)?;
+    }
     if t.events_in_window != t.events {
         writeln!(
             out,
@@ -445,7 +484,8 @@ pub fn write_summary(out: &mut dyn Write, result: &ScanResult, run: RunFacts) ->
     if per_severity.is_empty() {
         writeln!(out, "findings: 0")?;
     } else {
-        writeln!(out, "findings: {} ({})", result.findings.len(), per_severity.join(", "))?;
+        let total: u64 = t.findings_per_severity.values().sum();
+        writeln!(out, "findings: {total} ({})", per_severity.join(", "))?;
     }
     let hidden: u64 = t.findings_per_severity.range(..min_severity).map(|(_, count)| count).sum();
     if hidden > 0 {
@@ -503,4 +543,24 @@ pub fn write_summary(out: &mut dyn Write, result: &ScanResult, run: RunFacts) ->
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_id_fits_the_rule_column() {
+        let longest = crate::detect::rules::catalogue().iter().map(|r| r.id.len()).max().unwrap_or(0);
+        assert_eq!(longest, RULE_WIDTH, "the rule column is as wide as the longest id");
+    }
+
+    #[test]
+    fn summaries_are_cut_at_a_word() {
+        assert_eq!(cut_at_word("role session alice opened port 22", 20), "role session alice…");
+        assert_eq!(cut_at_word("short", 20), "short");
+        assert_eq!(cut_at_word("averyveryverylongword and more", 10), "averyvery…");
+        let fitted = cut_at_word("one two three four five six", 12);
+        assert!(fitted.chars().count() <= 12 && fitted.ends_with('…'), "{fitted}");
+    }
 }
