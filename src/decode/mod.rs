@@ -160,11 +160,14 @@ impl Decoder {
     ) -> ObjectReport {
         let mut report = ObjectReport { stored_bytes: object.len() as u64, ..ObjectReport::default() };
         let loaded = self.load_text(object, &mut report);
-        if self.text.is_empty() {
+        let Decoder { limits, text: inflated, json_buffers, tape, record, .. } = self;
+        // Plain JSON is read where it lies: copying it doubled the memory of a big file.
+        let text = without_bom(if report.gzip { inflated.as_slice() } else { object });
+        if text.is_empty() || (!report.gzip && loaded.is_err()) {
             report.damage = loaded.err();
             return report;
         }
-        let Decoder { limits, text, json_buffers, tape, record, .. } = self;
+        report.json_bytes = text.len() as u64;
         let mut parser = RecordParser { limits: *limits, json_buffers, tape, record, report: &mut report, visit };
         let mut index = 0u64;
         let envelope = split::scan_records(text, |start| {
@@ -179,27 +182,27 @@ impl Decoder {
         report
     }
 
-    /// Fills `self.text` with the JSON text (inflated if gzip), BOM stripped.
+    /// Inflates a gzip object into `self.text` (up to the cap; the error says why it stopped);
+    /// plain JSON is only checked against the cap, and read in place by the caller.
     fn load_text(&mut self, object: &[u8], report: &mut ObjectReport) -> Result<(), ObjectError> {
         self.text.clear();
         if object.is_empty() {
             return Err(ObjectError::Empty);
         }
-        let result = if gzip::is_gzip(object) {
+        if gzip::is_gzip(object) {
             report.gzip = true;
             gzip::inflate_capped(object, self.limits.max_object_bytes, &mut self.text).map_err(ObjectError::from)
         } else if object.len() as u64 > self.limits.max_object_bytes {
-            return Err(ObjectError::TooLarge { cap: self.limits.max_object_bytes });
+            Err(ObjectError::TooLarge { cap: self.limits.max_object_bytes })
         } else {
-            self.text.extend_from_slice(object);
             Ok(())
-        };
-        if self.text.starts_with(b"\xEF\xBB\xBF") {
-            self.text.drain(..3);
         }
-        report.json_bytes = self.text.len() as u64;
-        result
     }
+}
+
+/// The text after a UTF-8 byte-order mark, if it starts with one.
+fn without_bom(text: &[u8]) -> &[u8] {
+    text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text)
 }
 
 /// Reads records for [`Decoder::decode_with`]: the header walker first, a full parse when needed.

@@ -9,8 +9,11 @@
 //! on tokio's blocking threads.
 //!
 //! Objects of a batch are inspected in parallel and returned in input order, so the result
-//! does not depend on the thread count.
+//! does not depend on the thread count. [`Driver::inspect_in_order`] does the same for a whole
+//! run without batch barriers: outcomes (and the parts of big objects) reach the caller in input
+//! order as soon as the objects before them are done.
 
+use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
@@ -81,35 +84,34 @@ impl Driver {
     /// [`Parts`]), so neither many objects nor one big one are held whole. Blocks until done;
     /// call it from a thread outside the pool (`scan`, `replay` of local files).
     ///
-    /// Objects are taken in input order from a queue of tickets that runs at most
-    /// [`LOOK_AHEAD`] objects ahead of `consume`; each has a channel of one outcome. The
-    /// object `consume` waits for was always taken before any later one whose thread may be
-    /// blocked on a full channel, so it always makes progress.
+    /// Objects are taken in input order from a queue that runs at most [`LOOK_AHEAD`] objects
+    /// ahead of `consume`; each has a channel of one outcome. The object `consume` waits for
+    /// was always taken before any later one whose thread may be blocked on a full channel, so
+    /// it always makes progress.
     pub fn inspect_in_order(&self, inputs: Vec<Input>, part_findings: usize, mut consume: impl FnMut(ObjectOutcome)) {
-        let count = inputs.len();
-        let (senders, receivers): (Vec<_>, Vec<_>) = (0..count).map(|_| mpsc::sync_channel::<ObjectOutcome>(1)).unzip();
-        let (ticket_sender, tickets) = mpsc::channel::<usize>();
-        let shared = InOrder {
-            slots: inputs.into_iter().zip(senders).map(|pair| Mutex::new(Some(pair))).collect(),
-            tickets: Mutex::new(tickets),
-            inspection: &self.inspection,
-            part_findings,
-        };
-        let workers = self.threads().min(count);
+        let workers = self.threads().min(inputs.len());
+        let (job_sender, jobs) = mpsc::channel::<Job>();
+        let shared = InOrder { jobs: Mutex::new(jobs), inspection: &self.inspection, part_findings };
         let consume_all = move || {
-            let mut issued = 0;
-            for _ in 0..LOOK_AHEAD.min(count) {
-                let _ = ticket_sender.send(issued);
-                issued += 1;
+            // A channel per object in flight only: a run of 100,000 files made 100,000 up front.
+            let mut inputs = inputs.into_iter();
+            let mut in_flight = VecDeque::with_capacity(LOOK_AHEAD);
+            let mut issue = |in_flight: &mut VecDeque<Receiver<ObjectOutcome>>| {
+                if let Some(input) = inputs.next() {
+                    let (sender, receiver) = mpsc::sync_channel(1);
+                    if job_sender.send((input, sender)).is_ok() {
+                        in_flight.push_back(receiver);
+                    }
+                }
+            };
+            for _ in 0..LOOK_AHEAD {
+                issue(&mut in_flight);
             }
-            for receiver in receivers {
+            while let Some(receiver) = in_flight.pop_front() {
                 for outcome in receiver {
                     consume(outcome);
                 }
-                if issued < count {
-                    let _ = ticket_sender.send(issued);
-                    issued += 1;
-                }
+                issue(&mut in_flight);
             }
         };
         match &self.pool {
@@ -148,26 +150,21 @@ impl Driver {
 /// Objects [`Driver::inspect_in_order`] inspects ahead of the one it waits for, at most.
 pub const LOOK_AHEAD: usize = 64;
 
-/// An object waiting to be inspected, with the sender of its channel.
-type Slot = Mutex<Option<(Input, SyncSender<ObjectOutcome>)>>;
+/// An object to inspect, with the sender of the channel its outcomes go to.
+type Job = (Input, SyncSender<ObjectOutcome>);
 
 /// What the pool threads of [`Driver::inspect_in_order`] share.
 struct InOrder<'a> {
-    /// Each object with the sender of its channel, taken by the holder of its ticket.
-    slots: Vec<Slot>,
-    /// Object indexes, issued in order.
-    tickets: Mutex<Receiver<usize>>,
+    /// Objects in input order, at most [`LOOK_AHEAD`] ahead of the consumer.
+    jobs: Mutex<Receiver<Job>>,
     inspection: &'a Inspection,
     part_findings: usize,
 }
 
 impl InOrder<'_> {
-    /// A pool thread's loop: the next ticket's object, until every ticket is issued and taken.
+    /// A pool thread's loop: the next object, until the consumer has issued every one.
     fn work(&self) {
-        while let Some(index) = self.next_ticket() {
-            let Some((input, sender)) = self.slots[index].lock().ok().and_then(|mut slot| slot.take()) else {
-                continue;
-            };
+        while let Some((input, sender)) = self.next_job() {
             // A send fails only when the consumer is gone (it panicked): nothing to keep then.
             let mut spill = |part: ObjectOutcome| {
                 let _ = sender.send(part);
@@ -178,8 +175,8 @@ impl InOrder<'_> {
         }
     }
 
-    fn next_ticket(&self) -> Option<usize> {
-        self.tickets.lock().ok()?.recv().ok()
+    fn next_job(&self) -> Option<Job> {
+        self.jobs.lock().ok()?.recv().ok()
     }
 }
 

@@ -4,11 +4,14 @@
 //! through these three; this module also runs them over local files (`scan`, `replay`).
 //!
 //! Objects go in batches of [`BATCH_FILES`], a constant, so the result does not depend on the
-//! thread count: within a batch objects are inspected in parallel, then the stateful passes run
-//! over the batch in event-time order. A local file is read whole into a per-thread buffer (a
-//! CloudTrail object is at most a few tens of MB and decoding needs it contiguous), so memory
-//! is bounded by threads × the largest object plus the carried state, not by the number of
-//! files. Findings are de-duplicated by id, so the same eventID in two files is one finding.
+//! thread count: objects are inspected in parallel, in input order, and the stateful passes run
+//! over each batch in event-time order. An object that makes many final findings hands them on
+//! in parts of [`PART_FINDINGS`] while it is read, and each part closes a batch early, so `scan`
+//! and `replay` can write findings as they come ([`scan_streaming`]). A local file is read whole
+//! into a per-thread buffer (a CloudTrail object is at most a few tens of MB and decoding needs
+//! it contiguous), so memory is bounded by threads × the largest object plus the carried state,
+//! not by the number of files or findings. Findings are de-duplicated by id, so the same eventID
+//! in two files is one finding.
 
 pub mod collector;
 pub mod driver;
