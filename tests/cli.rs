@@ -10,15 +10,7 @@ fn root() -> PathBuf {
 }
 
 fn trailhound(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_trailhound"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("TRAILHOUND_CONFIG")
-        // The table's width and colours must not depend on the shell the tests run from.
-        .env_remove("COLUMNS")
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("the binary runs")
+    trailhound_with_env(args, &[])
 }
 
 fn stdout(output: &Output) -> String {
@@ -74,6 +66,8 @@ fn the_same_input_gives_the_same_output_whatever_the_thread_count() {
     }
 }
 
+/// Runs the binary with `env` set and nothing the tests' shell exported that changes output:
+/// no configuration file, and the table's width and colours not taken from the terminal.
 fn trailhound_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_trailhound"));
     command.args(args).current_dir(root()).env_remove("TRAILHOUND_CONFIG").env_remove("COLUMNS").env_remove("NO_COLOR");
