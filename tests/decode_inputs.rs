@@ -6,7 +6,7 @@ use std::io::Write;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use trailhound::decode::{Decoder, EnvelopeError, GzipError, Limits, ObjectError, ObjectReport, RecordReject};
+use trailhound::decode::{Decoder, EnvelopeError, GzipError, Limits, ObjectError, ObjectReport, RecordReject, Source};
 
 /// Decodes `bytes` twice, once parsing every record completely and once through the header
 /// walker (no rule needs bodies), checks that both paths agree, and returns the eventNames seen
@@ -26,7 +26,34 @@ fn decode_with(bytes: &[u8], limits: Limits) -> (Vec<String>, ObjectReport) {
         full.rejects
     );
     assert_eq!(format!("{:?}", walked.damage), format!("{:?}", full.damage));
+    let mut streamed_names = Vec::new();
+    let mut reader = Trickle { rest: bytes, step: 4093 };
+    let streamed = Decoder::new(limits).decode_from(Source::Reader(&mut reader), &|_, _| false, &mut |_, event| {
+        streamed_names.push(event.event_name.to_owned())
+    });
+    assert_eq!(streamed_names, names, "read as a stream, the same events");
+    assert_eq!(
+        (streamed.events, streamed.rejected, streamed.json_bytes, streamed.gzip),
+        (walked.events, walked.rejected, walked.json_bytes, walked.gzip)
+    );
+    assert_eq!(format!("{:?}", streamed.rejects), format!("{:?}", walked.rejects));
+    assert_eq!(format!("{:?}", streamed.damage), format!("{:?}", walked.damage));
     (names, walked)
+}
+
+/// A reader that hands out at most `step` bytes per read, as a file or pipe may.
+struct Trickle<'a> {
+    rest: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.step).min(self.rest.len());
+        buf[..n].copy_from_slice(&self.rest[..n]);
+        self.rest = &self.rest[n..];
+        Ok(n)
+    }
 }
 
 fn decode(bytes: &[u8]) -> (Vec<String>, ObjectReport) {
@@ -268,6 +295,29 @@ fn rec_record_over_the_record_cap() {
     let (names, report) = with_bad_middle(&huge);
     assert_eq!(names, ["A", "B"]);
     assert!(matches!(report.rejects.first(), Some((1, RecordReject::TooLarge { .. }))), "{:?}", report.rejects);
+}
+
+#[test]
+fn ok_records_cut_by_the_window_are_read_whole() {
+    // Several megabytes of records of every size, so that records straddle the window's edges
+    // (512 KiB of text at a time), some of them bigger than a window.
+    let events: Vec<String> = (0..3000)
+        .map(|i| {
+            let pad = "p".repeat((i * 7919) % 4000 + if i % 500 == 7 { 700_000 } else { 0 });
+            format!(
+                r#"{{"eventName":"E{i}","eventID":"{i}","userAgent":"{pad}","requestParameters":{{"k":["}}]",{i}]}}}}"#
+            )
+        })
+        .collect();
+    let text = records(&events);
+    assert!(text.len() > 8 << 20);
+    let want: Vec<String> = (0..3000).map(|i| format!("E{i}")).collect();
+    for bytes in [text.clone().into_bytes(), gzip(text.as_bytes())] {
+        let (names, report) = decode(&bytes);
+        assert!(is_ok(&report), "{report:?}");
+        assert_eq!(names, want);
+        assert_eq!(report.json_bytes, text.len() as u64);
+    }
 }
 
 #[test]

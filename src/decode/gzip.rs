@@ -1,4 +1,6 @@
-//! Size-capped, multi-member gzip inflation (zlib-rs backend through `flate2`).
+//! Size-capped, multi-member gzip inflation (zlib-rs backend through `flate2`) of a whole
+//! buffer: the decompressor's own speed, which the benchmarks compare decoding with. Decoding
+//! itself inflates a chunk at a time through [`super::window`], with the same checks.
 //!
 //! CloudTrail objects may hold several gzip members; all are read. Output stops at the cap, and
 //! the stream is checked as it grows: JSON never contains a raw NUL byte, so the classic

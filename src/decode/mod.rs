@@ -4,7 +4,9 @@
 //! or plain text; then `{"Records":[...]}`, a bare array, a single event, an EventBridge-wrapped
 //! event, or JSON lines. A UTF-8 byte-order mark is stripped.
 //!
-//! The [`split`] scanner finds each record in the envelope; the [`walk`] header walker reads the
+//! The text streams through a [`window`] (inflated or read a chunk at a time, never held whole:
+//! a bomb or a 200 MB record costs the window, not its size), and the resumable [`split`]
+//! scanner finds each record in the envelope as it passes; the [`walk`] header walker reads the
 //! fields rule dispatch needs straight from the record's bytes; and only records that a rule needs
 //! whole (their request/response bodies), or that the walker cannot read, are parsed completely
 //! with simd-json. A bad record is rejected alone (REC); damage to the object itself (truncation,
@@ -14,8 +16,13 @@
 pub mod gzip;
 pub mod split;
 pub mod walk;
+pub mod window;
 
 use simd_json::tape::Tape;
+
+use split::{Records, Run, Scanner};
+pub use window::Source;
+use window::Window;
 
 use crate::event::{Event, Json, RecordError};
 pub use gzip::GzipError;
@@ -60,6 +67,9 @@ pub enum ObjectError {
     /// The JSON envelope is damaged or is not a CloudTrail shape.
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    /// The object could not be read to its end (a local file).
+    #[error("object could not be read")]
+    Read(#[source] std::io::Error),
     /// More records were rejected than the bound allows; the rest were not read.
     #[error("more than {limit} records rejected: not a CloudTrail log, the rest was not read")]
     TooManyRejected {
@@ -158,51 +168,46 @@ impl Decoder {
         needs_bodies: &dyn Fn(&Event<'_>, &[u8]) -> bool,
         visit: &mut dyn FnMut(u64, &Event<'_>),
     ) -> ObjectReport {
-        let mut report = ObjectReport { stored_bytes: object.len() as u64, ..ObjectReport::default() };
-        let loaded = self.load_text(object, &mut report);
-        let Decoder { limits, text: inflated, json_buffers, tape, record, .. } = self;
-        // Plain JSON is read where it lies: copying it doubled the memory of a big file.
-        let text = without_bom(if report.gzip { inflated.as_slice() } else { object });
-        if text.is_empty() || (!report.gzip && loaded.is_err()) {
-            report.damage = loaded.err();
-            return report;
-        }
-        report.json_bytes = text.len() as u64;
-        let mut parser = RecordParser { limits: *limits, json_buffers, tape, record, report: &mut report, visit };
-        let mut index = 0u64;
-        let envelope = split::scan_records(text, |start| {
-            let end = parser.read(text, start, index, needs_bodies)?;
-            index += 1;
-            if parser.report.rejected > limits.max_rejected_records {
-                return Err(ObjectError::TooManyRejected { limit: limits.max_rejected_records });
+        self.decode_from(Source::Bytes(object), needs_bodies, visit)
+    }
+
+    /// [`Decoder::decode_with`] over any [`Source`]: a reader (a local file) is read as it is
+    /// decoded, so that neither the stored nor the decompressed object is ever held whole.
+    pub fn decode_from(
+        &mut self,
+        source: Source<'_>,
+        needs_bodies: &dyn Fn(&Event<'_>, &[u8]) -> bool,
+        visit: &mut dyn FnMut(u64, &Event<'_>),
+    ) -> ObjectReport {
+        let Decoder { limits, text, json_buffers, tape, record } = self;
+        let mut report = ObjectReport::default();
+        let mut window = Window::open(source, text, limits.max_object_bytes);
+        let mut parser = RecordParser {
+            limits: *limits,
+            json_buffers,
+            tape,
+            record,
+            report: &mut report,
+            visit,
+            needs_bodies,
+            index: 0,
+        };
+        let mut scanner = Scanner::new(limits.max_record_bytes);
+        let scanned = loop {
+            match scanner.run(window.view(), &mut parser) {
+                Ok(Run::Finished) => break Ok(()),
+                // At the end (or damage) the next run sees the end of the text and says why.
+                Ok(Run::NeedMore { keep_from }) => _ = window.refill(keep_from),
+                Err(error) => break Err(error),
             }
-            Ok(end)
-        });
-        report.damage = loaded.err().or(envelope.err());
+        };
+        report.stored_bytes = window.stored_bytes();
+        report.json_bytes = window.text_bytes();
+        report.gzip = window.is_gzip();
+        report.damage = window.take_damage().or(scanned.err());
+        window.finish();
         report
     }
-
-    /// Inflates a gzip object into `self.text` (up to the cap; the error says why it stopped);
-    /// plain JSON is only checked against the cap, and read in place by the caller.
-    fn load_text(&mut self, object: &[u8], report: &mut ObjectReport) -> Result<(), ObjectError> {
-        self.text.clear();
-        if object.is_empty() {
-            return Err(ObjectError::Empty);
-        }
-        if gzip::is_gzip(object) {
-            report.gzip = true;
-            gzip::inflate_capped(object, self.limits.max_object_bytes, &mut self.text).map_err(ObjectError::from)
-        } else if object.len() as u64 > self.limits.max_object_bytes {
-            Err(ObjectError::TooLarge { cap: self.limits.max_object_bytes })
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// The text after a UTF-8 byte-order mark, if it starts with one.
-fn without_bom(text: &[u8]) -> &[u8] {
-    text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text)
 }
 
 /// Reads records for [`Decoder::decode_with`]: the header walker first, a full parse when needed.
@@ -213,37 +218,65 @@ struct RecordParser<'d, 'v> {
     record: &'d mut Vec<u8>,
     report: &'d mut ObjectReport,
     visit: &'v mut dyn FnMut(u64, &Event<'_>),
+    needs_bodies: &'v dyn Fn(&Event<'_>, &[u8]) -> bool,
+    /// The next record's index in the object.
+    index: u64,
+}
+
+impl Records for RecordParser<'_, '_> {
+    type Error = ObjectError;
+
+    fn record(&mut self, text: &[u8], start: usize) -> Result<Option<usize>, ObjectError> {
+        let Some(end) = self.read(text, start)? else { return Ok(None) };
+        self.next_record()?;
+        Ok(Some(end))
+    }
+
+    fn oversized(&mut self, bytes: usize) -> Result<(), ObjectError> {
+        let cap = self.limits.max_record_bytes;
+        reject(self.report, self.index, RecordReject::TooLarge { bytes, cap });
+        self.next_record()
+    }
 }
 
 impl RecordParser<'_, '_> {
-    /// Reads the record at `start` of `text`; returns the offset past it.
-    fn read(
-        &mut self,
-        text: &[u8],
-        start: usize,
-        index: u64,
-        needs_bodies: &dyn Fn(&Event<'_>, &[u8]) -> bool,
-    ) -> Result<usize, EnvelopeError> {
+    /// Counts a record read, stopping the scan once too many were rejected.
+    fn next_record(&mut self) -> Result<(), ObjectError> {
+        self.index += 1;
+        let limit = self.limits.max_rejected_records;
+        if self.report.rejected > limit {
+            return Err(ObjectError::TooManyRejected { limit });
+        }
+        Ok(())
+    }
+
+    /// Reads the record at `start` of `text`; returns the offset past it, or `None` when it
+    /// runs past the end of `text` (then nothing was visited or rejected).
+    fn read(&mut self, text: &[u8], start: usize) -> Result<Option<usize>, EnvelopeError> {
+        let index = self.index;
         if text[start] == b'{' {
             if let Ok(walked) = walk::walk_event(text, start, self.limits.max_depth) {
                 let small = walked.end - start <= self.limits.max_record_bytes;
                 if small && !walked.needs_full_parse {
                     if let Ok(mut event) = walked.event.finish() {
                         event.raw = &text[start..walked.end];
-                        if !needs_bodies(&event, event.raw) {
+                        if !(self.needs_bodies)(&event, event.raw) {
                             self.report.events += 1;
                             (self.visit)(index, &event);
-                            return Ok(walked.end);
+                            return Ok(Some(walked.end));
                         }
                     }
                 }
                 self.parse_fully(&text[start..walked.end], 0, index);
-                return Ok(walked.end);
+                return Ok(Some(walked.end));
             }
         }
-        let (end, depth) = split::value_end(text, start)?;
+        let (end, depth) = match split::value_end(text, start) {
+            Err(EnvelopeError::Truncated { .. }) => return Ok(None),
+            other => other?,
+        };
         self.parse_fully(&text[start..end], depth, index);
-        Ok(end)
+        Ok(Some(end))
     }
 
     /// Parses one record completely (simd-json) and visits it, or rejects it.

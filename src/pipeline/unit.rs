@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::analyze::incidents::{GroupBy, ACTOR_CAP};
 use crate::analyze::passes::{is_direct, Batch};
-use crate::decode::{Decoder, Limits, ObjectReport};
+use crate::decode::{Decoder, Limits, ObjectReport, Source};
 use crate::detect::facts::{self, Fact};
 use crate::detect::observe::{self, Observation};
 use crate::detect::rules::unreadable_log_file;
@@ -21,7 +21,7 @@ use crate::event::time::Millis;
 use crate::event::Event;
 use crate::finding::{clean, Finding, Mode};
 use crate::pipeline::collector::{MatchedEvent, Totals, BUCKET_CAP};
-use crate::source::local::{read_capped, ReadError};
+use crate::source::local::{open_capped, ReadError};
 
 /// An event-time window; `None` bounds are open.
 #[derive(Debug, Clone, Copy, Default)]
@@ -202,10 +202,9 @@ impl ObjectOutcome {
     }
 }
 
-/// Per-thread scratch: the decoder's buffers and the file buffer.
+/// Per-thread scratch: the decoder's buffers.
 struct Scratch {
     decoder: Decoder,
-    file: Vec<u8>,
 }
 
 thread_local! {
@@ -213,14 +212,14 @@ thread_local! {
     static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
 }
 
-/// Runs `work` with this thread's decoder (made for `limits`) and file buffer.
+/// Runs `work` with this thread's decoder (made for `limits`).
 fn with_scratch<T>(limits: Limits, work: impl FnOnce(&mut Scratch) -> T) -> T {
     SCRATCH.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_some_and(|s| s.decoder.limits() != limits) {
             *slot = None;
         }
-        let scratch = slot.get_or_insert_with(|| Scratch { decoder: Decoder::new(limits), file: Vec::new() });
+        let scratch = slot.get_or_insert_with(|| Scratch { decoder: Decoder::new(limits) });
         work(scratch)
     })
 }
@@ -249,22 +248,23 @@ pub fn inspect_input_in_parts(input: Input, inspection: &Inspection, parts: Opti
     match input {
         Input::File(path) => with_scratch(*limits, |scratch| {
             let name = path.display().to_string();
-            match read_capped(&path, limits.max_object_bytes, &mut scratch.file) {
+            let mut file = match open_capped(&path, limits.max_object_bytes) {
                 // Too large to read: the same outcome as a gzip object that inflates past the
                 // cap (quarantined, a finding), not a mere error line.
                 Err(error @ ReadError::TooLarge { .. }) => {
                     return ObjectOutcome::quarantined(name, error.to_string(), *mode);
                 }
                 Err(error) => return ObjectOutcome::unreadable_file(name, error.to_string()),
-                Ok(()) => {}
-            }
+                Ok(file) => file,
+            };
             let object = ObjectRun { origin: &name, engine, window: *window, mode: *mode, gather };
-            let inspected = inspect_object_in_parts(&mut scratch.decoder, &scratch.file, object, parts);
+            let source = Source::Reader(&mut file);
+            let inspected = inspect_object_in_parts(&mut scratch.decoder, source, object, parts);
             ObjectOutcome::inspected(name, inspected)
         }),
         Input::Bytes { origin, bytes } => with_scratch(*limits, |scratch| {
             let object = ObjectRun { origin: &origin, engine, window: *window, mode: *mode, gather };
-            let inspected = inspect_object_in_parts(&mut scratch.decoder, &bytes, object, parts);
+            let inspected = inspect_object_in_parts(&mut scratch.decoder, Source::Bytes(&bytes), object, parts);
             ObjectOutcome::inspected(origin, inspected)
         }),
         Input::Unreadable { origin, reason } => ObjectOutcome::quarantined(origin, reason, *mode),
@@ -281,7 +281,7 @@ pub fn inspect_object(
     mode: Mode,
     gather: Gather<'_>,
 ) -> Inspected {
-    inspect_object_in_parts(decoder, object, ObjectRun { origin, engine, window, mode, gather }, None)
+    inspect_object_in_parts(decoder, Source::Bytes(object), ObjectRun { origin, engine, window, mode, gather }, None)
 }
 
 /// How one object is inspected: its name and the run's engine, window, mode and gathering.
@@ -302,7 +302,7 @@ pub struct ObjectRun<'r> {
 /// [`inspect_object`], handing parts to `parts` as they fill; the returned rest completes them.
 pub fn inspect_object_in_parts(
     decoder: &mut Decoder,
-    object: &[u8],
+    object: Source<'_>,
     run: ObjectRun<'_>,
     mut parts: Option<Parts<'_>>,
 ) -> Inspected {
@@ -314,7 +314,7 @@ pub fn inspect_object_in_parts(
     let mut events = Vec::new();
     let mut event_hashes = Vec::new();
     let mut direct = 0;
-    let report = decoder.decode_with(object, &|event, raw| engine.needs_bodies(event, raw), &mut |index, event| {
+    let report = decoder.decode_from(object, &|event, raw| engine.needs_bodies(event, raw), &mut |index, event| {
         event_hashes.extend(event.event_id.map(hash_event_id));
         let data_event = event.is_s3_data_event();
         if data_event {

@@ -160,9 +160,8 @@ pub fn read_stdin(cap: u64) -> Result<Vec<u8>, ReadError> {
     Ok(buf)
 }
 
-/// Reads a file into `buf`, refusing files over the cap without reading them.
-pub fn read_capped(path: &Path, cap: u64, buf: &mut Vec<u8>) -> Result<(), ReadError> {
-    buf.clear();
+/// Opens a file to be read as it is decoded, refusing files over the cap without reading them.
+pub fn open_capped(path: &Path, cap: u64) -> Result<File, ReadError> {
     let file = File::open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
@@ -171,6 +170,5 @@ pub fn read_capped(path: &Path, cap: u64, buf: &mut Vec<u8>) -> Result<(), ReadE
     if meta.len() > cap {
         return Err(ReadError::TooLarge { size: meta.len(), cap });
     }
-    file.take(cap + 1).read_to_end(buf)?;
-    Ok(())
+    Ok(file)
 }
