@@ -28,14 +28,17 @@ fn decode_with(bytes: &[u8], limits: Limits) -> (Vec<String>, ObjectReport) {
     assert_eq!(format!("{:?}", walked.damage), format!("{:?}", full.damage));
     let mut streamed_names = Vec::new();
     let mut reader = Trickle { rest: bytes, step: 4093 };
-    let streamed = Decoder::new(limits).decode_from(Source::Reader(&mut reader), &|_, _| false, &mut |_, event| {
-        streamed_names.push(event.event_name.to_owned())
-    });
-    assert_eq!(streamed_names, names, "read as a stream, the same events");
-    assert_eq!(
-        (streamed.events, streamed.rejected, streamed.json_bytes, streamed.gzip),
-        (walked.events, walked.rejected, walked.json_bytes, walked.gzip)
+    let streamed = Decoder::new(limits).with_window_chunk(65_521).decode_from(
+        Source::Reader(&mut reader),
+        &|_, _| false,
+        &mut |_, event| streamed_names.push(event.event_name.to_owned()),
     );
+    assert_eq!(streamed_names, names, "read as a stream, the same events");
+    assert_eq!((streamed.events, streamed.rejected, streamed.gzip), (walked.events, walked.rejected, walked.gzip));
+    if walked.damage.is_none() {
+        // A scan stopped early has read as far as its window reached, no further.
+        assert_eq!(streamed.json_bytes, walked.json_bytes);
+    }
     assert_eq!(format!("{:?}", streamed.rejects), format!("{:?}", walked.rejects));
     assert_eq!(format!("{:?}", streamed.damage), format!("{:?}", walked.damage));
     (names, walked)

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use serde_json::{json, Value};
-use trailhound::decode::{Decoder, Limits};
+use trailhound::decode::{Decoder, Limits, Source};
 use trailhound::detect::{Engine, EventOrigin};
 use trailhound::event::Event;
 use trailhound::finding::Mode;
@@ -142,6 +142,19 @@ fn the_fast_path_and_the_full_parser_agree() {
         assert_eq!(fast, full, "{label}");
         assert_eq!((fast_report.events, fast_report.rejected), (full_report.events, full_report.rejected), "{label}");
         assert_eq!(format!("{:?}", fast_report.damage), format!("{:?}", full_report.damage), "{label}");
+
+        // The same through a window a few bytes wide, so records straddle its edges.
+        let chunk = 1 + rng.below(200);
+        let mut streamed = Vec::new();
+        let mut reader: &[u8] = &object;
+        let streamed_report = Decoder::new(limits).with_window_chunk(chunk).decode_from(
+            Source::Reader(&mut reader),
+            &|_, _| false,
+            &mut |i, e| streamed.push(header(i, e)),
+        );
+        assert_eq!(streamed, fast, "{label} (window of {chunk})");
+        assert_eq!(format!("{:?}", streamed_report.rejects), format!("{:?}", fast_report.rejects), "{label}");
+        assert_eq!(format!("{:?}", streamed_report.damage), format!("{:?}", fast_report.damage), "{label}");
 
         // Findings: every event parsed whole, against the scan's own path.
         let mut expected = Vec::new();

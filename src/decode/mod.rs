@@ -134,6 +134,7 @@ pub struct Decoder {
     json_buffers: simd_json::Buffers,
     tape: Tape<'static>,
     record: Vec<u8>,
+    chunk: usize,
 }
 
 impl Decoder {
@@ -145,7 +146,16 @@ impl Decoder {
             json_buffers: simd_json::Buffers::default(),
             tape: Tape::null(),
             record: Vec::new(),
+            chunk: window::CHUNK,
         }
+    }
+
+    /// The same decoder adding text to its window `bytes` at a time instead of
+    /// [`window::CHUNK`]: tests and fuzzing use tiny windows so that records straddle them.
+    #[doc(hidden)]
+    pub fn with_window_chunk(mut self, bytes: usize) -> Self {
+        self.chunk = bytes;
+        self
     }
 
     /// The limits this decoder enforces.
@@ -179,9 +189,9 @@ impl Decoder {
         needs_bodies: &dyn Fn(&Event<'_>, &[u8]) -> bool,
         visit: &mut dyn FnMut(u64, &Event<'_>),
     ) -> ObjectReport {
-        let Decoder { limits, text, json_buffers, tape, record } = self;
+        let Decoder { limits, text, json_buffers, tape, record, chunk } = self;
         let mut report = ObjectReport::default();
-        let mut window = Window::open(source, text, limits.max_object_bytes);
+        let mut window = Window::open(source, text, limits.max_object_bytes, *chunk);
         let mut parser = RecordParser {
             limits: *limits,
             json_buffers,
@@ -204,9 +214,19 @@ impl Decoder {
         report.stored_bytes = window.stored_bytes();
         report.json_bytes = window.text_bytes();
         report.gzip = window.is_gzip();
-        report.damage = window.take_damage().or(scanned.err());
+        report.damage = first_damage(window.take_damage(), scanned.err());
         window.finish();
         report
+    }
+}
+
+/// The damage that comes first in the text, whatever the window's size: the window's (gzip,
+/// read, cap) is at the end of the text it produced, so a scan that ran out of text reports it,
+/// while any other scan error lies before that end and is reported instead.
+fn first_damage(window: Option<ObjectError>, scan: Option<ObjectError>) -> Option<ObjectError> {
+    match (window, scan) {
+        (Some(window), None | Some(ObjectError::Envelope(EnvelopeError::Truncated { .. }))) => Some(window),
+        (_, scan) => scan,
     }
 }
 

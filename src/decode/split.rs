@@ -330,6 +330,10 @@ impl Scanner {
         }
         let value = walk::skip_ws(view.text, colon + 1);
         let Some(&first_byte) = view.text.get(value) else { return self.need_more_within(view, self.pos) };
+        if value - rel > self.record_cap {
+            // Refused however the text arrives, so a window never changes the outcome.
+            return Err(EnvelopeError::Oversized { offset: self.pos });
+        }
         object.looks_like_event |= key == b"eventName" || key == b"detail";
         if key == b"Records" && !object.saw_records {
             if first_byte != b'[' {
@@ -372,7 +376,7 @@ impl Scanner {
 
     /// `NeedMore` for a unit starting at `start`, or an error once it outgrows the record cap.
     fn need_more_within(&self, view: View<'_>, start: usize) -> Result<Step, EnvelopeError> {
-        if view.end() - start > self.record_cap && !view.eof {
+        if view.end() - start > self.record_cap {
             return Err(EnvelopeError::Oversized { offset: start });
         }
         Ok(Step::NeedMore)

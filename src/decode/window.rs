@@ -114,6 +114,7 @@ pub struct Window<'s, 'b> {
     raw: Raw<'s>,
     decompression: Decompression,
     cap: u64,
+    chunk: usize,
     raw_read: u64,
     eof: bool,
     damage: Option<ObjectError>,
@@ -122,7 +123,8 @@ pub struct Window<'s, 'b> {
 impl<'s, 'b> Window<'s, 'b> {
     /// Opens `source`, sniffing gzip from its first bytes, and fills the first chunk. `buf` is
     /// the caller's reusable buffer; `cap` bounds the decompressed text.
-    pub fn open(source: Source<'s>, buf: &'b mut Vec<u8>, cap: u64) -> Window<'s, 'b> {
+    /// `chunk` is how much text is added at a time ([`CHUNK`] but in tests).
+    pub fn open(source: Source<'s>, buf: &'b mut Vec<u8>, cap: u64, chunk: usize) -> Window<'s, 'b> {
         buf.clear();
         let (raw, in_place) = match source {
             Source::Bytes(bytes) => (Raw::Slice(bytes), bytes),
@@ -135,6 +137,7 @@ impl<'s, 'b> Window<'s, 'b> {
             raw,
             decompression: Decompression::Copy,
             cap,
+            chunk: chunk.max(1),
             raw_read: 0,
             eof: false,
             damage: None,
@@ -238,13 +241,16 @@ impl<'s, 'b> Window<'s, 'b> {
     /// record that keeps running past the window is then read again only a few times, not once
     /// per chunk.
     fn fill(&mut self) {
-        let target = self.buf.len() + CHUNK.max(self.buf.len());
+        let target = self.buf.len() + self.chunk.max(self.buf.len());
         while !self.eof && self.buf.len() < target {
             let fresh = self.buf.len();
             let step = match &mut self.decompression {
                 Decompression::InPlace => return,
                 Decompression::Copy => self.copy_some(),
-                Decompression::Gzip(member) => inflate_some(member, &mut self.raw, self.buf, &mut self.raw_read),
+                Decompression::Gzip(member) => {
+                    let room = target - self.buf.len();
+                    inflate_some(member, &mut self.raw, self.buf, room, &mut self.raw_read)
+                }
             };
             // JSON never holds a raw NUL byte: a gzip stream of zeros (the classic bomb) is
             // refused at its first chunk. Plain text is left to the scanner, which names the byte.
@@ -304,9 +310,10 @@ fn inflate_some(
     member: &mut Decompress,
     raw: &mut Raw<'_>,
     out: &mut Vec<u8>,
+    room: usize,
     raw_read: &mut u64,
 ) -> Result<bool, Stop> {
-    out.reserve(CHUNK);
+    out.reserve(room);
     let input = raw.available().map_err(Stop::Read)?;
     let input_was_empty = input.is_empty();
     let (in_before, out_before) = (member.total_in(), out.len());
