@@ -2,11 +2,12 @@
 //! CloudTrail key layout, plus `ground-truth.json`.
 //!
 //! ```text
-//! cargo run --release --example gen_corpus -- OUT_DIR [SIZE_MB] [SEED] [EVENTS_PER_FILE] [ATTACK_EVERY]
+//! cargo run --release --example gen_corpus -- OUT_DIR [SIZE_MB] [SEED] [EVENTS_PER_FILE] [ATTACK_EVERY] [S3_DATA_PERCENT]
 //! ```
 //! SIZE_MB is the approximate uncompressed size (default 100); objects hold about
 //! EVENTS_PER_FILE events (default 2,000, ~3.3 MB of JSON) each; one attack scenario is planted
-//! every ATTACK_EVERY objects (default 3). The ground truth is written
+//! every ATTACK_EVERY objects (default 3); S3_DATA_PERCENT of the background events are S3 data
+//! events (default 40; 0 for a management-only trail). The ground truth is written
 //! next to the `AWSLogs/` folder, as `ground-truth.json`.
 
 use std::path::PathBuf;
@@ -17,7 +18,8 @@ use trailhound::synth::{generate, SynthSpec};
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let out = PathBuf::from(
-        args.next().context("usage: gen_corpus OUT_DIR [SIZE_MB] [SEED] [EVENTS_PER_FILE] [ATTACK_EVERY]")?,
+        args.next()
+            .context("usage: gen_corpus OUT_DIR [SIZE_MB] [SEED] [EVENTS_PER_FILE] [ATTACK_EVERY] [S3_DATA_PERCENT]")?,
     );
     let size_mb: usize = args.next().map(|s| s.parse()).transpose().context("SIZE_MB must be a number")?.unwrap_or(100);
     let seed: u64 = args.next().map(|s| s.parse()).transpose().context("SEED must be a number")?.unwrap_or(42);
@@ -25,9 +27,14 @@ fn main() -> Result<()> {
         args.next().map(|s| s.parse()).transpose().context("EVENTS_PER_FILE must be a number")?.unwrap_or(2_000);
     let attack_every: usize =
         args.next().map(|s| s.parse()).transpose().context("ATTACK_EVERY must be a number")?.unwrap_or(3);
+    let s3_data_percent: usize =
+        args.next().map(|s| s.parse()).transpose().context("S3_DATA_PERCENT must be a number")?.unwrap_or(40);
+    if s3_data_percent > 100 {
+        anyhow::bail!("S3_DATA_PERCENT must be at most 100, not {s3_data_percent}");
+    }
     let approx_event_bytes = 1_750;
     let files = (size_mb * 1_000_000 / (events_per_file * approx_event_bytes)).max(1);
-    let spec = SynthSpec { seed, files, events_per_file, attack_every, ..SynthSpec::default() };
+    let spec = SynthSpec { seed, files, events_per_file, attack_every, s3_data_percent, ..SynthSpec::default() };
     let (mut json, mut gz, mut events, mut error) = (0usize, 0usize, 0usize, None);
     let truth = generate(&spec, |object| {
         json += object.json_bytes;

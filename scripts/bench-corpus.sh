@@ -4,16 +4,20 @@
 # core) and on every core. Prints uncompressed MB/s (best and median), the ratios to gzip -dc and
 # to one thread, events/s and peak RSS.
 #
-#   scripts/bench-corpus.sh [CORPUS_DIR] [SIZE_MB] [SEED]     (default /tmp/trailhound-corpus 1100 7)
+#   scripts/bench-corpus.sh [CORPUS_DIR] [SIZE_MB] [SEED] [S3_DATA_PERCENT]
+#                                           (default /tmp/trailhound-corpus 1100 7 40)
+#
+# S3_DATA_PERCENT is the share of S3 data events (40: data events on for busy buckets; 0: a
+# management-only trail); measure both, they differ in speed.
 #
 # TRAILHOUND_BIN=path measures another build (an earlier commit's, to compare) on the same corpus.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dir="${1:-/tmp/trailhound-corpus}"; size="${2:-1100}"; seed="${3:-7}"
+dir="${1:-/tmp/trailhound-corpus}"; size="${2:-1100}"; seed="${3:-7}"; s3_data="${4:-40}"
 cargo build --release --quiet --bin trailhound --example gen_corpus
 bin="${TRAILHOUND_BIN:-./target/release/trailhound}"
 if [[ ! -d "$dir/AWSLogs" ]]; then
-  ./target/release/examples/gen_corpus "$dir" "$size" "$seed"
+  ./target/release/examples/gen_corpus "$dir" "$size" "$seed" 2000 3 "$s3_data"
 fi
 files=$(find "$dir/AWSLogs" -name '*.json.gz' | wc -l)
 json_bytes=$(find "$dir/AWSLogs" -name '*.json.gz' -print0 | xargs -0 cat | gzip -dc | wc -c)

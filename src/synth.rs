@@ -35,6 +35,10 @@ pub struct SynthSpec {
     pub start: Millis,
     /// Plant one attack scenario (and one look-alike) every this many files; 0 plants none.
     pub attack_every: usize,
+    /// Percent of background events that are S3 data events (GetObject, PutObject). 40 is a
+    /// trail with data events on for busy buckets; 0 is a management-only trail, the default of
+    /// most organization trails. The rest keep their mix of management calls.
+    pub s3_data_percent: usize,
 }
 
 impl Default for SynthSpec {
@@ -47,6 +51,7 @@ impl Default for SynthSpec {
             regions: vec!["us-east-1", "eu-west-1"],
             start: 1_793_491_200_000, // 2026-11-01T00:00:00Z
             attack_every: 1,
+            s3_data_percent: 40,
         }
     }
 }
@@ -153,7 +158,7 @@ pub fn generate(spec: &SynthSpec, mut sink: impl FnMut(SynthObject)) -> GroundTr
                     push_event(&mut text, &mut events, &rotation);
                 }
             }
-            let background = background_event(&mut rng, &ctx, clock);
+            let background = background_event(&mut rng, &ctx, clock, spec.s3_data_percent.min(100));
             push_event(&mut text, &mut events, &background);
         }
         text.push_str("]}");
@@ -301,13 +306,19 @@ fn object_key_name(rng: &mut Rng) -> String {
 const LOOK_ALIKE_SHARE: usize = 100;
 
 /// One realistic background event.
-fn background_event(rng: &mut Rng, ctx: &Ctx<'_>, time: Millis) -> String {
+fn background_event(rng: &mut Rng, ctx: &Ctx<'_>, time: Millis, s3_data_percent: usize) -> String {
     let fine = rng.below(10_000);
     let pipeline_only = (10_000 - LOOK_ALIKE_SHARE..10_000 - LOOK_ALIKE_SHARE + 90).contains(&fine);
     if fine >= 10_000 - LOOK_ALIKE_SHARE && (ctx.runs_pipeline || !pipeline_only) {
         return look_alike_event(fine - (10_000 - LOOK_ALIKE_SHARE), rng, ctx, time);
     }
+    // Rolls 0..40 are S3 data events and 40..100 the management mix: the share of data events
+    // moves the boundary, and the management calls keep their proportions among themselves.
     let roll = fine * 100 / (10_000 - LOOK_ALIKE_SHARE);
+    let roll = match roll < s3_data_percent {
+        true => roll * 40 / s3_data_percent.max(1),
+        false => 40 + (roll - s3_data_percent) * 60 / (100 - s3_data_percent).max(1),
+    };
     let agent = *rng.pick(USER_AGENTS);
     let envelope = match roll {
         0..=39 => {

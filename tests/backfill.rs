@@ -67,6 +67,7 @@ async fn trail(endpoint: &str, files_per_day: usize) -> Trail {
             regions: vec!["us-east-1", "eu-west-1"],
             start: NOV_1 + day * DAY + 10 * 3_600_000,
             attack_every: 2,
+            ..SynthSpec::default()
         };
         generate(&spec, |object| {
             let key = match day {

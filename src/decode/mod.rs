@@ -246,8 +246,8 @@ struct RecordParser<'d, 'v> {
 impl Records for RecordParser<'_, '_> {
     type Error = ObjectError;
 
-    fn record(&mut self, text: &[u8], start: usize) -> Result<Option<usize>, ObjectError> {
-        let Some(end) = self.read(text, start)? else { return Ok(None) };
+    fn record(&mut self, text: &[u8], utf8: &str, start: usize) -> Result<Option<usize>, ObjectError> {
+        let Some(end) = self.read(text, utf8, start)? else { return Ok(None) };
         self.next_record()?;
         Ok(Some(end))
     }
@@ -272,12 +272,15 @@ impl RecordParser<'_, '_> {
 
     /// Reads the record at `start` of `text`; returns the offset past it, or `None` when it
     /// runs past the end of `text` (then nothing was visited or rejected).
-    fn read(&mut self, text: &[u8], start: usize) -> Result<Option<usize>, EnvelopeError> {
+    fn read(&mut self, text: &[u8], utf8: &str, start: usize) -> Result<Option<usize>, EnvelopeError> {
         let index = self.index;
         if text[start] == b'{' {
-            if let Ok(walked) = walk::walk_event(text, start, self.limits.max_depth) {
+            if let Ok(walked) = walk::walk_event(text, utf8, start, self.limits.max_depth) {
                 let small = walked.end - start <= self.limits.max_record_bytes;
-                if small && !walked.needs_full_parse {
+                // A record with invalid UTF-8 anywhere, bodies included, is the full parser's
+                // to reject, on every path. Most records lie in the window's valid prefix.
+                let valid = walked.end <= utf8.len() || simdutf8::basic::from_utf8(&text[start..walked.end]).is_ok();
+                if small && valid && !walked.needs_full_parse {
                     if let Ok(mut event) = walked.event.finish() {
                         event.raw = &text[start..walked.end];
                         if !(self.needs_bodies)(&event, event.raw) {

@@ -56,7 +56,8 @@ pub trait Records {
 
     /// Reads the record at `text[start]` and returns the offset just past it, or `None` when it
     /// runs past the end of `text` (nothing is read then: the scanner retries with more text).
-    fn record(&mut self, text: &[u8], start: usize) -> Result<Option<usize>, Self::Error>;
+    /// `utf8` is the prefix of `text` known to be valid UTF-8.
+    fn record(&mut self, text: &[u8], utf8: &str, start: usize) -> Result<Option<usize>, Self::Error>;
 
     /// A record of `bytes` bytes, more than the record cap, was skipped without being held.
     fn oversized(&mut self, bytes: usize) -> Result<(), Self::Error>;
@@ -301,7 +302,7 @@ impl Scanner {
         match held {
             Held::At(start) => {
                 let at = start - view.base;
-                records.record(view.text, at)?.ok_or(EnvelopeError::Truncated { offset: start })?;
+                records.record(view.text, view.utf8, at)?.ok_or(EnvelopeError::Truncated { offset: start })?;
                 Ok(())
             }
             Held::TooLong { bytes, .. } => records.oversized(bytes),
@@ -444,7 +445,7 @@ impl Scanner {
                 return self.incomplete_item(view, list, error);
             }
         }
-        match records.record(view.text, rel)? {
+        match records.record(view.text, view.utf8, rel)? {
             Some(end) => {
                 self.pos = view.base + end;
                 self.state = State::AfterItem { list };
@@ -667,7 +668,7 @@ mod tests {
     impl Records for Spans {
         type Error = EnvelopeError;
 
-        fn record(&mut self, text: &[u8], start: usize) -> Result<Option<usize>, EnvelopeError> {
+        fn record(&mut self, text: &[u8], _: &str, start: usize) -> Result<Option<usize>, EnvelopeError> {
             match value_end(text, start) {
                 Ok((end, _)) => {
                     self.0.push(String::from_utf8_lossy(&text[start..end]).into_owned());
@@ -696,7 +697,8 @@ mod tests {
         let mut scanner = Scanner::new(cap);
         let (mut base, mut end) = (0, window.min(doc.len()));
         loop {
-            let view = View { text: &doc.as_bytes()[base..end], base, eof: end == doc.len() };
+            let text = &doc.as_bytes()[base..end];
+            let view = View { text, base, eof: end == doc.len(), utf8: super::super::window::utf8_prefix(text) };
             match scanner.run(view, &mut records) {
                 Ok(Run::Finished) => return (records.0, Ok(())),
                 Ok(Run::NeedMore { keep_from }) => {

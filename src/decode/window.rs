@@ -44,6 +44,9 @@ pub struct View<'t> {
     pub base: usize,
     /// True when nothing follows `text`.
     pub eof: bool,
+    /// The longest prefix of `text` that is valid UTF-8, checked once per window (SIMD) so
+    /// that the walker's strings are slices of it rather than checked one by one.
+    pub utf8: &'t str,
 }
 
 impl View<'_> {
@@ -55,6 +58,15 @@ impl View<'_> {
     /// The byte at object offset `at`, if held.
     pub fn get(&self, at: usize) -> Option<u8> {
         self.text.get(at.checked_sub(self.base)?).copied()
+    }
+}
+
+/// The longest prefix of `text` that is valid UTF-8 (a character cut by the window's end, or
+/// invalid bytes in a record, end it; what follows is checked record by record).
+pub fn utf8_prefix(text: &[u8]) -> &str {
+    match simdutf8::compat::from_utf8(text) {
+        Ok(valid) => valid,
+        Err(error) => simdutf8::basic::from_utf8(&text[..error.valid_up_to()]).unwrap_or_default(),
     }
 }
 
@@ -185,7 +197,7 @@ impl<'s, 'b> Window<'s, 'b> {
             Decompression::InPlace => self.in_place,
             _ => self.buf.as_slice(),
         };
-        View { text, base: self.base, eof: self.eof }
+        View { text, base: self.base, eof: self.eof, utf8: utf8_prefix(text) }
     }
 
     /// True when the object was gzip.

@@ -185,7 +185,10 @@ pub fn is_ransom_note(key: &str) -> bool {
 /// A cheap look at a raw `PutObject` record: does its `key` look like a ransom note? Only such
 /// uploads are parsed whole (plain writes are by far the most common data event).
 pub fn raw_may_be_note(raw: &[u8]) -> bool {
-    let Some(at) = memchr::memmem::find(raw, b"\"key\"") else { return false };
+    // Built once: building a searcher per event cost as much as the search.
+    static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"key\""));
+    let Some(at) = KEY.find(raw) else { return false };
     let rest = &raw[at + 5..];
     let Some(open) = memchr::memchr(b'"', rest) else { return false };
     let value = &rest[open + 1..];

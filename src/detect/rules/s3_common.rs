@@ -32,8 +32,11 @@ pub fn uses_sse_c(event: &Event<'_>) -> bool {
 /// it, or it has `\u` escapes (which could spell either; CloudTrail does not write them there).
 /// Lets the SSE-C rules skip parsing the bulk of S3 object writes.
 pub fn raw_may_use_sse_c(raw: &[u8]) -> bool {
-    let has = |needle: &[u8]| memchr::memmem::find(raw, needle).is_some();
-    has(b"customer-algorithm") || has(b"SSE_C") || has(b"\\u")
+    use memchr::memmem::Finder;
+    // Built once: building a searcher per event cost as much as the search.
+    static NEEDLES: std::sync::LazyLock<[Finder<'static>; 3]> =
+        std::sync::LazyLock::new(|| [Finder::new(b"customer-algorithm"), Finder::new(b"SSE_C"), Finder::new(b"\\u")]);
+    NEEDLES.iter().any(|needle| needle.find(raw).is_some())
 }
 
 /// `requestParameters.bucketName`.
