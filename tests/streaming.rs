@@ -68,3 +68,39 @@ fn memory_does_not_grow_with_the_number_of_findings() {
         with_findings.saturating_sub(without)
     );
 }
+
+/// Issue 15: objects stream through the decoder's window, so a decompression bomb and a huge
+/// record cost the window, not their size (the whole inflated object was held before: 1 GiB a
+/// thread for a bomb, 200 MB for a 200 MB record).
+#[cfg(target_os = "linux")]
+#[test]
+fn hostile_objects_cost_a_window_not_their_size() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = |name: &str| -> PathBuf { dir.path().join(name) };
+    let event = |name: &str| {
+        format!(
+            r#"{{"eventVersion":"1.10","eventTime":"2026-11-01T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"{name}","awsRegion":"us-east-1","eventID":"{name}"}}"#
+        )
+    };
+    // 300 MB of whitespace inside `{"Records":[`, after one event, in ~0.3 MB of gzip.
+    let mut bomb = GzEncoder::new(std::fs::File::create(file("bomb.json.gz")).expect("create"), Compression::fast());
+    write!(bomb, r#"{{"Records":[{},"#, event("Before")).expect("write");
+    let spaces = vec![b' '; 1 << 20];
+    for _ in 0..300 {
+        bomb.write_all(&spaces).expect("write");
+    }
+    bomb.finish().expect("finish");
+    // A 120 MB record between two events, in plain JSON.
+    let record = format!(r#"{{"eventName":"Huge","userAgent":"{}"}}"#, "a".repeat(120 << 20));
+    let text = format!(r#"{{"Records":[{},{record},{}]}}"#, event("First"), event("Last"));
+    std::fs::write(file("record.json"), text).expect("write");
+    std::fs::write(file("small.json"), format!(r#"{{"Records":[{}]}}"#, event("Small"))).expect("write");
+
+    let (_, small) = scan(&file("small.json"), &file("small.jsonl"));
+    let (quarantined, bomb) = scan(&file("bomb.json.gz"), &file("bomb.jsonl"));
+    let (_, record) = scan(&file("record.json"), &file("record.jsonl"));
+    assert_eq!(quarantined, 1, "the bomb is quarantined (a truncated envelope), as before");
+    for (case, peak) in [("300 MB of whitespace in gzip", bomb), ("a 120 MB record", record)] {
+        assert!(peak <= small + 48, "{case} peaked at {peak} MB, a small file at {small} MB");
+    }
+}
