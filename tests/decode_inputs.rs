@@ -323,6 +323,42 @@ fn ok_records_cut_by_the_window_are_read_whole() {
     }
 }
 
+/// A reader that fails after handing out `good` bytes, as a disk or network file system may.
+struct Failing<'a> {
+    good: &'a [u8],
+}
+
+impl std::io::Read for Failing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.good.is_empty() {
+            return Err(std::io::Error::other("device went away"));
+        }
+        let n = buf.len().min(self.good.len()).min(1000);
+        buf[..n].copy_from_slice(&self.good[..n]);
+        self.good = &self.good[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn qrt_a_read_error_keeps_the_records_before_it() {
+    let many: Vec<String> = (0..400).map(|i| event("E", &i.to_string())).collect();
+    let text = records(&many);
+    for bytes in [text.clone().into_bytes(), gzip(text.as_bytes())] {
+        let mut reader = Failing { good: &bytes[..bytes.len() / 2] };
+        let mut names = Vec::new();
+        let report = Decoder::new(Limits::default()).with_window_chunk(4096).decode_from(
+            Source::Reader(&mut reader),
+            &|_, _| false,
+            &mut |_, event| names.push(event.event_name.to_owned()),
+        );
+        let damage = report.damage.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert!(matches!(report.damage, Some(ObjectError::Read(_))), "{damage}");
+        assert!(damage.contains("device went away"), "{damage}");
+        assert!(!names.is_empty() && names.len() < 400, "{} events read before the error", names.len());
+    }
+}
+
 #[test]
 fn ok_odd_but_valid_records() {
     let cases: Vec<(&str, String)> = vec![

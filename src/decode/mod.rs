@@ -68,8 +68,8 @@ pub enum ObjectError {
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
     /// The object could not be read to its end (a local file).
-    #[error("object could not be read")]
-    Read(#[source] std::io::Error),
+    #[error("object could not be read to its end: {0}")]
+    Read(std::io::Error),
     /// More records were rejected than the bound allows; the rest were not read.
     #[error("more than {limit} records rejected: not a CloudTrail log, the rest was not read")]
     TooManyRejected {
@@ -130,7 +130,7 @@ pub struct ObjectReport {
 /// Per-thread decoding state: buffers reused from one object to the next.
 pub struct Decoder {
     limits: Limits,
-    text: Vec<u8>,
+    buffers: window::Buffers,
     json_buffers: simd_json::Buffers,
     tape: Tape<'static>,
     record: Vec<u8>,
@@ -142,7 +142,7 @@ impl Decoder {
     pub fn new(limits: Limits) -> Self {
         Decoder {
             limits,
-            text: Vec::new(),
+            buffers: window::Buffers::default(),
             json_buffers: simd_json::Buffers::default(),
             tape: Tape::null(),
             record: Vec::new(),
@@ -189,9 +189,9 @@ impl Decoder {
         needs_bodies: &dyn Fn(&Event<'_>, &[u8]) -> bool,
         visit: &mut dyn FnMut(u64, &Event<'_>),
     ) -> ObjectReport {
-        let Decoder { limits, text, json_buffers, tape, record, chunk } = self;
+        let Decoder { limits, buffers, json_buffers, tape, record, chunk } = self;
         let mut report = ObjectReport::default();
-        let mut window = Window::open(source, text, limits.max_object_bytes, *chunk);
+        let mut window = Window::open(source, buffers, limits.max_object_bytes, *chunk);
         let mut parser = RecordParser {
             limits: *limits,
             json_buffers,

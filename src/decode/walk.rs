@@ -116,13 +116,15 @@ fn walk_session_context<'a>(
     })
 }
 
-/// A member visitor: gets the buffer, the key, the offset of the value and the remaining depth
-/// budget; returns the offset just past the value.
-type Member<'f, 'a> = dyn FnMut(&'a [u8], &[u8], usize, usize) -> Result<usize, WalkError> + 'f;
-
 /// Walks the members of the object at `start`, calling `member` for each; returns the offset
 /// past the closing `}`. Keys are raw bytes: one with an escape matches no field name.
-fn walk_object<'a>(buf: &'a [u8], start: usize, depth: usize, member: &mut Member<'_, 'a>) -> Result<usize, WalkError> {
+/// `member` gets the buffer, the key, the offset of the value and the remaining depth budget, and
+/// returns the offset just past the value. It is generic, not `dyn`: each call site gets its own
+/// copy with the visitor inlined, which matters at one call per member of every record.
+fn walk_object<'a, F>(buf: &'a [u8], start: usize, depth: usize, member: &mut F) -> Result<usize, WalkError>
+where
+    F: FnMut(&'a [u8], &[u8], usize, usize) -> Result<usize, WalkError>,
+{
     let depth = depth.checked_sub(1).ok_or(WalkError::TooDeep)?;
     let mut pos = skip_ws(buf, start + 1);
     if buf.get(pos) == Some(&b'}') {

@@ -35,6 +35,15 @@ pub enum Source<'s> {
     Reader(&'s mut dyn Read),
 }
 
+/// The buffers a window fills, kept by the decoder from one object to the next.
+#[derive(Default)]
+pub struct Buffers {
+    /// The window's text.
+    text: Vec<u8>,
+    /// Bytes read from a reader, not yet inflated or copied.
+    read: Vec<u8>,
+}
+
 /// What the scanner sees: the text held, where it sits in the object, and whether more can come.
 #[derive(Clone, Copy)]
 pub struct View<'t> {
@@ -71,31 +80,39 @@ pub fn utf8_prefix(text: &[u8]) -> &str {
 }
 
 /// Raw bytes still to be read: a slice, or a reader with its read buffer.
-enum Raw<'s> {
+enum Raw<'s, 'b> {
     Slice(&'s [u8]),
-    Reader { reader: &'s mut dyn Read, buf: Vec<u8>, start: usize, done: bool },
+    /// `buf[start..end]` is read and not yet consumed; `buf` is the decoder's, zeroed once.
+    Reader {
+        reader: &'s mut dyn Read,
+        buf: &'b mut Vec<u8>,
+        start: usize,
+        end: usize,
+        done: bool,
+    },
 }
 
-impl Raw<'_> {
+impl Raw<'_, '_> {
     /// The unread bytes held (reading more when none are), empty at the end.
     fn available(&mut self) -> std::io::Result<&[u8]> {
         match self {
             Raw::Slice(rest) => Ok(rest),
-            Raw::Reader { reader, buf, start, done } => {
-                if *start == buf.len() && !*done {
-                    buf.resize(READ_CHUNK, 0);
+            Raw::Reader { reader, buf, start, end, done } => {
+                if *start == *end && !*done {
+                    if buf.is_empty() {
+                        buf.resize(READ_CHUNK, 0);
+                    }
                     let read = loop {
                         match reader.read(buf) {
                             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
                             other => break other,
                         }
                     };
-                    let read = read.inspect_err(|_| buf.clear())?;
-                    buf.truncate(read);
-                    *start = 0;
-                    *done = read == 0;
+                    (*start, *end) = (0, 0);
+                    *end = read?;
+                    *done = *end == 0;
                 }
-                Ok(&buf[*start..])
+                Ok(&buf[*start..*end])
             }
         }
     }
@@ -123,7 +140,7 @@ pub struct Window<'s, 'b> {
     buf: &'b mut Vec<u8>,
     in_place: &'s [u8],
     base: usize,
-    raw: Raw<'s>,
+    raw: Raw<'s, 'b>,
     decompression: Decompression,
     cap: u64,
     chunk: usize,
@@ -135,12 +152,14 @@ pub struct Window<'s, 'b> {
 impl<'s, 'b> Window<'s, 'b> {
     /// Opens `source`, sniffing gzip from its first bytes, and fills the first chunk. `buf` is
     /// the caller's reusable buffer; `cap` bounds the decompressed text.
-    /// `chunk` is how much text is added at a time ([`CHUNK`] but in tests).
-    pub fn open(source: Source<'s>, buf: &'b mut Vec<u8>, cap: u64, chunk: usize) -> Window<'s, 'b> {
+    /// `chunk` is how much text is added at a time ([`CHUNK`] but in tests). `buffers` are the
+    /// caller's, reused from one object to the next: the text, and the bytes read from a reader.
+    pub fn open(source: Source<'s>, buffers: &'b mut Buffers, cap: u64, chunk: usize) -> Window<'s, 'b> {
+        let Buffers { text: buf, read } = buffers;
         buf.clear();
         let (raw, in_place) = match source {
             Source::Bytes(bytes) => (Raw::Slice(bytes), bytes),
-            Source::Reader(reader) => (Raw::Reader { reader, buf: Vec::new(), start: 0, done: false }, &[][..]),
+            Source::Reader(reader) => (Raw::Reader { reader, buf: read, start: 0, end: 0, done: false }, &[][..]),
         };
         let mut window = Window {
             buf,
@@ -320,7 +339,7 @@ enum Stop {
 /// ended with the input. One decompressor per member: zlib-rs checks each header, CRC and length.
 fn inflate_some(
     member: &mut Decompress,
-    raw: &mut Raw<'_>,
+    raw: &mut Raw<'_, '_>,
     out: &mut Vec<u8>,
     room: usize,
     raw_read: &mut u64,
