@@ -39,7 +39,7 @@ for line in open(annotated, errors="replace"):
     else:
         functions.append((count, m.group(2)))
 parts = [
-    ("inflate", r"zlib_rs::inflate|inflate_fast|inflate_table|adler"),
+    ("inflate", r"zlib_rs::inflate|inflate_fast|inflate_table|adler|deflate_decompress|libdeflate"),
     ("CRC", r"crc32|crc::"),
     ("header walker", r"decode::walk|Event::slot|Event::set_text|Identity::set_text|Event::wants|parse_rfc3339"),
     ("envelope scanner", r"decode::split|decode::window|Skipper"),

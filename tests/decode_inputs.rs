@@ -152,6 +152,21 @@ fn qrt_truncated_gzip_keeps_records_before_the_damage() {
 }
 
 #[test]
+fn qrt_a_gzip_trailer_that_lies_about_the_size() {
+    // The size in the trailer picks the whole-member inflater; a wrong one must not change the
+    // outcome: the member's own length check fails either way, after the whole document.
+    let good = gzip(two_events().as_bytes());
+    for size in [1u32, 100, 1 << 20, u32::MAX] {
+        let mut bytes = good.clone();
+        let at = bytes.len() - 4;
+        bytes[at..].copy_from_slice(&size.to_le_bytes());
+        let (names, report) = decode(&bytes);
+        assert!(matches!(report.damage, Some(ObjectError::Gzip(GzipError::Damaged { .. }))), "{:?}", report.damage);
+        assert_eq!(names, ["A", "B"], "trailer size {size}");
+    }
+}
+
+#[test]
 fn qrt_bad_crc_after_a_complete_document() {
     let mut bytes = gzip(two_events().as_bytes());
     let crc_at = bytes.len() - 8;

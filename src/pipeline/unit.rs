@@ -6,6 +6,7 @@
 //! file buffer are per pool thread (a thread-local) and reused from one object to the next.
 
 use std::cell::RefCell;
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -202,10 +203,15 @@ impl ObjectOutcome {
     }
 }
 
-/// Per-thread scratch: the decoder's buffers.
+/// Per-thread scratch: the decoder's buffers and a small file's bytes.
 struct Scratch {
     decoder: Decoder,
+    file: Vec<u8>,
 }
+
+/// Files up to this size are read whole (one read; a gzip one can then be inflated whole, see
+/// [`crate::decode::window::WHOLE_MEMBER_LIMIT`]); larger ones are read as they are decoded.
+const WHOLE_FILE_BYTES: u64 = 16 << 20;
 
 thread_local! {
     /// One decoder (and its buffers) per pool thread, reused from one object to the next.
@@ -219,7 +225,7 @@ fn with_scratch<T>(limits: Limits, work: impl FnOnce(&mut Scratch) -> T) -> T {
         if slot.as_ref().is_some_and(|s| s.decoder.limits() != limits) {
             *slot = None;
         }
-        let scratch = slot.get_or_insert_with(|| Scratch { decoder: Decoder::new(limits) });
+        let scratch = slot.get_or_insert_with(|| Scratch { decoder: Decoder::new(limits), file: Vec::new() });
         work(scratch)
     })
 }
@@ -248,17 +254,26 @@ pub fn inspect_input_in_parts(input: Input, inspection: &Inspection, parts: Opti
     match input {
         Input::File(path) => with_scratch(*limits, |scratch| {
             let name = path.display().to_string();
-            let mut file = match open_capped(&path, limits.max_object_bytes) {
+            let (mut file, size) = match open_capped(&path, limits.max_object_bytes) {
                 // Too large to read: the same outcome as a gzip object that inflates past the
                 // cap (quarantined, a finding), not a mere error line.
                 Err(error @ ReadError::TooLarge { .. }) => {
                     return ObjectOutcome::quarantined(name, error.to_string(), *mode);
                 }
                 Err(error) => return ObjectOutcome::unreadable_file(name, error.to_string()),
-                Ok(file) => file,
+                Ok(opened) => opened,
             };
             let object = ObjectRun { origin: &name, engine, window: *window, mode: *mode, gather };
-            let source = Source::Reader(&mut file);
+            let source = if size <= WHOLE_FILE_BYTES {
+                scratch.file.clear();
+                // Bounded as the size was: a file that grows while read stops at the cap.
+                if let Err(error) = (&mut file).take(limits.max_object_bytes + 1).read_to_end(&mut scratch.file) {
+                    return ObjectOutcome::unreadable_file(name, error.to_string());
+                }
+                Source::Bytes(&scratch.file)
+            } else {
+                Source::Reader(&mut file)
+            };
             let inspected = inspect_object_in_parts(&mut scratch.decoder, source, object, parts);
             ObjectOutcome::inspected(name, inspected)
         }),

@@ -160,8 +160,9 @@ pub fn read_stdin(cap: u64) -> Result<Vec<u8>, ReadError> {
     Ok(buf)
 }
 
-/// Opens a file to be read as it is decoded, refusing files over the cap without reading them.
-pub fn open_capped(path: &Path, cap: u64) -> Result<File, ReadError> {
+/// Opens a file to be read as it is decoded, refusing files over the cap without reading them;
+/// returns it with its size.
+pub fn open_capped(path: &Path, cap: u64) -> Result<(File, u64), ReadError> {
     let file = File::open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
@@ -170,5 +171,5 @@ pub fn open_capped(path: &Path, cap: u64) -> Result<File, ReadError> {
     if meta.len() > cap {
         return Err(ReadError::TooLarge { size: meta.len(), cap });
     }
-    Ok(file)
+    Ok((file, meta.len()))
 }
