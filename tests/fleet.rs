@@ -117,10 +117,31 @@ fn spawn_worker(queue_url: &str, topic_arn: &str, endpoint: &str, state: &str) -
         .args(["--state", state, "--grace", "5", "--concurrency", "2"])
         .env("TRAILHOUND_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(worker_log())
         .spawn()
         .expect("spawn a worker");
     KillOnDrop(child)
+}
+
+/// Where the workers' logs go (appended, all workers of the run), for a failure to show.
+fn worker_log_path() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("trailhound-fleet-workers-{}.log", std::process::id()))
+}
+
+fn worker_log() -> Stdio {
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(worker_log_path());
+    file.map_or_else(|_| Stdio::null(), Stdio::from)
+}
+
+/// The end of the workers' logs, for an assertion message.
+fn worker_log_tail() -> String {
+    let text = std::fs::read_to_string(worker_log_path()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!(
+        "last worker log lines ({}):\n{}",
+        worker_log_path().display(),
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    )
 }
 
 impl Fleet {
@@ -162,7 +183,14 @@ impl Fleet {
             }
             let start = Instant::now();
             while self.depth().await > 0 {
-                assert!(start.elapsed() < Duration::from_secs(240), "the fleet never finished a delivery");
+                let depth = self.depth().await;
+                assert!(
+                    // A message that met conflicts and claims several times waits out the run
+                    // command's retry backoff (up to 300 s) before its next try: allow for it.
+                    start.elapsed() < Duration::from_secs(600),
+                    "the fleet never finished a delivery ({depth} messages left)\n{}",
+                    worker_log_tail()
+                );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
