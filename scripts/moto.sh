@@ -14,6 +14,7 @@ MOTO_VERSION="5.2.5"
 MOTO_EXTRAS="s3,sqs,sns,dynamodb,events,cloudformation,server"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/trailhound"
 venv="${TRAILHOUND_MOTO_VENV:-$cache/moto-$MOTO_VERSION-$(echo "$MOTO_EXTRAS" | sha256sum | cut -c1-8)}"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 run_dir="${TRAILHOUND_MOTO_RUN:-${TMPDIR:-/tmp}/trailhound-moto-$UID}"
 
 install() {
@@ -35,7 +36,7 @@ start() {
   local log="$run_dir/moto.log"
   : >"$log"
   # Port 0: the OS picks a free port, which moto prints in its log.
-  AWS_EC2_METADATA_DISABLED=true nohup "$venv/bin/moto_server" -H 127.0.0.1 -p 0 >"$log" 2>&1 &
+  AWS_EC2_METADATA_DISABLED=true nohup "$venv/bin/python" "$here/moto_server.py" -H 127.0.0.1 -p 0 >"$log" 2>&1 &
   echo $! >"$run_dir/moto.pid"
   local port="" deadline=$((SECONDS + 30))
   while [[ -z "$port" ]]; do

@@ -26,21 +26,7 @@ use serde_json::{json, Value};
 use trailhound::aws::{clients, Clients, CALL_LOG_ENV};
 
 use common::function::{cargo_lambda, Function, KillOnDrop};
-use common::{endpoint, options, queue, queue_arn, root, subscribe, trailhound_on, unique};
-
-/// A tool named by an environment variable, or `None` (skip).
-fn tool(variable: &str) -> Option<PathBuf> {
-    match std::env::var_os(variable) {
-        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
-        _ if std::env::var_os("TRAILHOUND_REQUIRE_MOTO").is_some() => {
-            panic!("TRAILHOUND_REQUIRE_MOTO is set but {variable} is not (scripts/test.sh sets it)")
-        }
-        _ => {
-            eprintln!("NOTICE: {variable} not set (scripts/test.sh sets it); deployment test skipped");
-            None
-        }
-    }
-}
+use common::{endpoint, options, queue, queue_arn, root, subscribe, tool, trailhound_on, unique};
 
 fn succeeds(what: &str, output: Output) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

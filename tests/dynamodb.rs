@@ -10,12 +10,32 @@ use trailhound::store::contract;
 use trailhound::store::dynamodb::DynamoStore;
 use trailhound::store::{Expect, StateError, StateStore, Table, Write};
 
-use common::{endpoint, options, unique};
+use common::{endpoint, options, root, tool, unique};
 
 fn store(endpoint: &str) -> DynamoStore {
     let store = DynamoStore::connect(&options(endpoint), &unique("state")).expect("connect");
     store.create_table().expect("create table");
     store
+}
+
+/// The fleet tests rely on DynamoDB's atomic requests, which moto keeps only as
+/// `scripts/moto_server.py` serves it (one DynamoDB request at a time): plain `moto_server`
+/// loses acknowledged writes and shows half-made items when transactions are cancelled
+/// concurrently, as the fleet's conflicting workers do.
+#[test]
+fn the_emulator_applies_each_dynamodb_request_atomically() {
+    let (Some(endpoint), Some(python)) = (endpoint(), tool("TRAILHOUND_MOTO_PYTHON")) else { return };
+    let output = std::process::Command::new(python)
+        .arg(root().join("scripts/moto_race.py"))
+        .arg(&endpoint)
+        .output()
+        .expect("run scripts/moto_race.py");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]

@@ -24,6 +24,20 @@ pub fn endpoint() -> Option<String> {
     }
 }
 
+/// A tool named by an environment variable, or `None` (skip).
+pub fn tool(variable: &str) -> Option<PathBuf> {
+    match std::env::var_os(variable) {
+        Some(path) if !path.is_empty() => Some(PathBuf::from(path)),
+        _ if std::env::var_os("TRAILHOUND_REQUIRE_MOTO").is_some() => {
+            panic!("TRAILHOUND_REQUIRE_MOTO is set but {variable} is not (scripts/test.sh sets it)")
+        }
+        _ => {
+            eprintln!("NOTICE: {variable} not set (scripts/test.sh sets it); test skipped");
+            None
+        }
+    }
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
