@@ -6,7 +6,8 @@
 # the Lambda function through cargo-lambda's Runtime API, and the deployment templates (cfn-lint,
 # checkov, python-hcl2, a CloudFormation stack in moto), with the tools scripts/tools.sh pins.
 #
-# Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test worker`).
+# Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test worker`). Every test binary
+# runs even after one fails (--no-fail-fast), so one run reports every failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ -z "${TRAILHOUND_CORPUS:-}" && -d ../shared/corpus ]]; then
@@ -17,4 +18,4 @@ eval "$(scripts/tools.sh)"
 eval "$(scripts/moto.sh start)"
 trap 'scripts/moto.sh stop' EXIT
 export TRAILHOUND_REQUIRE_MOTO=1 AWS_EC2_METADATA_DISABLED=true
-cargo test "$@"
+cargo test --no-fail-fast "$@"
