@@ -41,7 +41,7 @@ for line in open(annotated, errors="replace"):
 parts = [
     ("inflate", r"zlib_rs::inflate|inflate_fast|inflate_table|adler|deflate_decompress|libdeflate"),
     ("CRC", r"crc32|crc::"),
-    ("header walker", r"decode::walk|Event::slot|Event::set_text|Identity::set_text|Event::wants|parse_rfc3339"),
+    ("header walker", r"decode::walk|Event::slot|Event::set_text|Identity::set_text|Event::wants|Event::wanted|Event::set\b|Field::named|parse_rfc3339"),
     ("envelope scanner", r"decode::split|decode::window|Skipper"),
     ("UTF-8 checks", r"from_utf8|simdutf8|run_utf8_validation"),
     ("full parses", r"simd_json"),

@@ -135,6 +135,58 @@ pub struct Event<'a> {
     pub additional: Option<Json<'a>>,
 }
 
+/// A top-level string field the [`Event`] view keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// `eventName`.
+    EventName,
+    /// `eventID`.
+    EventId,
+    /// `eventTime`.
+    EventTime,
+    /// `eventSource`.
+    EventSource,
+    /// `eventType`.
+    EventType,
+    /// `eventCategory`.
+    EventCategory,
+    /// `awsRegion`.
+    Region,
+    /// `sourceIPAddress`.
+    SourceIp,
+    /// `userAgent`.
+    UserAgent,
+    /// `recipientAccountId`.
+    RecipientAccount,
+    /// `errorCode`.
+    ErrorCode,
+}
+
+impl Field {
+    /// The field named by a record's key. The header walker asks this for every top-level key
+    /// of every record: dispatching on the length first leaves at most six keys of that length
+    /// to compare, each as one fixed-size array.
+    pub fn named(key: &[u8]) -> Option<Field> {
+        match key.len() {
+            7 => (key == b"eventID").then_some(Field::EventId),
+            9 => match <&[u8; 9]>::try_from(key).ok()? {
+                b"eventName" => Some(Field::EventName),
+                b"eventTime" => Some(Field::EventTime),
+                b"eventType" => Some(Field::EventType),
+                b"awsRegion" => Some(Field::Region),
+                b"userAgent" => Some(Field::UserAgent),
+                b"errorCode" => Some(Field::ErrorCode),
+                _ => None,
+            },
+            11 => (key == b"eventSource").then_some(Field::EventSource),
+            13 => (key == b"eventCategory").then_some(Field::EventCategory),
+            15 => (key == b"sourceIPAddress").then_some(Field::SourceIp),
+            18 => (key == b"recipientAccountId").then_some(Field::RecipientAccount),
+            _ => None,
+        }
+    }
+}
+
 impl<'a> Event<'a> {
     /// An event with no fields set yet.
     pub fn empty() -> Event<'a> {
@@ -186,42 +238,52 @@ impl<'a> Event<'a> {
     /// Sets the top-level string field named `key`, if it is one the view keeps. With duplicate
     /// keys the first one wins, the same way on every decode path.
     pub fn set_text(&mut self, key: &[u8], value: &'a str) {
-        if key == b"eventName" {
-            if self.event_name.is_empty() {
-                self.event_name = value;
+        if let Some(field) = Field::named(key) {
+            self.set(field, value);
+        }
+    }
+
+    /// The field `key` names, when the view keeps it and it is not set yet.
+    pub fn wanted(&mut self, key: &[u8]) -> Option<Field> {
+        let field = Field::named(key)?;
+        let unset = match field {
+            Field::EventName => self.event_name.is_empty(),
+            other => self.slot(other).is_none(),
+        };
+        unset.then_some(field)
+    }
+
+    /// Sets `field` unless it is set already (the first duplicate wins); an empty `errorCode`
+    /// is no error.
+    pub fn set(&mut self, field: Field, value: &'a str) {
+        match field {
+            Field::EventName if self.event_name.is_empty() => self.event_name = value,
+            Field::EventName => {}
+            Field::ErrorCode if value.is_empty() => {}
+            other => {
+                let slot = self.slot(other);
+                if slot.is_none() {
+                    *slot = Some(value);
+                }
             }
-            return;
-        }
-        if key == b"errorCode" && value.is_empty() {
-            return;
-        }
-        if let Some(slot) = self.slot(key).filter(|slot| slot.is_none()) {
-            *slot = Some(value);
         }
     }
 
-    /// True when `key` is a top-level field the view keeps and has not been set yet.
-    pub fn wants(&mut self, key: &[u8]) -> bool {
-        if key == b"eventName" {
-            return self.event_name.is_empty();
+    fn slot(&mut self, field: Field) -> &mut Option<&'a str> {
+        match field {
+            Field::EventId => &mut self.event_id,
+            Field::EventTime => &mut self.event_time_raw,
+            Field::EventSource => &mut self.event_source,
+            Field::EventType => &mut self.event_type,
+            Field::EventCategory => &mut self.event_category,
+            Field::Region => &mut self.region,
+            Field::SourceIp => &mut self.source_ip,
+            Field::UserAgent => &mut self.user_agent,
+            Field::RecipientAccount => &mut self.recipient_account,
+            Field::ErrorCode => &mut self.error_code,
+            // Not an optional field; `set` and `wanted` handle it first.
+            Field::EventName => unreachable!("eventName has no optional slot"),
         }
-        self.slot(key).is_some_and(|slot| slot.is_none())
-    }
-
-    fn slot(&mut self, key: &[u8]) -> Option<&mut Option<&'a str>> {
-        Some(match key {
-            b"eventID" => &mut self.event_id,
-            b"eventTime" => &mut self.event_time_raw,
-            b"eventSource" => &mut self.event_source,
-            b"eventType" => &mut self.event_type,
-            b"eventCategory" => &mut self.event_category,
-            b"awsRegion" => &mut self.region,
-            b"sourceIPAddress" => &mut self.source_ip,
-            b"userAgent" => &mut self.user_agent,
-            b"recipientAccountId" => &mut self.recipient_account,
-            b"errorCode" => &mut self.error_code,
-            _ => return None,
-        })
     }
 
     /// Checks the required field and parses the time, once every field is set.
@@ -341,6 +403,49 @@ fn identity(value: Json<'_>) -> UserIdentity<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kept_key_names_its_field_and_nothing_else_does() {
+        let kept = [
+            ("eventName", Field::EventName),
+            ("eventID", Field::EventId),
+            ("eventTime", Field::EventTime),
+            ("eventSource", Field::EventSource),
+            ("eventType", Field::EventType),
+            ("eventCategory", Field::EventCategory),
+            ("awsRegion", Field::Region),
+            ("sourceIPAddress", Field::SourceIp),
+            ("userAgent", Field::UserAgent),
+            ("recipientAccountId", Field::RecipientAccount),
+            ("errorCode", Field::ErrorCode),
+        ];
+        for (key, field) in kept {
+            assert_eq!(Field::named(key.as_bytes()), Some(field), "{key}");
+            // The same length, one byte off, at either end or in the middle.
+            for at in [0, key.len() / 2, key.len() - 1] {
+                let mut near = key.as_bytes().to_vec();
+                near[at] ^= 0x20;
+                assert_eq!(Field::named(&near), None, "{}", String::from_utf8_lossy(&near));
+            }
+            assert_eq!(Field::named(&key.as_bytes()[1..]), None);
+        }
+        for other in ["eventVersion", "requestID", "readOnly", "errorMessage", "", "userIdentity"] {
+            assert_eq!(Field::named(other.as_bytes()), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn the_first_of_duplicate_fields_wins_and_an_empty_error_code_is_none() {
+        let mut event = Event::empty();
+        for (key, value) in [("eventName", "A"), ("eventName", "B"), ("errorCode", ""), ("awsRegion", "r1")] {
+            event.set_text(key.as_bytes(), value);
+        }
+        assert_eq!(event.wanted(b"eventName"), None);
+        assert_eq!(event.wanted(b"errorCode"), Some(Field::ErrorCode));
+        assert_eq!(event.wanted(b"awsRegion"), None);
+        event.set(Field::Region, "r2");
+        assert_eq!((event.event_name, event.error_code, event.region), ("A", None, Some("r1")));
+    }
 
     #[test]
     fn a_role_session_belongs_to_its_role() {
