@@ -65,15 +65,17 @@ impl<'a> UserIdentity<'a> {
         self.slot(key).is_some_and(|slot| slot.is_none())
     }
 
+    /// The member's slot. Dispatched on the key's length first, as [`Field::named`] is: the
+    /// walker asks this for every member of every `userIdentity`.
     fn slot(&mut self, key: &[u8]) -> Option<&mut Option<&'a str>> {
-        Some(match key {
-            b"type" => &mut self.kind,
-            b"arn" => &mut self.arn,
-            b"accessKeyId" => &mut self.access_key_id,
-            b"userName" => &mut self.user_name,
-            b"accountId" => &mut self.account_id,
-            b"invokedBy" => &mut self.invoked_by,
-            k if k == SESSION_ISSUER_NAME.as_bytes() => &mut self.session_issuer_name,
+        Some(match key.len() {
+            3 if key == b"arn" => &mut self.arn,
+            4 if key == b"type" => &mut self.kind,
+            8 if key == b"userName" => &mut self.user_name,
+            9 if key == b"accountId" => &mut self.account_id,
+            9 if key == b"invokedBy" => &mut self.invoked_by,
+            11 if key == b"accessKeyId" => &mut self.access_key_id,
+            _ if key == SESSION_ISSUER_NAME.as_bytes() => &mut self.session_issuer_name,
             _ => return None,
         })
     }
@@ -432,6 +434,33 @@ mod tests {
         for other in ["eventVersion", "requestID", "readOnly", "errorMessage", "", "userIdentity"] {
             assert_eq!(Field::named(other.as_bytes()), None, "{other}");
         }
+    }
+
+    #[test]
+    fn identity_members_are_kept_by_their_exact_key() {
+        let mut identity = UserIdentity::default();
+        for key in ["type", "arn", "userName", "accountId", "invokedBy", "accessKeyId", SESSION_ISSUER_NAME] {
+            assert!(identity.wants(key.as_bytes()), "{key}");
+            identity.set_text(key.as_bytes(), key);
+            assert!(!identity.wants(key.as_bytes()), "{key} is set");
+        }
+        for other in ["Type", "arm", "principalId", "accountID", "invokedby", "accessKeyID", "sessionContext", ""] {
+            assert!(!identity.wants(other.as_bytes()), "{other}");
+        }
+        let UserIdentity { kind, arn, access_key_id, user_name, account_id, invoked_by, session_issuer_name } =
+            identity;
+        assert_eq!(
+            [kind, arn, access_key_id, user_name, account_id, invoked_by, session_issuer_name],
+            [
+                Some("type"),
+                Some("arn"),
+                Some("accessKeyId"),
+                Some("userName"),
+                Some("accountId"),
+                Some("invokedBy"),
+                Some(SESSION_ISSUER_NAME)
+            ]
+        );
     }
 
     #[test]
