@@ -104,10 +104,19 @@ fn an_item_trailhound_did_not_write_is_reported_as_corrupt_with_its_key() {
         let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.into());
         let put = clients.dynamodb.put_item().table_name(store.table()).item("pk", s("baseline#AKIAODD"));
         put.item("tbl", s("baseline")).item("k", s("AKIAODD")).send().await.expect("PutItem");
+        // Its key alone, as moto once left an item half-made (scripts/moto_server.py).
+        let bare = clients.dynamodb.put_item().table_name(store.table()).item("pk", s("baseline#AKIABARE"));
+        bare.send().await.expect("PutItem");
     });
     let error = store.get_many(Table::Baseline, &["AKIAODD".into()]).expect_err("no value");
     assert!(matches!(&error, StateError::Corrupt { key, .. } if key == "AKIAODD"), "{error:?}");
     assert!(error.to_string().contains("AKIAODD"), "{error}");
+    // Without `k`, the error still names the item, by its partition key.
+    let error = store.get_many(Table::Baseline, &["AKIABARE".into()]).expect_err("no key attribute");
+    assert!(
+        matches!(&error, StateError::Corrupt { key, reason, .. } if key == "AKIABARE" && reason.contains("`k`")),
+        "{error:?}"
+    );
 }
 
 #[test]

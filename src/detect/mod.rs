@@ -280,9 +280,17 @@ fn build_finding(
     let failed = event.failed() || hit.failed;
     let base = configured.or(hit.severity).unwrap_or(info.severity);
     let severity = if failed { base.lowered() } else { base };
-    let fallback_key = format!("{}#{}", origin.object, origin.index);
     let event_ids: Vec<String> = event.event_id.map(clean).into_iter().collect();
-    let id_key = event.event_id.unwrap_or(&fallback_key);
+    // Without an eventID the event is named by where it lies (made only then: this runs for
+    // every baseline observation).
+    let fallback_key;
+    let id_key = match event.event_id {
+        Some(id) => id,
+        None => {
+            fallback_key = format!("{}#{}", origin.object, origin.index);
+            &fallback_key
+        }
+    };
     let time = event.event_time.map(format_rfc3339);
     let mut details = hit.details;
     if let Some(code) = event.error_code {

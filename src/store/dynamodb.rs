@@ -293,17 +293,33 @@ fn number(attributes: &Attributes, name: &'static str) -> Result<Option<i64>, Ba
 
 /// The key and item an item of the table holds.
 fn keyed_item(table: Table, attributes: &Attributes) -> Result<(String, Item), StateError> {
-    let key = text(attributes, "k").unwrap_or_default();
+    let named = text(attributes, "k");
+    // An item without its `k` is still named in the error, by its partition key, so that an
+    // operator knows which item to repair or delete.
+    let key = match &named {
+        Ok(key) => key.clone(),
+        Err(_) => partition_key_name(table, attributes),
+    };
     let corrupt =
         |e: BadAttribute| StateError::Corrupt { table: table.name(), key: key.clone(), reason: e.to_string() };
+    let named = named.map_err(corrupt)?;
     let item = Item {
         value: text(attributes, "v").map_err(corrupt)?,
         version: number(attributes, "ver").map_err(corrupt)?.unwrap_or(0) as u64,
         expires_at: number(attributes, "exp_ms").map_err(corrupt)?,
         recency: number(attributes, "recency").map_err(corrupt)?.unwrap_or(0),
     };
-    let key = text(attributes, "k").map_err(corrupt)?;
-    Ok((key, item))
+    Ok((named, item))
+}
+
+/// The key part of an item's partition key (`baseline#AKIA…` → `AKIA…`), or the whole of it.
+fn partition_key_name(table: Table, attributes: &Attributes) -> String {
+    match attributes.get("pk") {
+        Some(AttributeValue::S(pk)) => {
+            pk.strip_prefix(table.name()).and_then(|rest| rest.strip_prefix('#')).unwrap_or(pk).to_owned()
+        }
+        _ => String::new(),
+    }
 }
 
 /// The transaction item of one write.
