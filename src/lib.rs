@@ -31,6 +31,7 @@
 //!   ransomware chain), per-key baselines, newly minted keys, known SSE-C writers, incidents,
 //!   and the carried state between batches.
 //! - [`net`]: CIDR and port-range arithmetic.
+//! - [`hash`]: the stable hash of eventIDs and of the rules' event-name table.
 //!
 //! The seams (one per edge):
 //! - [`pipeline`]: the unit of work (one object → outcome), the collector, and the one driver
@@ -61,6 +62,7 @@ pub mod decode;
 pub mod detect;
 pub mod event;
 pub mod finding;
+pub mod hash;
 pub mod metrics;
 pub mod net;
 pub mod pipeline;

@@ -118,6 +118,7 @@ impl Raw<'_, '_> {
                             other => break other,
                         }
                     };
+                    // Nothing is held after a failed read.
                     (*start, *end) = (0, 0);
                     *end = read?;
                     *done = *end == 0;

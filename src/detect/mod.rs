@@ -21,13 +21,14 @@ pub mod observe;
 pub mod rules;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 use crate::event::{time::format_rfc3339, Event, KeyKind};
 use crate::finding::{
     clean, clean_opt, finding_id, Finding, Mode, OnFailure, Outcome, Pending, PendingKind, Principal, Resource,
     RuleInfo, Severity,
 };
+use crate::hash::StableHasher;
 use crate::settings::{PrincipalNames, Settings};
 use observe::Observation;
 
@@ -121,10 +122,15 @@ pub struct EventOrigin<'a> {
     pub index: u64,
 }
 
+/// The rules by the event names they inspect, asked twice for every event: hashed with
+/// [`StableHasher`], not SipHash (2 % of a single-thread scan). Built from the rules, never from
+/// input, so an unkeyed hash is safe here.
+type NameTable = HashMap<&'static str, Vec<usize>, BuildHasherDefault<StableHasher>>;
+
 /// Runs every enabled per-event detector over events.
 pub struct Engine {
     detectors: Vec<Box<dyn Detector>>,
-    by_event_name: HashMap<&'static str, Vec<usize>, BuildHasherDefault<NameHasher>>,
+    by_event_name: NameTable,
     every_event: Vec<usize>,
     every_event_reads_bodies: bool,
     /// Whether a rule over uses of long-term keys is enabled (decided once, asked for every event).
@@ -133,36 +139,12 @@ pub struct Engine {
     mode: Mode,
 }
 
-/// The hasher of the rules' event-name table, asked twice for every event. SipHash took 2 % of
-/// a single-thread scan. Its resistance to chosen collisions is not needed here: the table is
-/// built once from the rules and never grows from input, so a name an attacker chooses costs at
-/// most one probe of the few names in its bucket.
-#[derive(Debug, Default)]
-struct NameHasher(u64);
-
-impl Hasher for NameHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Eight bytes at a time, each mixed by a folded 128-bit multiply.
-        const K: u128 = 0x9e37_79b9_7f4a_7c15;
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            let product = u128::from(self.0 ^ u64::from_le_bytes(word)) * K;
-            self.0 = (product as u64) ^ ((product >> 64) as u64);
-        }
-    }
-}
-
 impl Engine {
     /// An engine over the whole catalogue with these settings.
     pub fn new(settings: Settings, mode: Mode) -> Engine {
         let detectors: Vec<Box<dyn Detector>> =
             rules::all().into_iter().filter(|d| settings.policy().enabled(d.info())).collect();
-        let mut by_event_name: HashMap<&'static str, Vec<usize>, BuildHasherDefault<NameHasher>> = HashMap::default();
+        let mut by_event_name = NameTable::default();
         let mut every_event = Vec::new();
         for (index, detector) in detectors.iter().enumerate() {
             if detector.event_names().is_empty() {

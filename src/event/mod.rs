@@ -248,9 +248,9 @@ impl<'a> Event<'a> {
     /// The field `key` names, when the view keeps it and it is not set yet.
     pub fn wanted(&mut self, key: &[u8]) -> Option<Field> {
         let field = Field::named(key)?;
-        let unset = match field {
-            Field::EventName => self.event_name.is_empty(),
-            other => self.slot(other).is_none(),
+        let unset = match self.slot(field) {
+            Some(slot) => slot.is_none(),
+            None => self.event_name.is_empty(),
         };
         unset.then_some(field)
     }
@@ -263,16 +263,16 @@ impl<'a> Event<'a> {
             Field::EventName => {}
             Field::ErrorCode if value.is_empty() => {}
             other => {
-                let slot = self.slot(other);
-                if slot.is_none() {
+                if let Some(slot) = self.slot(other).filter(|slot| slot.is_none()) {
                     *slot = Some(value);
                 }
             }
         }
     }
 
-    fn slot(&mut self, field: Field) -> &mut Option<&'a str> {
-        match field {
+    /// The optional field's slot; `None` for `eventName`, which is required.
+    fn slot(&mut self, field: Field) -> Option<&mut Option<&'a str>> {
+        Some(match field {
             Field::EventId => &mut self.event_id,
             Field::EventTime => &mut self.event_time_raw,
             Field::EventSource => &mut self.event_source,
@@ -283,9 +283,8 @@ impl<'a> Event<'a> {
             Field::UserAgent => &mut self.user_agent,
             Field::RecipientAccount => &mut self.recipient_account,
             Field::ErrorCode => &mut self.error_code,
-            // Not an optional field; `set` and `wanted` handle it first.
-            Field::EventName => unreachable!("eventName has no optional slot"),
-        }
+            Field::EventName => return None,
+        })
     }
 
     /// Checks the required field and parses the time, once every field is set.

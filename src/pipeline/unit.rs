@@ -21,6 +21,7 @@ use crate::event::filter::{self, EventFilter};
 use crate::event::time::Millis;
 use crate::event::Event;
 use crate::finding::{clean, Finding, Mode};
+use crate::hash::stable_hash;
 use crate::pipeline::collector::{MatchedEvent, Totals, BUCKET_CAP};
 use crate::source::local::{open_capped, ReadError};
 
@@ -330,7 +331,7 @@ pub fn inspect_object_in_parts(
     let mut event_hashes = Vec::new();
     let mut direct = 0;
     let report = decoder.decode_from(object, &|event, raw| engine.needs_bodies(event, raw), &mut |index, event| {
-        event_hashes.extend(event.event_id.map(hash_event_id));
+        event_hashes.extend(event.event_id.map(|id| stable_hash(id.as_bytes())));
         let data_event = event.is_s3_data_event();
         if data_event {
             totals.s3_data_events += 1;
@@ -407,31 +408,6 @@ fn count_actor(totals: &mut Totals, actor: Option<String>) {
     }
 }
 
-/// A stable 64-bit hash of an eventID (the same in every thread and run): eight bytes at a time,
-/// each folded into the state by a 64×64→128-bit multiply whose halves are xored (the step of
-/// foldhash and aHash, which spreads every input bit both up and down), then SplitMix64's
-/// finalizer. The FxHash step used before (multiply only) moved bits upward only, so ids that
-/// differ in two places collided: 6,400 of 200,000 ids `ev-00000000`… were counted duplicates.
-/// Not keyed: eventIDs are not chosen to collide here, and a collision only miscounts a duplicate.
-fn hash_event_id(id: &str) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let folded_multiply = |a: u64| {
-        let product = u128::from(a) * u128::from(K);
-        (product as u64) ^ ((product >> 64) as u64)
-    };
-    let mut hash = id.len() as u64;
-    for chunk in id.as_bytes().chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        hash = folded_multiply(hash ^ u64::from_le_bytes(word));
-    }
-    hash ^= hash >> 30;
-    hash = hash.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    hash ^= hash >> 27;
-    hash = hash.wrapping_mul(0x94d0_49bb_1331_11eb);
-    hash ^ (hash >> 31)
-}
-
 /// Records the bucket an S3 event names, as a data-event bucket or a configured one.
 fn note_bucket(event: &Event<'_>, data_event: bool, totals: &mut Totals) {
     if event.service() != "s3" {
@@ -458,26 +434,4 @@ fn bucket_name<'a>(event: &Event<'a>) -> Option<&'a str> {
     let rest = &event.raw[at..];
     let end = memchr::memchr2(b'"', b'\\', rest)?;
     (rest[end] == b'"' && end > 0).then(|| std::str::from_utf8(&rest[..end]).ok()).flatten()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::HashSet;
-
-    use super::hash_event_id;
-
-    /// 200,000 distinct ids of each shape CloudTrail and test generators use hash apart (the
-    /// multiply-only step counted 6,400 of `ev-%08d` as duplicates).
-    #[test]
-    fn distinct_event_ids_hash_apart() {
-        let shapes: [fn(u32) -> String; 3] = [
-            |i| format!("ev-{i:08}"),
-            |i| format!("{i}"),
-            |i| format!("{:08x}-0000-4000-8000-{:012x}", i.wrapping_mul(2_654_435_761), i),
-        ];
-        for shape in shapes {
-            let hashes: HashSet<u64> = (0..200_000).map(|i| hash_event_id(&shape(i))).collect();
-            assert_eq!(hashes.len(), 200_000, "{}", shape(1));
-        }
-    }
 }

@@ -293,23 +293,19 @@ fn number(attributes: &Attributes, name: &'static str) -> Result<Option<i64>, Ba
 
 /// The key and item an item of the table holds.
 fn keyed_item(table: Table, attributes: &Attributes) -> Result<(String, Item), StateError> {
-    let named = text(attributes, "k");
+    let corrupt =
+        |key: String, e: BadAttribute| StateError::Corrupt { table: table.name(), key, reason: e.to_string() };
     // An item without its `k` is still named in the error, by its partition key, so that an
     // operator knows which item to repair or delete.
-    let key = match &named {
-        Ok(key) => key.clone(),
-        Err(_) => partition_key_name(table, attributes),
-    };
-    let corrupt =
-        |e: BadAttribute| StateError::Corrupt { table: table.name(), key: key.clone(), reason: e.to_string() };
-    let named = named.map_err(corrupt)?;
+    let key = text(attributes, "k").map_err(|e| corrupt(partition_key_name(table, attributes), e))?;
+    let field = |e| corrupt(key.clone(), e);
     let item = Item {
-        value: text(attributes, "v").map_err(corrupt)?,
-        version: number(attributes, "ver").map_err(corrupt)?.unwrap_or(0) as u64,
-        expires_at: number(attributes, "exp_ms").map_err(corrupt)?,
-        recency: number(attributes, "recency").map_err(corrupt)?.unwrap_or(0),
+        value: text(attributes, "v").map_err(field)?,
+        version: number(attributes, "ver").map_err(field)?.unwrap_or(0) as u64,
+        expires_at: number(attributes, "exp_ms").map_err(field)?,
+        recency: number(attributes, "recency").map_err(field)?.unwrap_or(0),
     };
-    Ok((named, item))
+    Ok((key, item))
 }
 
 /// The key part of an item's partition key (`baseline#AKIA…` → `AKIA…`), or the whole of it.
