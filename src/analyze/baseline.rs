@@ -366,24 +366,6 @@ mod tests {
     }
 
     #[test]
-    fn compact_keeps_first_and_last_of_each_behaviour() {
-        use crate::detect::rules::unreadable_log_file;
-        let template = unreadable_log_file("x", "y", 0, crate::finding::Mode::Scan);
-        let observation = |minute: i64, network: &str| Observation {
-            time: minute * 60_000,
-            event_id: Some(format!("e{minute:03}")),
-            key: "AKIA1".into(),
-            features: values(network, "aws-cli/2"),
-            template: template.clone(),
-        };
-        let mut observations: Vec<Observation> = (0..100).rev().map(|m| observation(m, "10.0.0.0/24")).collect();
-        observations.push(observation(50, "203.0.113.0/24"));
-        crate::detect::observe::compact(&mut observations);
-        let kept: Vec<(i64, &str)> = observations.iter().map(|o| (o.time / 60_000, o.features[0].as_str())).collect();
-        assert_eq!(kept, [(0, "10.0.0.0/24"), (99, "10.0.0.0/24"), (50, "203.0.113.0/24")]);
-    }
-
-    #[test]
     fn dormant_after_thirty_days() {
         let mut b = Baselines::new(BaselineSettings::default());
         let v = values("10.0.0.0/24", "aws-cli/2");

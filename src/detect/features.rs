@@ -7,16 +7,26 @@ use std::net::IpAddr;
 /// The network of a source address: `a.b.c.0/24`, the /48 of an IPv6 address, or the text itself
 /// when it is not an address (`ec2.amazonaws.com`, `AWS Internal`).
 pub fn network(source: &str) -> String {
+    let mut out = String::new();
+    network_into(source, &mut out);
+    out
+}
+
+/// [`network`] written into `out` (cleared first): the per-event path reuses one buffer.
+pub fn network_into(source: &str, out: &mut String) {
+    use std::fmt::Write;
+    out.clear();
+    // Writing to a String cannot fail.
     match source.parse::<IpAddr>() {
         Ok(IpAddr::V4(v4)) => {
             let [a, b, c, _] = v4.octets();
-            format!("{a}.{b}.{c}.0/24")
+            _ = write!(out, "{a}.{b}.{c}.0/24");
         }
         Ok(IpAddr::V6(v6)) => {
             let s = v6.segments();
-            format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2])
+            _ = write!(out, "{:x}:{:x}:{:x}::/48", s[0], s[1], s[2]);
         }
-        Err(_) => source.chars().take(64).collect(),
+        Err(_) => out.extend(source.chars().take(64)),
     }
 }
 
@@ -24,6 +34,14 @@ pub fn network(source: &str) -> String {
 /// `Boto3/1`, `Terraform/1`), or the bare token (`S3Console`). Brackets are dropped, and a
 /// trailing `_<id>` on the name (`stratus-red-team_<uuid>`) is cut so one tool is one family.
 pub fn user_agent_family(user_agent: &str) -> String {
+    let mut out = String::new();
+    user_agent_family_into(user_agent, &mut out);
+    out
+}
+
+/// [`user_agent_family`] written into `out` (cleared first).
+pub fn user_agent_family_into(user_agent: &str, out: &mut String) {
+    out.clear();
     let token = user_agent.split_whitespace().next().unwrap_or("").trim_matches(|c| matches!(c, '[' | ']' | '(' | ')'));
     let (name, version) = match token.split_once('/') {
         Some((name, version)) => (name, Some(version)),
@@ -33,12 +51,12 @@ pub fn user_agent_family(user_agent: &str) -> String {
         Some((stem, id)) if id.len() >= 8 && id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') => stem,
         _ => name,
     };
-    let name: String = name.chars().take(40).collect();
-    let major: String = version.unwrap_or("").chars().take_while(char::is_ascii_digit).collect();
-    if major.is_empty() {
-        name
-    } else {
-        format!("{name}/{major}")
+    out.extend(name.chars().take(40));
+    let major = version.unwrap_or("");
+    let digits = major.len() - major.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    if digits > 0 {
+        out.push('/');
+        out.push_str(&major[..digits]);
     }
 }
 

@@ -30,7 +30,7 @@ use crate::finding::{
 };
 use crate::hash::StableHasher;
 use crate::settings::{PrincipalNames, Settings};
-use observe::Observation;
+use observe::{ObjectObservations, Observation};
 
 /// What a detector found in one event.
 #[derive(Debug, Clone, Default)]
@@ -186,24 +186,24 @@ impl Engine {
         indexes.iter().any(|&i| self.detectors[i].reads_bodies() && self.detectors[i].may_match(raw))
     }
 
-    /// The baseline's view of an event made with a long-term key by a person (not a service), or
-    /// `None`. Its template finding carries who, where and whence for the baseline rules.
-    pub fn observe(&self, event: &Event<'_>, origin: EventOrigin<'_>) -> Option<Observation> {
-        if !self.baseline_on || !is_long_term_key_use(event) {
-            return None;
+    /// Adds the baseline's view of an event made with a long-term key by a person (not a
+    /// service) to `into`; other events are not the baseline's.
+    pub fn observe(&self, event: &Event<'_>, index: u64, into: &mut ObjectObservations) {
+        if !self.baseline_on || !is_long_term_key_use(event) || event.event_time.is_none() {
+            return;
         }
-        let time = event.event_time?;
-        let key = event.identity.access_key_id?.to_owned();
-        let features = [
-            features::network(event.source_ip.unwrap_or("")),
-            features::user_agent_family(event.user_agent.unwrap_or("")),
-            event.region.unwrap_or("").to_owned(),
-            event.event_source.unwrap_or("").to_owned(),
-            event.event_name.to_owned(),
-        ];
-        let hit = Hit::new(String::new());
-        let template = build_finding(&rules::LONG_TERM_KEY_ANOMALY, hit, event, origin, None, self.mode);
-        Some(Observation { time, event_id: event.event_id.map(str::to_owned), key, features, template })
+        if let Some(key) = event.identity.access_key_id {
+            into.add(key, event, index);
+        }
+    }
+
+    /// The object's observations, each with a template finding that carries who, where and
+    /// whence for the baseline rules.
+    pub fn observations(&self, observed: ObjectObservations, object: &str) -> Vec<Observation> {
+        observed.finish(|event, index| {
+            let origin = EventOrigin { object, index };
+            build_finding(&rules::LONG_TERM_KEY_ANOMALY, Hit::new(String::new()), event, origin, None, self.mode)
+        })
     }
 
     /// Inspects one event, appending findings to `out`.

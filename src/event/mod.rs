@@ -351,6 +351,97 @@ impl<'a> Event<'a> {
     }
 }
 
+/// The header strings an [`Event`] keeps, in [`Event::header_strings`] order.
+const HEADER_STRINGS: usize = 18;
+
+impl<'a> Event<'a> {
+    /// Every header string (top-level and identity), in one fixed order.
+    fn header_strings(&self) -> [Option<&'a str>; HEADER_STRINGS] {
+        let i = &self.identity;
+        [
+            self.event_id,
+            self.event_time_raw,
+            Some(self.event_name),
+            self.event_source,
+            self.event_type,
+            self.event_category,
+            self.region,
+            self.source_ip,
+            self.user_agent,
+            self.error_code,
+            self.recipient_account,
+            i.kind,
+            i.arn,
+            i.access_key_id,
+            i.user_name,
+            i.account_id,
+            i.invoked_by,
+            i.session_issuer_name,
+        ]
+    }
+
+    /// The event with exactly these header strings (as [`Event::header_strings`] lists them),
+    /// no bodies and no raw text.
+    fn from_header_strings(strings: [Option<&'a str>; HEADER_STRINGS]) -> Event<'a> {
+        let [event_id, event_time_raw, event_name, event_source, event_type, event_category, region, source_ip, user_agent, error_code, recipient_account, kind, arn, access_key_id, user_name, account_id, invoked_by, session_issuer_name] =
+            strings;
+        Event {
+            event_id,
+            event_time_raw,
+            event_name: event_name.unwrap_or(""),
+            event_source,
+            event_type,
+            event_category,
+            region,
+            source_ip,
+            user_agent,
+            error_code,
+            recipient_account,
+            identity: UserIdentity { kind, arn, access_key_id, user_name, account_id, invoked_by, session_issuer_name },
+            ..Event::empty()
+        }
+    }
+}
+
+/// An owned copy of an event's header (its strings and parsed time; not its bodies or raw
+/// text) in one buffer that is reused from copy to copy: what outlives the decode buffer when an
+/// event may be reported after the object is read (the baseline's first and last uses).
+#[derive(Debug, Clone, Default)]
+pub struct HeaderCopy {
+    text: String,
+    spans: [Option<(usize, usize)>; HEADER_STRINGS],
+    event_time: Option<Millis>,
+}
+
+impl HeaderCopy {
+    /// A copy of `event`'s header.
+    pub fn of(event: &Event<'_>) -> Self {
+        let mut copy = HeaderCopy::default();
+        copy.copy_from(event);
+        copy
+    }
+
+    /// Replaces the copy with `event`'s header, reusing the buffer.
+    pub fn copy_from(&mut self, event: &Event<'_>) {
+        self.text.clear();
+        for (span, value) in self.spans.iter_mut().zip(event.header_strings()) {
+            *span = value.map(|value| {
+                let start = self.text.len();
+                self.text.push_str(value);
+                (start, self.text.len())
+            });
+        }
+        self.event_time = event.event_time;
+    }
+
+    /// The copied event: its header fields as they were, bodies absent.
+    pub fn event(&self) -> Event<'_> {
+        let mut event = Event::from_header_strings(self.spans.map(|span| span.map(|(s, e)| &self.text[s..e])));
+        event.event_time = self.event_time;
+        event
+    }
+}
+
 /// The identity a behaviour belongs to: an IAM user's ARN as is, and for an assumed-role session
 /// (`arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`) the role's ARN
 /// (`arn:aws:iam::ACCOUNT:role/ROLE`), never the session: every EC2 instance or Lambda
@@ -404,6 +495,44 @@ fn identity(value: Json<'_>) -> UserIdentity<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_header_copy_is_the_event_without_its_bodies() {
+        let names = ["id", "time", "Name", "src", "type", "cat", "region", "ip", "ua", "err", "acct"];
+        let who = ["kind", "arn", "AKIA1", "user", "acct2", "invoker", "issuer"];
+        let mut event = Event::empty();
+        for (field, value) in [
+            Field::EventId,
+            Field::EventTime,
+            Field::EventName,
+            Field::EventSource,
+            Field::EventType,
+            Field::EventCategory,
+            Field::Region,
+            Field::SourceIp,
+            Field::UserAgent,
+            Field::ErrorCode,
+            Field::RecipientAccount,
+        ]
+        .into_iter()
+        .zip(names)
+        {
+            event.set(field, value);
+        }
+        let keys = ["type", "arn", "accessKeyId", "userName", "accountId", "invokedBy", SESSION_ISSUER_NAME];
+        for (key, value) in keys.into_iter().zip(who) {
+            event.identity.set_text(key.as_bytes(), value);
+        }
+        event.event_time = Some(42);
+        let mut copy = HeaderCopy::of(&Event::empty());
+        copy.copy_from(&event);
+        assert_eq!(format!("{:?}", copy.event()), format!("{event:?}"));
+        // Every string set above survives the copy.
+        let debug = format!("{:?}", copy.event());
+        for value in names.iter().chain(&who) {
+            assert!(debug.contains(&format!("\"{value}\"")), "{value} missing from {debug}");
+        }
+    }
 
     #[test]
     fn each_kept_key_names_its_field_and_nothing_else_does() {

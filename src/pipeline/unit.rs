@@ -14,7 +14,7 @@ use crate::analyze::incidents::{GroupBy, ACTOR_CAP};
 use crate::analyze::passes::{is_direct, Batch};
 use crate::decode::{Decoder, Limits, ObjectReport, Source};
 use crate::detect::facts::{self, Fact};
-use crate::detect::observe::{self, Observation};
+use crate::detect::observe::{ObjectObservations, Observation};
 use crate::detect::rules::unreadable_log_file;
 use crate::detect::{Engine, EventOrigin};
 use crate::event::filter::{self, EventFilter};
@@ -325,7 +325,7 @@ pub fn inspect_object_in_parts(
     let ObjectRun { origin, engine, window, mode, gather } = run;
     let mut totals = Totals::default();
     let mut findings = Vec::new();
-    let mut observations = Vec::new();
+    let mut observed = ObjectObservations::default();
     let mut facts = Vec::new();
     let mut events = Vec::new();
     let mut event_hashes = Vec::new();
@@ -365,7 +365,7 @@ pub fn inspect_object_in_parts(
         let before = findings.len();
         engine.inspect(event, at, &mut findings);
         direct += findings[before..].iter().filter(|f| is_direct(f)).count();
-        observations.extend(engine.observe(event, at));
+        engine.observe(event, index, &mut observed);
         facts.extend(facts::extract(event));
         if let Some(parts) = parts.as_mut().filter(|p| direct >= p.every) {
             // Only final findings leave early: aggregated ones and the chain's inputs stay with
@@ -384,7 +384,7 @@ pub fn inspect_object_in_parts(
             });
         }
     });
-    observe::compact(&mut observations);
+    let observations = engine.observations(observed, origin);
     facts::compact(&mut facts);
     totals.files = 1;
     totals.stored_bytes = report.stored_bytes;
