@@ -275,13 +275,14 @@ impl RecordParser<'_, '_> {
     fn read(&mut self, text: &[u8], utf8: &str, start: usize) -> Result<Option<usize>, EnvelopeError> {
         let index = self.index;
         if text[start] == b'{' {
-            if let Ok(walked) = walk::walk_event(text, utf8, start, self.limits.max_depth) {
+            let mut event = Event::empty();
+            if let Ok(walked) = walk::walk_event(text, utf8, start, self.limits.max_depth, &mut event) {
                 let small = walked.end - start <= self.limits.max_record_bytes;
                 // A record with invalid UTF-8 anywhere, bodies included, is the full parser's
                 // to reject, on every path. Most records lie in the window's valid prefix.
                 let valid = walked.end <= utf8.len() || simdutf8::basic::from_utf8(&text[start..walked.end]).is_ok();
                 if small && valid && !walked.needs_full_parse {
-                    if let Ok(mut event) = walked.event.finish() {
+                    if event.complete().is_ok() {
                         event.raw = &text[start..walked.end];
                         if !(self.needs_bodies)(&event, event.raw) {
                             self.report.events += 1;

@@ -27,19 +27,25 @@ pub enum WalkError {
 
 /// A record read by the walker.
 #[derive(Debug)]
-pub struct Walked<'a> {
+pub struct Walked {
     /// Offset just past the record.
     pub end: usize,
-    /// The header fields (bodies are `None`).
-    pub event: Event<'a>,
     /// A header string had an escape, or the record wraps another (`detail`): parse it fully.
     pub needs_full_parse: bool,
 }
 
-/// Reads the record object starting at `start` (which must be `{`). `utf8` is a prefix of `buf`
-/// known to be valid UTF-8 (possibly empty): strings inside it are sliced from it unchecked.
-pub fn walk_event<'a>(buf: &'a [u8], utf8: &'a str, start: usize, max_depth: usize) -> Result<Walked<'a>, WalkError> {
-    let mut event = Event::empty();
+/// Reads the record object starting at `start` (which must be `{`) into `event` (which should
+/// be [`Event::empty`]: it is filled in place, as moving a whole event costs more than reading
+/// a short record's header), setting its header fields (bodies stay `None`). `utf8` is a prefix
+/// of `buf` known to be valid UTF-8 (possibly empty): strings inside it are sliced from it
+/// unchecked.
+pub fn walk_event<'a>(
+    buf: &'a [u8],
+    utf8: &'a str,
+    start: usize,
+    max_depth: usize,
+    event: &mut Event<'a>,
+) -> Result<Walked, WalkError> {
     let mut needs_full_parse = false;
     let end = walk_object(buf, start, max_depth, &mut |buf, key, at, depth| match (key, buf[at]) {
         (key, b'"') => match event.wanted(key) {
@@ -62,7 +68,7 @@ pub fn walk_event<'a>(buf: &'a [u8], utf8: &'a str, start: usize, max_depth: usi
                     return Ok(end);
                 }
                 if key == b"sessionContext" && buf[at] == b'{' {
-                    return walk_session_context(buf, utf8, at, depth, &mut event, &mut needs_full_parse);
+                    return walk_session_context(buf, utf8, at, depth, event, &mut needs_full_parse);
                 }
                 skip_value(buf, at, depth)
             })
@@ -73,7 +79,7 @@ pub fn walk_event<'a>(buf: &'a [u8], utf8: &'a str, start: usize, max_depth: usi
         }
         _ => skip_value(buf, at, depth),
     })?;
-    Ok(Walked { end, event, needs_full_parse })
+    Ok(Walked { end, needs_full_parse })
 }
 
 /// Reads a header string; one with an escape (or invalid UTF-8) is left to the full parse.
@@ -269,11 +275,12 @@ mod tests {
         let record = br#"{"eventVersion":"1.09","userIdentity":{"type":"AssumedRole","arn":"arn:x","sessionContext":{"attributes":{"a":"b"},"sessionIssuer":{"type":"Role","userName":"ops"}},"accessKeyId":"ASIA1"},"eventTime":"2026-11-01T10:00:00Z","eventName":"CopyObject","requestParameters":{"k":["}{", {"n": [1, 2.5e3, -3]}], "x": "\"]}"},"responseElements":null,"readOnly":false,"eventID":"e1"} tail"#;
         let utf8 = std::str::from_utf8(record).expect("UTF-8");
         // Strings sliced from the checked prefix or checked one by one: the same event.
-        let unchecked = format!("{:?}", walk_event(record, "", 0, 64).expect("walks").event);
-        let walked = walk_event(record, utf8, 0, 64).expect("walks");
-        assert_eq!(format!("{:?}", walked.event), unchecked);
+        let mut unchecked = Event::empty();
+        walk_event(record, "", 0, 64, &mut unchecked).expect("walks");
+        let mut e = Event::empty();
+        let walked = walk_event(record, utf8, 0, 64, &mut e).expect("walks");
+        assert_eq!(format!("{e:?}"), format!("{unchecked:?}"));
         assert_eq!(&record[walked.end..], b" tail");
-        let e = walked.event;
         assert_eq!(e.event_name, "CopyObject");
         assert_eq!(e.event_id, Some("e1"));
         assert_eq!(e.identity.kind, Some("AssumedRole"));
@@ -285,9 +292,12 @@ mod tests {
 
     #[test]
     fn escapes_in_header_fields_ask_for_the_full_parse() {
-        let walked = walk_event(br#"{"eventName":"A","userAgent":"x\"y"}"#, "", 0, 64).expect("walks");
+        let walked =
+            walk_event(br#"{"eventName":"A","userAgent":"x\"y"}"#, "", 0, 64, &mut Event::empty()).expect("walks");
         assert!(walked.needs_full_parse);
-        let walked = walk_event(br#"{"eventName":"A","requestParameters":{"p":"x\"y"}}"#, "", 0, 64).expect("walks");
+        let walked =
+            walk_event(br#"{"eventName":"A","requestParameters":{"p":"x\"y"}}"#, "", 0, 64, &mut Event::empty())
+                .expect("walks");
         assert!(!walked.needs_full_parse, "escapes in skipped bodies do not matter");
     }
 
@@ -299,9 +309,9 @@ mod tests {
             br#"{"eventName":"A""#,
             br#"{"eventName" "A"}"#,
         ] {
-            assert!(walk_event(bad, "", 0, 64).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(walk_event(bad, "", 0, 64, &mut Event::empty()).is_err(), "{}", String::from_utf8_lossy(bad));
         }
         let deep = format!("{{\"eventName\":\"A\",\"x\":{}1{}}}", "{\"a\":".repeat(100), "}".repeat(100));
-        assert_eq!(walk_event(deep.as_bytes(), &deep, 0, 64).err(), Some(WalkError::TooDeep));
+        assert_eq!(walk_event(deep.as_bytes(), &deep, 0, 64, &mut Event::empty()).err(), Some(WalkError::TooDeep));
     }
 }

@@ -289,11 +289,17 @@ impl<'a> Event<'a> {
 
     /// Checks the required field and parses the time, once every field is set.
     pub fn finish(mut self) -> Result<Self, RecordError> {
+        self.complete()?;
+        Ok(self)
+    }
+
+    /// [`Event::finish`] in place.
+    pub fn complete(&mut self) -> Result<(), RecordError> {
         if self.event_name.is_empty() {
             return Err(RecordError::MissingEventName);
         }
         self.event_time = self.event_time_raw.and_then(time::parse_rfc3339);
-        Ok(self)
+        Ok(())
     }
 
     /// The service part of `eventSource` (`s3` for `s3.amazonaws.com`).
