@@ -281,14 +281,12 @@ impl RecordParser<'_, '_> {
                 // A record with invalid UTF-8 anywhere, bodies included, is the full parser's
                 // to reject, on every path. Most records lie in the window's valid prefix.
                 let valid = walked.end <= utf8.len() || simdutf8::basic::from_utf8(&text[start..walked.end]).is_ok();
-                if small && valid && !walked.needs_full_parse {
-                    if event.complete().is_ok() {
-                        event.raw = &text[start..walked.end];
-                        if !(self.needs_bodies)(&event, event.raw) {
-                            self.report.events += 1;
-                            (self.visit)(index, &event);
-                            return Ok(Some(walked.end));
-                        }
+                if small && valid && !walked.needs_full_parse && event.complete().is_ok() {
+                    event.raw = &text[start..walked.end];
+                    if !(self.needs_bodies)(&event, event.raw) {
+                        self.report.events += 1;
+                        (self.visit)(index, &event);
+                        return Ok(Some(walked.end));
                     }
                 }
                 self.parse_fully(&text[start..walked.end], 0, index);
