@@ -76,7 +76,7 @@ fn throughput(c: &mut Criterion) {
 fn decode_detect(objects: &[SynthObject], decoder: &mut Decoder, engine: &Engine) -> usize {
     let mut findings = Vec::new();
     for object in objects {
-        decoder.decode_with(&object.gzip, &|event, raw| engine.needs_bodies(event, raw), &mut |index, event| {
+        decoder.decode_with(&object.gzip, &|event, _| engine.needs_bodies(event), &mut |index, event| {
             engine.inspect(event, EventOrigin { object: &object.key, index }, &mut findings);
         });
     }

@@ -112,7 +112,9 @@ fn envelope(records: &[Value], rng: &mut Rng) -> Vec<u8> {
 
 /// The fields both paths fill: everything but the bodies, which the fast path may leave out.
 fn header(index: u64, event: &Event<'_>) -> String {
-    format!("{index} {:?}", Event { request: None, response: None, additional: None, ..*event })
+    let header =
+        Event { request: None, response: None, additional: None, request_raw: None, additional_raw: None, ..*event };
+    format!("{index} {header:?}")
 }
 
 #[test]

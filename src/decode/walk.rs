@@ -47,7 +47,7 @@ pub fn walk_event<'a>(
     event: &mut Event<'a>,
 ) -> Result<Walked, WalkError> {
     let mut needs_full_parse = false;
-    let end = walk_object(buf, start, max_depth, &mut |buf, key, at, depth| match (key, buf[at]) {
+    let (end, escaped_key) = walk_object(buf, start, max_depth, &mut |buf, key, at, depth| match (key, buf[at]) {
         (key, b'"') => match event.wanted(key) {
             Some(field) => {
                 let (end, text) = header_string(buf, utf8, at, &mut needs_full_parse)?;
@@ -58,8 +58,18 @@ pub fn walk_event<'a>(
             }
             None => string_end(buf, at).map(|(end, _)| end),
         },
+        (b"requestParameters", b'{') => {
+            let end = skip_value(buf, at, depth)?;
+            event.request_raw.get_or_insert(&buf[at..end]);
+            Ok(end)
+        }
+        (b"additionalEventData", b'{') => {
+            let end = skip_value(buf, at, depth)?;
+            event.additional_raw.get_or_insert(&buf[at..end]);
+            Ok(end)
+        }
         (b"userIdentity", b'{') if !event.identity.is_set() => {
-            walk_object(buf, at, depth, &mut |buf, key, at, depth| {
+            let walked = walk_object(buf, at, depth, &mut |buf, key, at, depth| {
                 if buf[at] == b'"' && event.identity.wants(key) {
                     let (end, text) = header_string(buf, utf8, at, &mut needs_full_parse)?;
                     if let Some(text) = text {
@@ -71,7 +81,8 @@ pub fn walk_event<'a>(
                     return walk_session_context(buf, utf8, at, depth, event, &mut needs_full_parse);
                 }
                 skip_value(buf, at, depth)
-            })
+            });
+            walked.map(|(end, _)| end)
         }
         (b"detail", b'{') => {
             needs_full_parse = true;
@@ -79,6 +90,11 @@ pub fn walk_event<'a>(
         }
         _ => skip_value(buf, at, depth),
     })?;
+    if escaped_key {
+        // A key with an escape may spell either body's name: look at the whole record.
+        event.request_raw = Some(&buf[start..end]);
+        event.additional_raw = Some(&buf[start..end]);
+    }
     Ok(Walked { end, needs_full_parse })
 }
 
@@ -108,11 +124,11 @@ fn walk_session_context<'a>(
     event: &mut Event<'a>,
     needs_full_parse: &mut bool,
 ) -> Result<usize, WalkError> {
-    walk_object(buf, at, depth, &mut |buf, key, at, depth| {
+    let walked = walk_object(buf, at, depth, &mut |buf, key, at, depth| {
         if key != b"sessionIssuer" || buf[at] != b'{' {
             return skip_value(buf, at, depth);
         }
-        walk_object(buf, at, depth, &mut |buf, key, at, depth| {
+        let walked = walk_object(buf, at, depth, &mut |buf, key, at, depth| {
             if key == b"userName" && buf[at] == b'"' && event.identity.session_issuer_name.is_none() {
                 let (end, text) = header_string(buf, utf8, at, needs_full_parse)?;
                 if let Some(text) = text {
@@ -121,29 +137,34 @@ fn walk_session_context<'a>(
                 return Ok(end);
             }
             skip_value(buf, at, depth)
-        })
-    })
+        });
+        walked.map(|(end, _)| end)
+    });
+    walked.map(|(end, _)| end)
 }
 
 /// Walks the members of the object at `start`, calling `member` for each; returns the offset
-/// past the closing `}`. Keys are raw bytes: one with an escape matches no field name.
+/// past the closing `}` and whether a key had an escape. Keys are raw bytes: one with an escape
+/// matches no field name.
 /// `member` gets the buffer, the key, the offset of the value and the remaining depth budget, and
 /// returns the offset just past the value. It is generic, not `dyn`: each call site gets its own
 /// copy with the visitor inlined, which matters at one call per member of every record.
-fn walk_object<'a, F>(buf: &'a [u8], start: usize, depth: usize, member: &mut F) -> Result<usize, WalkError>
+fn walk_object<'a, F>(buf: &'a [u8], start: usize, depth: usize, member: &mut F) -> Result<(usize, bool), WalkError>
 where
     F: FnMut(&'a [u8], &[u8], usize, usize) -> Result<usize, WalkError>,
 {
     let depth = depth.checked_sub(1).ok_or(WalkError::TooDeep)?;
     let mut pos = skip_ws(buf, start + 1);
     if buf.get(pos) == Some(&b'}') {
-        return Ok(pos + 1);
+        return Ok((pos + 1, false));
     }
+    let mut escaped_key = false;
     loop {
         if buf.get(pos) != Some(&b'"') {
             return Err(WalkError::Syntax(pos));
         }
-        let (key_end, _) = string_end(buf, pos)?;
+        let (key_end, escaped) = string_end(buf, pos)?;
+        escaped_key |= escaped;
         let key = &buf[pos + 1..key_end - 1];
         pos = skip_ws(buf, key_end);
         if buf.get(pos) != Some(&b':') {
@@ -156,7 +177,7 @@ where
         pos = skip_ws(buf, member(buf, key, pos, depth)?);
         match buf.get(pos) {
             Some(b',') => pos = skip_ws(buf, pos + 1),
-            Some(b'}') => return Ok(pos + 1),
+            Some(b'}') => return Ok((pos + 1, escaped_key)),
             _ => return Err(WalkError::Syntax(pos)),
         }
     }
@@ -299,6 +320,8 @@ mod tests {
         assert_eq!(e.identity.kind, Some("AssumedRole"));
         assert_eq!(e.identity.access_key_id, Some("ASIA1"));
         assert_eq!(e.identity.session_issuer_name, Some("ops"));
+        assert_eq!(e.request_raw, Some(&br#"{"k":["}{", {"n": [1, 2.5e3, -3]}], "x": "\"]}"}"#[..]));
+        assert_eq!(e.additional_raw, None);
         assert!(e.event_time.is_some() || e.event_time_raw.is_some());
         assert!(!walked.needs_full_parse);
     }

@@ -182,18 +182,20 @@ pub fn is_ransom_note(key: &str) -> bool {
     NOTE_EXTENSIONS.iter().any(|ext| name.ends_with(ext)) && NOTE_WORDS.iter().any(|word| name.contains(word))
 }
 
-/// A cheap look at a raw `PutObject` record: does its `key` look like a ransom note? Only such
-/// uploads are parsed whole (plain writes are by far the most common data event).
-pub fn raw_may_be_note(raw: &[u8]) -> bool {
+/// A cheap look at a `PutObject` record not parsed yet: does the `key` in the raw text of its
+/// request look like a ransom note (or have an escape, which could spell one)? Only such uploads
+/// are parsed whole (plain writes are by far the most common data event).
+pub fn raw_may_be_note(event: &Event<'_>) -> bool {
     // Built once: building a searcher per event cost as much as the search.
     static KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"key\""));
+    let Some(raw) = event.request_raw else { return false };
     let Some(at) = KEY.find(raw) else { return false };
     let rest = &raw[at + 5..];
     let Some(open) = memchr::memchr(b'"', rest) else { return false };
     let value = &rest[open + 1..];
-    let end = memchr::memchr(b'"', value).unwrap_or(value.len());
-    std::str::from_utf8(&value[..end]).is_ok_and(is_ransom_note)
+    let end = memchr::memchr2(b'"', b'\\', value).unwrap_or(value.len());
+    value.get(end) == Some(&b'\\') || std::str::from_utf8(&value[..end]).is_ok_and(is_ransom_note)
 }
 
 /// The fact an event carries, if any.

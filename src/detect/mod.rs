@@ -106,9 +106,10 @@ pub trait Detector: Send + Sync {
     fn reads_bodies(&self) -> bool {
         true
     }
-    /// A cheap look at the raw bytes of a record it would inspect: false when the record cannot
-    /// match, so it need not be parsed completely (e.g. no SSE-C header anywhere in it).
-    fn may_match(&self, _raw: &[u8]) -> bool {
+    /// A cheap look at a record it would inspect, before its bodies are parsed (their raw text
+    /// is [`Event::request_raw`] and [`Event::additional_raw`]): false when the record cannot
+    /// match, so it need not be parsed completely (e.g. no SSE-C header in its bodies).
+    fn may_match(&self, _event: &Event<'_>) -> bool {
         true
     }
 }
@@ -173,17 +174,17 @@ impl Engine {
 
     /// Whether some detector will read this event's bodies (else its header fields suffice);
     /// `raw` is the record's JSON text.
-    pub fn needs_bodies(&self, event: &Event<'_>, raw: &[u8]) -> bool {
+    pub fn needs_bodies(&self, event: &Event<'_>) -> bool {
         if self.every_event_reads_bodies {
             return true;
         }
         if facts::FACT_EVENTS.contains(&event.event_name)
-            || (event.event_name == "PutObject" && facts::raw_may_be_note(raw))
+            || (event.event_name == "PutObject" && facts::raw_may_be_note(event))
         {
             return true;
         }
         let Some(indexes) = self.by_event_name.get(event.event_name) else { return false };
-        indexes.iter().any(|&i| self.detectors[i].reads_bodies() && self.detectors[i].may_match(raw))
+        indexes.iter().any(|&i| self.detectors[i].reads_bodies() && self.detectors[i].may_match(event))
     }
 
     /// Adds the baseline's view of an event made with a long-term key by a person (not a

@@ -135,6 +135,12 @@ pub struct Event<'a> {
     pub response: Option<Json<'a>>,
     /// `additionalEventData`.
     pub additional: Option<Json<'a>>,
+    /// The raw text of `requestParameters` (its first object value) as the header walker
+    /// passed it, for cheap looks into a body that is not parsed; the whole record when a
+    /// top-level key has an escape (it could spell this one). `None` on other paths.
+    pub request_raw: Option<&'a [u8]>,
+    /// The raw text of `additionalEventData`, as [`Event::request_raw`].
+    pub additional_raw: Option<&'a [u8]>,
 }
 
 /// A top-level string field the [`Event`] view keeps.
@@ -210,6 +216,8 @@ impl<'a> Event<'a> {
             request: None,
             response: None,
             additional: None,
+            request_raw: None,
+            additional_raw: None,
         }
     }
 

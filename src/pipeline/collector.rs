@@ -91,15 +91,19 @@ impl Hasher for Prehashed {
 impl SeenEvents {
     /// Adds an object's eventID hashes; returns how many were seen before.
     fn add(&mut self, hashes: &[u64]) -> u64 {
+        // Grown once per object, not by doubling as the inserts come.
+        self.hashes.reserve(hashes.len().min(SEEN_EVENTS_CAP.saturating_sub(self.hashes.len())));
         let mut repeated = 0;
         for hash in hashes {
-            if self.hashes.contains(hash) {
-                repeated += 1;
-            } else if self.hashes.len() < SEEN_EVENTS_CAP {
-                self.hashes.insert(*hash);
+            let seen = if self.hashes.len() < SEEN_EVENTS_CAP {
+                !self.hashes.insert(*hash)
+            } else if self.hashes.contains(hash) {
+                true
             } else {
                 self.full = true;
-            }
+                false
+            };
+            repeated += u64::from(seen);
         }
         repeated
     }

@@ -330,7 +330,7 @@ pub fn inspect_object_in_parts(
     let mut events = Vec::new();
     let mut event_hashes = Vec::new();
     let mut direct = 0;
-    let report = decoder.decode_from(object, &|event, raw| engine.needs_bodies(event, raw), &mut |index, event| {
+    let report = decoder.decode_from(object, &|event, _| engine.needs_bodies(event), &mut |index, event| {
         event_hashes.extend(event.event_id.map(|id| stable_hash(id.as_bytes())));
         let data_event = event.is_s3_data_event();
         if data_event {
@@ -420,8 +420,8 @@ fn note_bucket(event: &Event<'_>, data_event: bool, totals: &mut Totals) {
     }
 }
 
-/// `requestParameters.bucketName`, from the parsed body or, when the body was skipped, from the
-/// raw record (bucket names have no characters JSON escapes, so the raw text is the name).
+/// `requestParameters.bucketName`, from the parsed body or, when the body was skipped, from its
+/// raw text (bucket names have no characters JSON escapes, so the raw text is the name).
 fn bucket_name<'a>(event: &Event<'a>) -> Option<&'a str> {
     if let Some(request) = event.request {
         return crate::event::shape::text_at(request, &["bucketName"]);
@@ -430,8 +430,9 @@ fn bucket_name<'a>(event: &Event<'a>) -> Option<&'a str> {
     // Built once: building a searcher per event cost as much as the search.
     static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(FIELD));
-    let at = FINDER.find(event.raw)? + FIELD.len();
-    let rest = &event.raw[at..];
+    let raw = event.request_raw?;
+    let at = FINDER.find(raw)? + FIELD.len();
+    let rest = &raw[at..];
     let end = memchr::memchr2(b'"', b'\\', rest)?;
     (rest[end] == b'"' && end > 0).then(|| std::str::from_utf8(&rest[..end]).ok()).flatten()
 }

@@ -58,8 +58,8 @@ impl Detector for SsecCopyOverwrite {
         &["CopyObject", "UploadPartCopy"]
     }
 
-    fn may_match(&self, raw: &[u8]) -> bool {
-        raw_may_use_sse_c(raw)
+    fn may_match(&self, event: &Event<'_>) -> bool {
+        raw_may_use_sse_c(event)
     }
 
     fn inspect(&self, event: &Event<'_>, _: &Settings) -> Option<Hit> {

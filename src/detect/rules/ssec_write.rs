@@ -50,8 +50,8 @@ impl Detector for SsecWrite {
         &["PutObject", "CopyObject", "CreateMultipartUpload", "UploadPartCopy"]
     }
 
-    fn may_match(&self, raw: &[u8]) -> bool {
-        raw_may_use_sse_c(raw)
+    fn may_match(&self, event: &Event<'_>) -> bool {
+        raw_may_use_sse_c(event)
     }
 
     fn inspect(&self, event: &Event<'_>, settings: &Settings) -> Option<Hit> {
