@@ -4,7 +4,8 @@
 //! Most events match no rule, so parsing every record completely is wasted work. This walker
 //! runs once over a record, picks the top-level string fields and the `userIdentity` members of
 //! the [`Event`] view, and skips everything else (request and response bodies included) by
-//! jumping from quote to bracket with `memchr`. A record is parsed completely (simd-json) only
+//! jumping from quote to bracket with 16-byte SSE2 compares, noting where `requestParameters`
+//! and `additionalEventData` lie for the rules' cheap looks. A record is parsed completely (simd-json) only
 //! when a rule needs its bodies, when one of its header strings has an escape sequence, or when
 //! the walker cannot read it; that full parse is also the judge of malformed records, so the
 //! outcome of a bad record is the same on every path.

@@ -172,8 +172,8 @@ impl Engine {
         self.mode
     }
 
-    /// Whether some detector will read this event's bodies (else its header fields suffice);
-    /// `raw` is the record's JSON text.
+    /// Whether some detector will read this event's bodies (else its header fields suffice),
+    /// asked before they are parsed: the rules' looks see only their raw text.
     pub fn needs_bodies(&self, event: &Event<'_>) -> bool {
         if self.every_event_reads_bodies {
             return true;
