@@ -126,7 +126,20 @@ pub struct EventOrigin<'a> {
 /// The rules by the event names they inspect, asked twice for every event: hashed with
 /// [`StableHasher`], not SipHash (2 % of a single-thread scan). Built from the rules, never from
 /// input, so an unkeyed hash is safe here.
-type NameTable = HashMap<&'static str, Vec<usize>, BuildHasherDefault<StableHasher>>;
+type NameTable = HashMap<&'static str, Named, BuildHasherDefault<StableHasher>>;
+
+/// What one event name is to the engine, decided once so that each event costs one lookup.
+#[derive(Debug, Default)]
+struct Named {
+    /// The detectors that inspect it.
+    detectors: Vec<usize>,
+    /// Those of them that read bodies.
+    body_readers: Vec<usize>,
+    /// A correlation fact is read from its bodies ([`facts::FACT_EVENTS`]).
+    fact: bool,
+    /// An upload whose key may name a ransom note (a fact when it does).
+    may_be_note: bool,
+}
 
 /// Runs every enabled per-event detector over events.
 pub struct Engine {
@@ -152,9 +165,17 @@ impl Engine {
                 every_event.push(index);
             }
             for name in detector.event_names() {
-                by_event_name.entry(name).or_default().push(index);
+                let named = by_event_name.entry(name).or_default();
+                named.detectors.push(index);
+                if detector.reads_bodies() {
+                    named.body_readers.push(index);
+                }
             }
         }
+        for name in facts::FACT_EVENTS {
+            by_event_name.entry(name).or_default().fact = true;
+        }
+        by_event_name.entry("PutObject").or_default().may_be_note = true;
         let every_event_reads_bodies = every_event.iter().any(|&i| detectors[i].reads_bodies());
         let baseline_on = [&rules::LONG_TERM_KEY_ANOMALY, &rules::DORMANT_KEY_USED, &rules::CREATED_KEY_USED]
             .into_iter()
@@ -178,13 +199,10 @@ impl Engine {
         if self.every_event_reads_bodies {
             return true;
         }
-        if facts::FACT_EVENTS.contains(&event.event_name)
-            || (event.event_name == "PutObject" && facts::raw_may_be_note(event))
-        {
-            return true;
-        }
-        let Some(indexes) = self.by_event_name.get(event.event_name) else { return false };
-        indexes.iter().any(|&i| self.detectors[i].reads_bodies() && self.detectors[i].may_match(event))
+        let Some(named) = self.by_event_name.get(event.event_name) else { return false };
+        named.fact
+            || (named.may_be_note && facts::raw_may_be_note(event))
+            || named.body_readers.iter().any(|&i| self.detectors[i].may_match(event))
     }
 
     /// Adds the baseline's view of an event made with a long-term key by a person (not a
@@ -209,7 +227,8 @@ impl Engine {
 
     /// Inspects one event, appending findings to `out`.
     pub fn inspect(&self, event: &Event<'_>, origin: EventOrigin<'_>, out: &mut Vec<Finding>) {
-        let named = self.by_event_name.get(event.event_name).map(Vec::as_slice).unwrap_or_default();
+        let named =
+            self.by_event_name.get(event.event_name).map(|named| named.detectors.as_slice()).unwrap_or_default();
         for &index in named.iter().chain(&self.every_event) {
             let detector = &self.detectors[index];
             let info = detector.info();
@@ -348,4 +367,46 @@ pub fn who(event: &Event<'_>) -> String {
 /// Whether the key that signed the event is long-term and used by a person (not a service).
 pub fn is_long_term_key_use(event: &Event<'_>) -> bool {
     event.key_kind() == KeyKind::LongTerm && !event.is_service_call()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A header-only `PutObject` whose request names `key`.
+    fn upload(request: &[u8]) -> Event<'_> {
+        let mut event = Event::empty();
+        event.event_name = "PutObject";
+        event.event_source = Some("s3.amazonaws.com");
+        event.request_raw = Some(request);
+        event
+    }
+
+    #[test]
+    fn bodies_are_asked_for_by_rules_and_facts_with_one_lookup() {
+        let note = upload(br#"{"bucketName":"b","key":"docs/README-RESTORE.txt"}"#);
+        let plain = upload(br#"{"bucketName":"b","key":"docs/report.pdf"}"#);
+        let sse_c =
+            upload(br#"{"bucketName":"b","key":"a","x-amz-server-side-encryption-customer-algorithm":"AES256"}"#);
+        let mut fact = Event::empty();
+        fact.event_name = "CreateAccessKey";
+        let mut other = Event::empty();
+        other.event_name = "DescribeInstances";
+        let everything = Engine::new(Settings::default(), Mode::Scan);
+        // Every S3 write rule off: a ransom note is still a fact the chain needs.
+        let mut settings = Settings::default();
+        for detector in rules::all() {
+            if detector.event_names().contains(&"PutObject") {
+                settings.disabled_rules.insert(detector.info().id.into());
+            }
+        }
+        let no_write_rules = Engine::new(settings, Mode::Scan);
+        for (engine, sse_c_parsed) in [(&everything, true), (&no_write_rules, false)] {
+            assert!(engine.needs_bodies(&note), "a ransom note's upload");
+            assert!(!engine.needs_bodies(&plain), "a plain upload");
+            assert_eq!(engine.needs_bodies(&sse_c), sse_c_parsed, "an SSE-C upload");
+            assert!(engine.needs_bodies(&fact), "a fact's event");
+            assert!(!engine.needs_bodies(&other), "an event no rule reads");
+        }
+    }
 }

@@ -79,8 +79,7 @@ impl Use {
 
     /// The order of uses: event time, then `eventID` (absent first).
     fn order(&self) -> (Option<Millis>, Option<&str>) {
-        let event = self.header.event();
-        (event.event_time, event.event_id)
+        self.header.time_and_id()
     }
 }
 
