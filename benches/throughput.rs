@@ -48,7 +48,7 @@ fn throughput(c: &mut Criterion) {
         b.iter(|| {
             let mut seen = 0u64;
             for object in &objects {
-                decoder.decode_with(&object.gzip, &|_, _| false, &mut |_, event| seen += event.event_name.len() as u64);
+                decoder.decode_with(&object.gzip, &|_| false, &mut |_, event| seen += event.event_name.len() as u64);
             }
             black_box(seen)
         })
@@ -76,7 +76,7 @@ fn throughput(c: &mut Criterion) {
 fn decode_detect(objects: &[SynthObject], decoder: &mut Decoder, engine: &Engine) -> usize {
     let mut findings = Vec::new();
     for object in objects {
-        decoder.decode_with(&object.gzip, &|event, _| engine.needs_bodies(event), &mut |index, event| {
+        decoder.decode_with(&object.gzip, &|event| engine.needs_bodies(event), &mut |index, event| {
             engine.inspect(event, EventOrigin { object: &object.key, index }, &mut findings);
         });
     }

@@ -16,7 +16,7 @@ fn decode_with(bytes: &[u8], limits: Limits) -> (Vec<String>, ObjectReport) {
     let full = Decoder::new(limits).decode(bytes, &mut |_, event| full_names.push(event.event_name.to_owned()));
     let mut names = Vec::new();
     let walked =
-        Decoder::new(limits).decode_with(bytes, &|_, _| false, &mut |_, event| names.push(event.event_name.to_owned()));
+        Decoder::new(limits).decode_with(bytes, &|_| false, &mut |_, event| names.push(event.event_name.to_owned()));
     assert_eq!(names, full_names, "both decode paths see the same events");
     assert_eq!(
         (walked.events, walked.rejected),
@@ -30,7 +30,7 @@ fn decode_with(bytes: &[u8], limits: Limits) -> (Vec<String>, ObjectReport) {
     let mut reader = Trickle { rest: bytes, step: 4093 };
     let streamed = Decoder::new(limits).with_window_chunk(65_521).decode_from(
         Source::Reader(&mut reader),
-        &|_, _| false,
+        &|_| false,
         &mut |_, event| streamed_names.push(event.event_name.to_owned()),
     );
     assert_eq!(streamed_names, names, "read as a stream, the same events");
@@ -364,7 +364,7 @@ fn qrt_a_read_error_keeps_the_records_before_it() {
         let mut names = Vec::new();
         let report = Decoder::new(Limits::default()).with_window_chunk(4096).decode_from(
             Source::Reader(&mut reader),
-            &|_, _| false,
+            &|_| false,
             &mut |_, event| names.push(event.event_name.to_owned()),
         );
         let damage = report.damage.as_ref().map(ToString::to_string).unwrap_or_default();

@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         full.insert(i, header(e));
     });
     let mut fast = BTreeMap::new();
-    let fast_report = Decoder::new(limits).decode_with(data, &|_, _| false, &mut |i, e| {
+    let fast_report = Decoder::new(limits).decode_with(data, &|_| false, &mut |i, e| {
         fast.insert(i, header(e));
     });
     assert_eq!(format!("{:?}", fast_report.damage), format!("{:?}", full_report.damage));
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let mut reader = data;
     let streamed_report = Decoder::new(limits).with_window_chunk(chunk).decode_from(
         Source::Reader(&mut reader),
-        &|_, _| false,
+        &|_| false,
         &mut |i, e| {
             streamed.insert(i, header(e));
         },

@@ -166,16 +166,17 @@ impl Decoder {
     /// Decodes one object and calls `visit(record_index, event)` for every event, in file order,
     /// with every event parsed completely (bodies included).
     pub fn decode(&mut self, object: &[u8], visit: &mut dyn FnMut(u64, &Event<'_>)) -> ObjectReport {
-        self.decode_with(object, &|_, _| true, visit)
+        self.decode_with(object, &|_| true, visit)
     }
 
     /// Like [`Decoder::decode`], but events are first read by the header walker and parsed
-    /// completely only when `needs_bodies` says so for their header and raw bytes (the others are
+    /// completely only when `needs_bodies` says so for their header (its `raw`, `request_raw` and
+    /// `additional_raw` are set for a look at the text; the others are
     /// visited with `request`, `response` and `additional` set to `None`).
     pub fn decode_with(
         &mut self,
         object: &[u8],
-        needs_bodies: &dyn Fn(&Event<'_>, &[u8]) -> bool,
+        needs_bodies: &dyn Fn(&Event<'_>) -> bool,
         visit: &mut dyn FnMut(u64, &Event<'_>),
     ) -> ObjectReport {
         self.decode_from(Source::Bytes(object), needs_bodies, visit)
@@ -186,7 +187,7 @@ impl Decoder {
     pub fn decode_from(
         &mut self,
         source: Source<'_>,
-        needs_bodies: &dyn Fn(&Event<'_>, &[u8]) -> bool,
+        needs_bodies: &dyn Fn(&Event<'_>) -> bool,
         visit: &mut dyn FnMut(u64, &Event<'_>),
     ) -> ObjectReport {
         let Decoder { limits, buffers, json_buffers, tape, record, chunk } = self;
@@ -238,7 +239,7 @@ struct RecordParser<'d, 'v> {
     record: &'d mut Vec<u8>,
     report: &'d mut ObjectReport,
     visit: &'v mut dyn FnMut(u64, &Event<'_>),
-    needs_bodies: &'v dyn Fn(&Event<'_>, &[u8]) -> bool,
+    needs_bodies: &'v dyn Fn(&Event<'_>) -> bool,
     /// The next record's index in the object.
     index: u64,
 }
@@ -283,7 +284,7 @@ impl RecordParser<'_, '_> {
                 let valid = walked.end <= utf8.len() || simdutf8::basic::from_utf8(&text[start..walked.end]).is_ok();
                 if small && valid && !walked.needs_full_parse && event.complete().is_ok() {
                     event.raw = &text[start..walked.end];
-                    if !(self.needs_bodies)(&event, event.raw) {
+                    if !(self.needs_bodies)(&event) {
                         self.report.events += 1;
                         (self.visit)(index, &event);
                         return Ok(Some(walked.end));

@@ -5,10 +5,10 @@
 //! runs once over a record, picks the top-level string fields and the `userIdentity` members of
 //! the [`Event`] view, and skips everything else (request and response bodies included) by
 //! jumping from quote to bracket with 16-byte SSE2 compares, noting where `requestParameters`
-//! and `additionalEventData` lie for the rules' cheap looks. A record is parsed completely (simd-json) only
-//! when a rule needs its bodies, when one of its header strings has an escape sequence, or when
-//! the walker cannot read it; that full parse is also the judge of malformed records, so the
-//! outcome of a bad record is the same on every path.
+//! and `additionalEventData` lie for the rules' cheap looks. A record is parsed completely
+//! (simd-json) only when a rule needs its bodies, when one of its header strings has an escape
+//! sequence, or when the walker cannot read it; that full parse is also the judge of malformed
+//! records, so the outcome of a bad record is the same on every path.
 //!
 //! What the walker does not check in parts it skips (raw control characters or bad escapes
 //! inside an unused body) is checked by the full parse when a rule needs that body. UTF-8 is
@@ -59,14 +59,10 @@ pub fn walk_event<'a>(
             }
             None => string_end(buf, at).map(|(end, _)| end),
         },
-        (b"requestParameters", b'{') => {
+        (b"requestParameters" | b"additionalEventData", b'{') => {
             let end = skip_value(buf, at, depth)?;
-            event.request_raw.get_or_insert(&buf[at..end]);
-            Ok(end)
-        }
-        (b"additionalEventData", b'{') => {
-            let end = skip_value(buf, at, depth)?;
-            event.additional_raw.get_or_insert(&buf[at..end]);
+            let body = if key == b"requestParameters" { &mut event.request_raw } else { &mut event.additional_raw };
+            body.get_or_insert(&buf[at..end]);
             Ok(end)
         }
         (b"userIdentity", b'{') if !event.identity.is_set() => {

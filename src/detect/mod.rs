@@ -208,7 +208,7 @@ impl Engine {
     /// Adds the baseline's view of an event made with a long-term key by a person (not a
     /// service) to `into`; other events are not the baseline's.
     pub fn observe(&self, event: &Event<'_>, index: u64, into: &mut ObjectObservations) {
-        if !self.baseline_on || !is_long_term_key_use(event) || event.event_time.is_none() {
+        if !self.baseline_on || !is_long_term_key_use(event) {
             return;
         }
         if let Some(key) = event.identity.access_key_id {

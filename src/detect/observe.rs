@@ -84,8 +84,12 @@ impl Use {
 }
 
 impl ObjectObservations {
-    /// Adds a use of `key` by `event` (record `index` of the object).
+    /// Adds a use of `key` by `event` (record `index` of the object); a use without a time
+    /// tells the baseline nothing.
     pub fn add(&mut self, key: &str, event: &Event<'_>, index: u64) {
+        if event.event_time.is_none() {
+            return;
+        }
         features::network_into(event.source_ip.unwrap_or(""), &mut self.network);
         features::user_agent_family_into(event.user_agent.unwrap_or(""), &mut self.agent);
         let values = [
@@ -119,6 +123,7 @@ impl ObjectObservations {
         for group in self.groups {
             for kept in std::iter::once(group.first).chain(group.last) {
                 let event = kept.header.event();
+                // Always set: `add` keeps only uses with a time.
                 let Some(time) = event.event_time else { continue };
                 observations.push(Observation {
                     time,

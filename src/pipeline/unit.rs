@@ -330,7 +330,7 @@ pub fn inspect_object_in_parts(
     let mut events = Vec::new();
     let mut event_hashes = Vec::new();
     let mut direct = 0;
-    let report = decoder.decode_from(object, &|event, _| engine.needs_bodies(event), &mut |index, event| {
+    let report = decoder.decode_from(object, &|event| engine.needs_bodies(event), &mut |index, event| {
         event_hashes.extend(event.event_id.map(|id| stable_hash(id.as_bytes())));
         let data_event = event.is_s3_data_event();
         if data_event {
