@@ -174,3 +174,64 @@ fn the_fast_path_and_the_full_parser_agree() {
     }
     assert!(compared_findings > 200, "the cases make findings to compare: {compared_findings}");
 }
+
+/// Reads `object` whole, then through windows of each width in `chunks`: the same events,
+/// rejects and damage every time.
+fn every_window_reads_the_same(object: &[u8], limits: Limits, chunks: impl IntoIterator<Item = usize>) {
+    let mut whole = Vec::new();
+    let whole_report = Decoder::new(limits).decode_with(object, &|_| false, &mut |i, e| whole.push(header(i, e)));
+    for chunk in chunks {
+        let mut streamed = Vec::new();
+        let mut reader = object;
+        let report = Decoder::new(limits).with_window_chunk(chunk).decode_from(
+            Source::Reader(&mut reader),
+            &|_| false,
+            &mut |i, e| streamed.push(header(i, e)),
+        );
+        assert_eq!(streamed, whole, "window of {chunk}");
+        assert_eq!(format!("{:?}", report.rejects), format!("{:?}", whole_report.rejects), "window of {chunk}");
+        assert_eq!(format!("{:?}", report.damage), format!("{:?}", whole_report.damage), "window of {chunk}");
+    }
+}
+
+#[test]
+fn a_record_with_crossed_brackets_ends_at_the_same_byte_on_every_path() {
+    // Brackets that do not pair up (`[` closed by `}`), in records under and over the cap: the
+    // header walker, the envelope scanner and its streaming skipper must agree on where each
+    // record ends, or a window that cuts the record changes which records follow it.
+    let pad = "p".repeat(600);
+    let good = r#"{"eventName":"ListBuckets","eventSource":"s3.amazonaws.com","eventID":"g"}"#;
+    let object = format!(
+        r#"{{"Records":[{good},{{"eventName":"A","x":[}}}},{good},{{"eventName":"B","x":[{{"pad":"{pad}"]}},"y":"{pad}"}},{good}]}}"#
+    );
+    let limits = Limits { max_record_bytes: 256, ..Limits::default() };
+    let mut whole = Vec::new();
+    let whole_report =
+        Decoder::new(limits).decode_with(object.as_bytes(), &|_| false, &mut |i, e| whole.push(header(i, e)));
+    assert_eq!(whole.len(), 4, "the three good records and the short crossed one: {whole:?}");
+    assert_eq!(format!("{:?}", whole_report.rejects), "[(3, TooLarge { bytes: 1241, cap: 256 })]");
+    every_window_reads_the_same(object.as_bytes(), limits, [1, 7, 64, 200, 255, 256, 300, 1000]);
+}
+
+#[test]
+fn a_top_level_record_is_read_within_the_bounds_the_scanner_walked() {
+    // JSON lines where one object's member value is a scalar with a stray quote: the scanner
+    // walks it member by member to its `}`, while the record reader, counting from the
+    // object's start, would take the quote as a string's start and read into the next lines,
+    // as far as the window reaches. Read within its bounds, it is one rejected record whatever
+    // the window.
+    let good = |id: &str| format!(r#"{{"eventName":"ListBuckets","eventSource":"s3.amazonaws.com","eventID":"{id}"}}"#);
+    let object = format!("{}\n{}\n{}\n{}\n", good("a"), r#"{"eventName":"B","n":1"x,"y":2}"#, good("b"), good("c"));
+    let limits = Limits::default();
+    let mut whole = Vec::new();
+    let whole_report =
+        Decoder::new(limits).decode_with(object.as_bytes(), &|_| false, &mut |i, e| whole.push(header(i, e)));
+    assert_eq!(whole.len(), 3, "{whole:?}");
+    assert!(whole_report.damage.is_none(), "{:?}", whole_report.damage);
+    assert!(
+        matches!(whole_report.rejects.as_slice(), [(1, trailhound::decode::RecordReject::Syntax(_))]),
+        "{:?}",
+        whole_report.rejects
+    );
+    every_window_reads_the_same(object.as_bytes(), limits, 1..=object.len());
+}

@@ -47,7 +47,11 @@ fuzz_target!(|data: &[u8]| {
     );
     assert_eq!(streamed, fast, "window of {chunk}: the events differ");
     assert_eq!(format!("{:?}", streamed_report.rejects), format!("{:?}", fast_report.rejects));
-    assert_eq!(format!("{:?}", streamed_report.damage), format!("{:?}", fast_report.damage));
+    // The same damage at the same offset. Not the decompressor's own wording: zlib-rs words
+    // one corrupt stream differently with more output room ("repeated call with bad state"
+    // where a narrow window gets "invalid distance too far back").
+    let damage = |report: &trailhound::decode::ObjectReport| report.damage.as_ref().map(ToString::to_string);
+    assert_eq!(damage(&streamed_report), damage(&fast_report));
     assert_eq!(streamed_report.rejected, fast_report.rejected);
     if fast_report.damage.is_none() {
         assert_eq!(streamed_report.json_bytes, fast_report.json_bytes);

@@ -258,6 +258,12 @@ impl Records for RecordParser<'_, '_> {
         reject(self.report, self.index, RecordReject::TooLarge { bytes, cap });
         self.next_record()
     }
+
+    fn malformed(&mut self, record: &[u8]) -> Result<(), ObjectError> {
+        // Its brackets do not pair up, so its depth is not measured: the parser rejects it.
+        self.parse_fully(record, 0, self.index);
+        self.next_record()
+    }
 }
 
 impl RecordParser<'_, '_> {

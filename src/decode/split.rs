@@ -61,6 +61,11 @@ pub trait Records {
 
     /// A record of `bytes` bytes, more than the record cap, was skipped without being held.
     fn oversized(&mut self, bytes: usize) -> Result<(), Self::Error>;
+
+    /// A top-level object the scanner walked to its end but [`Records::record`] could not find
+    /// the end of within it (its brackets or quotes do not pair up): `record` is its text, to be
+    /// read as one record (and rejected).
+    fn malformed(&mut self, record: &[u8]) -> Result<(), Self::Error>;
 }
 
 /// What [`Scanner::run`] needs to go on.
@@ -92,8 +97,9 @@ pub struct Scanner {
     pos: usize,
     /// Top-level values seen.
     values: usize,
-    /// A top-level object that is not an event: a record to reject if others follow it.
-    pending: Option<Held>,
+    /// A top-level object that is not an event, and the offset past it: a record to reject if
+    /// others follow it.
+    pending: Option<(Held, usize)>,
     record_cap: usize,
 }
 
@@ -219,7 +225,7 @@ impl Scanner {
             State::Skip { then: AfterSkip::Member(object), .. } => Some(object.held),
             _ => None,
         };
-        [object_start, self.pending]
+        [object_start, self.pending.map(|(held, _)| held)]
             .into_iter()
             .flatten()
             .filter_map(|held| match held {
@@ -258,7 +264,7 @@ impl Scanner {
                 self.state = State::Finished;
                 match self.pending.take() {
                     Some(_) if self.values == 1 => Err(EnvelopeError::NoRecords.into()),
-                    Some(held) => self.flush(view, records, held).map(|()| Step::Finished),
+                    Some((held, end)) => self.flush(view, records, held, end).map(|()| Step::Finished),
                     None => Ok(Step::Finished),
                 }
             }
@@ -284,8 +290,8 @@ impl Scanner {
             return Err(EnvelopeError::Unexpected { byte, offset: self.pos }.into());
         }
         self.values += 1;
-        if let Some(held) = self.pending.take() {
-            self.flush(view, records, held)?;
+        if let Some((held, end)) = self.pending.take() {
+            self.flush(view, records, held, end)?;
         }
         let start = self.pos;
         self.pos += 1;
@@ -297,13 +303,20 @@ impl Scanner {
         Ok(Step::Next)
     }
 
-    /// Hands on a top-level object that turned out not to be an event, as a record.
-    fn flush<R: Records>(&mut self, view: View<'_>, records: &mut R, held: Held) -> Result<(), R::Error> {
+    /// Hands on a top-level object that ends at `end` (walked member by member), as a record.
+    /// It is read within those bounds: where a malformed object's own brackets say it ends must
+    /// not depend on how much text follows it in the window.
+    fn flush<R: Records>(&mut self, view: View<'_>, records: &mut R, held: Held, end: usize) -> Result<(), R::Error> {
         match held {
             Held::At(start) => {
-                let at = start - view.base;
-                records.record(view.text, view.utf8, at)?.ok_or(EnvelopeError::Truncated { offset: start })?;
-                Ok(())
+                let (at, end) = (start - view.base, end - view.base);
+                let text = &view.text[..end];
+                // The object ends with `}`, so `end` is a character boundary of the checked prefix.
+                let utf8 = view.utf8.get(..end).unwrap_or(view.utf8);
+                match records.record(text, utf8, at)? {
+                    Some(_) => Ok(()),
+                    None => records.malformed(&text[at..]),
+                }
             }
             Held::TooLong { bytes, .. } => records.oversized(bytes),
         }
@@ -417,9 +430,9 @@ impl Scanner {
             held => held,
         };
         if object.looks_like_event {
-            self.flush(view, records, held)
+            self.flush(view, records, held, self.pos)
         } else {
-            self.pending = Some(held);
+            self.pending = Some((held, self.pos));
             Ok(())
         }
     }
@@ -681,6 +694,11 @@ mod tests {
 
         fn oversized(&mut self, bytes: usize) -> Result<(), EnvelopeError> {
             self.0.push(format!("<{bytes} bytes>"));
+            Ok(())
+        }
+
+        fn malformed(&mut self, record: &[u8]) -> Result<(), EnvelopeError> {
+            self.0.push(format!("<malformed {}>", String::from_utf8_lossy(record)));
             Ok(())
         }
     }
