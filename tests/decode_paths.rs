@@ -10,6 +10,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 use trailhound::decode::{Decoder, Limits, Source};
+use trailhound::detect::rules::UNREADABLE_LOG_FILE;
 use trailhound::detect::{Engine, EventOrigin};
 use trailhound::event::Event;
 use trailhound::finding::Mode;
@@ -103,6 +104,16 @@ fn envelope(records: &[Value], rng: &mut Rng) -> Vec<u8> {
         2 => texts.join("\n"),
         _ => format!("{{\"Records\":[\n  {}\n]}}", texts.join(",\n  ")),
     };
+    // Keys spelled with an escape, at the top level and inside the identity: JSON reads them
+    // as the plain names, so the walker must send such records to the full parse.
+    let text = if rng.below(4) == 0 {
+        [("userAgent", "user\\u0041gent"), ("userName", "user\\u004eame"), ("sessionIssuer", "session\\u0049ssuer")]
+            .into_iter()
+            .filter(|_| rng.below(2) == 0)
+            .fold(text, |text, (plain, escaped)| text.replace(&format!("\"{plain}\":"), &format!("\"{escaped}\":")))
+    } else {
+        text
+    };
     if rng.below(3) == 0 {
         text.replace('é', "\\u00e9").replace('😀', "\\ud83d\\ude00").into_bytes()
     } else {
@@ -169,7 +180,11 @@ fn the_fast_path_and_the_full_parser_agree() {
         let as_json = |findings: &[trailhound::finding::Finding]| {
             findings.iter().map(|f| serde_json::to_string(f).expect("json")).collect::<Vec<_>>()
         };
-        assert_eq!(as_json(&scanned.findings), as_json(&expected), "{label}");
+        // A damaged object also makes an unreadable-object finding on the scan's path; the
+        // damage itself is compared above.
+        let mut scanned_findings = scanned.findings;
+        scanned_findings.retain(|f| full_report.damage.is_none() || f.rule != UNREADABLE_LOG_FILE.id);
+        assert_eq!(as_json(&scanned_findings), as_json(&expected), "{label}");
         compared_findings += expected.len();
     }
     assert!(compared_findings > 200, "the cases make findings to compare: {compared_findings}");

@@ -6,8 +6,9 @@
 //! the [`Event`] view, and skips everything else (request and response bodies included) 64 bytes
 //! a step as bit masks of quotes and brackets (16-byte SSE2 compares), noting where
 //! `requestParameters` and `additionalEventData` lie for the rules' cheap looks. A record is parsed completely
-//! (simd-json) only when a rule needs its bodies, when one of its header strings has an escape
-//! sequence, or when the walker cannot read it; that full parse is also the judge of malformed
+//! (simd-json) only when a rule needs its bodies, when one of its header strings or of the keys
+//! it reads has an escape sequence (JSON reads `"user\u0041gent"` as `userAgent`), or when the
+//! walker cannot read it; that full parse is also the judge of malformed
 //! records, so the outcome of a bad record is the same on every path.
 //!
 //! What the walker does not check in parts it skips (raw control characters or bad escapes
@@ -31,7 +32,8 @@ pub enum WalkError {
 pub struct Walked {
     /// Offset just past the record.
     pub end: usize,
-    /// A header string had an escape, or the record wraps another (`detail`): parse it fully.
+    /// A header string or a walked key had an escape, or the record wraps another (`detail`):
+    /// parse it fully.
     pub needs_full_parse: bool,
 }
 
@@ -66,7 +68,7 @@ pub fn walk_event<'a>(
             Ok(end)
         }
         (b"userIdentity", b'{') if !event.identity.is_set() => {
-            let walked = walk_object(buf, at, depth, &mut |buf, key, at, depth| {
+            let (end, escaped_key) = walk_object(buf, at, depth, &mut |buf, key, at, depth| {
                 if buf[at] == b'"' && event.identity.wants(key) {
                     let (end, text) = header_string(buf, utf8, at, &mut needs_full_parse)?;
                     if let Some(text) = text {
@@ -78,8 +80,9 @@ pub fn walk_event<'a>(
                     return walk_session_context(buf, utf8, at, depth, event, &mut needs_full_parse);
                 }
                 skip_value(buf, at, depth)
-            });
-            walked.map(|(end, _)| end)
+            })?;
+            needs_full_parse |= escaped_key;
+            Ok(end)
         }
         (b"detail", b'{') => {
             needs_full_parse = true;
@@ -87,12 +90,9 @@ pub fn walk_event<'a>(
         }
         _ => skip_value(buf, at, depth),
     })?;
-    if escaped_key {
-        // A key with an escape may spell either body's name: look at the whole record.
-        event.request_raw = Some(&buf[start..end]);
-        event.additional_raw = Some(&buf[start..end]);
-    }
-    Ok(Walked { end, needs_full_parse })
+    // A key with an escape may spell a field the view keeps (or a body's name): only the full
+    // parse reads it as JSON does.
+    Ok(Walked { end, needs_full_parse: needs_full_parse || escaped_key })
 }
 
 /// Reads a header string; one with an escape (or invalid UTF-8) is left to the full parse.
@@ -121,11 +121,11 @@ fn walk_session_context<'a>(
     event: &mut Event<'a>,
     needs_full_parse: &mut bool,
 ) -> Result<usize, WalkError> {
-    let walked = walk_object(buf, at, depth, &mut |buf, key, at, depth| {
+    let (end, escaped_key) = walk_object(buf, at, depth, &mut |buf, key, at, depth| {
         if key != b"sessionIssuer" || buf[at] != b'{' {
             return skip_value(buf, at, depth);
         }
-        let walked = walk_object(buf, at, depth, &mut |buf, key, at, depth| {
+        let (end, escaped_key) = walk_object(buf, at, depth, &mut |buf, key, at, depth| {
             if key == b"userName" && buf[at] == b'"' && event.identity.session_issuer_name.is_none() {
                 let (end, text) = header_string(buf, utf8, at, needs_full_parse)?;
                 if let Some(text) = text {
@@ -134,10 +134,12 @@ fn walk_session_context<'a>(
                 return Ok(end);
             }
             skip_value(buf, at, depth)
-        });
-        walked.map(|(end, _)| end)
-    });
-    walked.map(|(end, _)| end)
+        })?;
+        *needs_full_parse |= escaped_key;
+        Ok(end)
+    })?;
+    *needs_full_parse |= escaped_key;
+    Ok(end)
 }
 
 /// Walks the members of the object at `start`, calling `member` for each; returns the offset
@@ -568,6 +570,16 @@ mod tests {
             walk_event(br#"{"eventName":"A","requestParameters":{"p":"x\"y"}}"#, "", 0, 64, &mut Event::empty())
                 .expect("walks");
         assert!(!walked.needs_full_parse, "escapes in skipped bodies do not matter");
+        // A key with an escape may spell a kept field, at every level the walker reads.
+        for record in [
+            &br#"{"eventName":"A","user\u0041gent":"x"}"#[..],
+            br#"{"eventName":"A","userIdentity":{"user\u004eame":"bob"}}"#,
+            br#"{"eventName":"A","userIdentity":{"sessionContext":{"session\u0049ssuer":{"userName":"r"}}}}"#,
+            br#"{"eventName":"A","userIdentity":{"sessionContext":{"sessionIssuer":{"user\u004eame":"r"}}}}"#,
+        ] {
+            let walked = walk_event(record, "", 0, 64, &mut Event::empty()).expect("walks");
+            assert!(walked.needs_full_parse, "{}", String::from_utf8_lossy(record));
+        }
     }
 
     #[test]

@@ -136,8 +136,8 @@ pub struct Event<'a> {
     /// `additionalEventData`.
     pub additional: Option<Json<'a>>,
     /// The raw text of `requestParameters` (its first object value) as the header walker
-    /// passed it, for cheap looks into a body that is not parsed; the whole record when a
-    /// top-level key has an escape (it could spell this one). `None` on other paths.
+    /// passed it, for cheap looks into a body that is not parsed (a record with an escape in a
+    /// key it reads is parsed fully instead). `None` on other paths.
     pub request_raw: Option<&'a [u8]>,
     /// The raw text of `additionalEventData`, as [`Event::request_raw`].
     pub additional_raw: Option<&'a [u8]>,
