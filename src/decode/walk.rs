@@ -5,11 +5,11 @@
 //! runs once over a record, picks the top-level string fields and the `userIdentity` members of
 //! the [`Event`] view, and skips everything else (request and response bodies included) 64 bytes
 //! a step as bit masks of quotes and brackets (16-byte SSE2 compares), noting where
-//! `requestParameters` and `additionalEventData` lie for the rules' cheap looks. A record is parsed completely
-//! (simd-json) only when a rule needs its bodies, when one of its header strings or of the keys
-//! it reads has an escape sequence (JSON reads `"user\u0041gent"` as `userAgent`), or when the
-//! walker cannot read it; that full parse is also the judge of malformed
-//! records, so the outcome of a bad record is the same on every path.
+//! `requestParameters` and `additionalEventData` lie for the rules' cheap looks. A record is
+//! parsed completely (simd-json) only when a rule needs its bodies, when one of its header
+//! strings or of the keys it reads has an escape sequence (JSON reads `"user\u0041gent"` as
+//! `userAgent`), or when the walker cannot read it; that full parse is also the judge of
+//! malformed records, so the outcome of a bad record is the same on every path.
 //!
 //! What the walker does not check in parts it skips (raw control characters or bad escapes
 //! inside an unused body) is checked by the full parse when a rule needs that body. UTF-8 is
