@@ -157,3 +157,33 @@ fn unchanged_state_is_not_rewritten() {
     let again = scan_usage(&endpoint, store.table());
     assert!(again.contains(" 0 written (0 write units)"), "the same input again writes nothing: {again}");
 }
+
+/// A pipeline's cleanups all day (a `DeleteObjects` of 200 long keys every 5 minutes) scanned
+/// into a DynamoDB table: the delete facts carried for the ransomware chain are kept one item per
+/// principal, bucket and hour, each within DynamoDB's 400 KB item limit. (They were one item for
+/// all, which passed the limit within the first batch here and failed every commit after.)
+#[test]
+fn a_day_of_cleanups_fits_dynamodbs_item_limit() {
+    let Some(endpoint) = endpoint() else { return };
+    let store = store(&endpoint);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for minute in (0..24 * 60).step_by(5) {
+        let objects: Vec<String> =
+            (0..200).map(|n| format!(r#"{{"key":"stage/{minute:04}/{n:03}-{}"}}"#, "k".repeat(490))).collect();
+        let record = format!(
+            r#"{{"Records":[{{"eventVersion":"1.10","userIdentity":{{"type":"AssumedRole","arn":"arn:aws:sts::111122223333:assumed-role/pipeline/run","sessionContext":{{"sessionIssuer":{{"type":"Role","arn":"arn:aws:iam::111122223333:role/pipeline","userName":"pipeline"}}}}}},"eventTime":"2026-10-01T{:02}:{:02}:00Z","eventSource":"s3.amazonaws.com","eventName":"DeleteObjects","awsRegion":"us-east-1","requestParameters":{{"bucketName":"staging","delete":{{"Object":[{}]}}}},"eventID":"d-{minute}","eventCategory":"Data"}}]}}"#,
+            minute / 60,
+            minute % 60,
+            objects.join(",")
+        );
+        std::fs::write(dir.path().join(format!("{minute:04}.json")), record).expect("write");
+    }
+    let output = common::trailhound_on(&endpoint)
+        .args(["scan", "--format", "jsonl", "--state", &format!("dynamodb://{}", store.table())])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (counts, _) = store.report().expect("report");
+    assert!(counts.contains(&("carry".to_owned(), 24)), "one fact item per hour: {counts:?}");
+}

@@ -31,7 +31,7 @@ use super::baseline::{self, Baselines};
 use super::correlate::{self, CHAIN_WINDOW};
 use super::created_keys;
 use super::writers::KnownWriters;
-use crate::detect::facts::Fact;
+use crate::detect::facts::{self, Fact};
 use crate::detect::observe::Observation;
 use crate::detect::rules::{LIFECYCLE_SHORT_EXPIRATION, SSEC_COPY_OVERWRITE, SSEC_WRITE, VERSIONING_SUSPENDED};
 use crate::event::time::Millis;
@@ -158,17 +158,11 @@ impl Stateful {
                 other => facts.push(other),
             }
         }
-        let new_facts = facts.clone();
         facts.extend(self.carried_facts.iter().cloned());
         created_keys::merge_duplicates(&mut facts);
-        // The same object delivered twice gives the same facts: count them once (new first).
-        let mut distinct: Vec<Fact> = Vec::with_capacity(facts.len());
-        for fact in facts {
-            if !distinct.iter().any(|kept| kept.same_evidence(&fact)) {
-                distinct.push(fact);
-            }
-        }
-        let mut facts = distinct;
+        // One fact per slot, the same object delivered twice counted once (new first, so a
+        // slot that gained new evidence is not carried).
+        let mut facts = facts::fold_slots(facts);
         facts.extend(self.roles.iter().map(|(role, time)| Fact::InstanceRole { role: role.clone(), time: *time }));
 
         // New findings first, so a finding seen again (the same event in another file or run)
@@ -183,7 +177,7 @@ impl Stateful {
             .collect();
         self.carry = self.next_carry(&inputs);
         let mut new_key_uses = created_keys::run(&mut facts, &batch.observations, &self.settings);
-        self.carried_facts = self.next_facts(new_facts, &facts);
+        self.carried_facts = self.next_facts(&facts);
 
         let mut findings = aggregate(inputs.into_iter().chain(direct).collect());
         self.writers.apply(&mut findings);
@@ -226,20 +220,20 @@ impl Stateful {
         carry
     }
 
-    /// The facts to carry: new and carried ones within the chain window of the watermark; mint
-    /// facts as `judged` left them (marked used once their first use was reported).
-    fn next_facts(&self, new_facts: Vec<Fact>, judged: &[Fact]) -> Vec<Fact> {
+    /// The facts to carry: those of the batch (new and carried, folded into their slots; mint
+    /// facts as `judged` left them, marked used once their first use was reported) within the
+    /// chain window of the watermark. Instance roles are kept apart.
+    fn next_facts(&self, judged: &[Fact]) -> Vec<Fact> {
         let Some(watermark) = self.watermark else { return Vec::new() };
-        let mut kept: Vec<Fact> = Vec::new();
-        let minted = judged.iter().filter(|f| matches!(f, Fact::KeyMinted(_))).cloned();
-        let others = new_facts.into_iter().chain(self.carried_facts.iter().cloned());
-        for mut fact in minted.chain(others.filter(|f| !matches!(f, Fact::KeyMinted(_)))) {
-            fact.mark_carried();
-            if fact.time() >= watermark.saturating_sub(CHAIN_WINDOW) && !kept.contains(&fact) {
-                kept.push(fact);
-            }
-        }
-        kept
+        judged
+            .iter()
+            .filter(|f| !matches!(f, Fact::InstanceRole { .. }) && f.time() >= watermark.saturating_sub(CHAIN_WINDOW))
+            .map(|f| {
+                let mut fact = f.clone();
+                fact.mark_carried();
+                fact
+            })
+            .collect()
     }
 }
 

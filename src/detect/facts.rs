@@ -33,6 +33,14 @@ const PREFIX_CAP: usize = 100;
 /// Deleted keys a delete fact keeps (the chain looks for the sources and prior versions of what
 /// the principal encrypted among them).
 pub const DELETED_KEY_CAP: usize = 200;
+/// Bytes of deleted keys (or note prefixes) a fact keeps: a carried fact is one item of a
+/// DynamoDB table (at most 400 KB), and an attacker chooses key names (up to 1 KB each, more
+/// once escaped).
+const SAMPLE_BYTES: usize = 64 * 1024;
+/// Delete and note facts carried from object to object are folded into one per principal (and
+/// bucket) and hour of their last event: how many a busy pipeline leaves in the chain window is
+/// bounded by the window, not by the number of objects.
+pub const FACT_SLOT: Millis = 3_600_000;
 
 /// One deleted object of a [`Fact::S3Deletes`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -75,8 +83,12 @@ pub enum Fact {
         first: Millis,
         /// Last delete.
         last: Millis,
-        /// Some of the eventIDs.
+        /// Some of the eventIDs (the first of an object's; the smallest once folded).
         event_ids: Vec<String>,
+        /// Digests of the per-object facts folded into this one ([`Fact::digest`]): the same
+        /// object delivered twice adds nothing the second time.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        sources: Vec<String>,
         /// From earlier input.
         #[serde(skip)]
         carried: bool,
@@ -93,6 +105,9 @@ pub enum Fact {
         last: Millis,
         /// Some of the eventIDs.
         event_ids: Vec<String>,
+        /// Digests of the per-object facts folded into this one, as for deletes.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        sources: Vec<String>,
         /// From earlier input.
         #[serde(skip)]
         carried: bool,
@@ -138,34 +153,48 @@ impl Fact {
         }
     }
 
-    /// Whether two facts rest on the same evidence, wherever each came from: the same object
-    /// delivered twice (organization and multi-region trails do) yields the same fact, which
-    /// must count once.
-    pub fn same_evidence(&self, other: &Fact) -> bool {
-        // Field by field rather than on clones with `carried` cleared: a run compares every new
-        // fact with every carried one, and delete facts carry their keys.
-        match (self, other) {
-            (Fact::InstanceRole { role: a, time: t }, Fact::InstanceRole { role: b, time: u }) => a == b && t == u,
-            (
-                Fact::S3Deletes { principal, bucket, objects, keys, first, last, event_ids, .. },
-                Fact::S3Deletes {
-                    principal: p, bucket: b, objects: o, keys: k, first: f, last: l, event_ids: e, ..
-                },
-            ) => (principal, bucket, objects, first, last) == (p, b, o, f, l) && event_ids == e && keys == k,
-            (
-                Fact::NoteUploads { principal, prefixes, first, last, event_ids, .. },
-                Fact::NoteUploads { principal: p, prefixes: x, first: f, last: l, event_ids: e, .. },
-            ) => (principal, first, last) == (p, f, l) && event_ids == e && prefixes == x,
-            (Fact::KeyMinted(a), Fact::KeyMinted(b)) => a == b,
-            _ => false,
+    /// The digest of what a fact says (not whether it was carried): the same object delivered
+    /// twice (organization and multi-region trails do) yields the same per-object fact, which
+    /// must count once. SHA-256, as an attacker chooses the keys and eventIDs it is made of.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        // Serializing plain data (strings, numbers) cannot fail.
+        let text = serde_json::to_vec(self).unwrap_or_default();
+        Sha256::digest(&text).iter().take(16).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The slot a carried fact is kept in: delete facts per principal, bucket and hour, note
+    /// facts per principal and hour, mint facts per key. `None` for instance roles (kept apart).
+    pub fn slot(&self) -> Option<String> {
+        match self {
+            Fact::InstanceRole { .. } => None,
+            Fact::S3Deletes { principal, bucket, last, .. } => {
+                Some(format!("deletes\u{0}{principal}\u{0}{bucket}\u{0}{}", last.div_euclid(FACT_SLOT)))
+            }
+            Fact::NoteUploads { principal, last, .. } => {
+                Some(format!("notes\u{0}{principal}\u{0}{}", last.div_euclid(FACT_SLOT)))
+            }
+            Fact::KeyMinted(minted) => Some(format!("minted\u{0}{}", minted.key_id)),
         }
     }
 
     /// Marks a fact as coming from earlier input.
     pub fn mark_carried(&mut self) {
+        self.set_carried(true);
+    }
+
+    fn set_carried(&mut self, value: bool) {
         match self {
             Fact::InstanceRole { .. } | Fact::KeyMinted(_) => {}
-            Fact::S3Deletes { carried, .. } | Fact::NoteUploads { carried, .. } => *carried = true,
+            Fact::S3Deletes { carried, .. } | Fact::NoteUploads { carried, .. } => *carried = value,
+        }
+    }
+
+    /// Whether the fact comes from earlier input only.
+    pub fn is_carried(&self) -> bool {
+        match self {
+            Fact::InstanceRole { .. } | Fact::KeyMinted(_) => false,
+            Fact::S3Deletes { carried, .. } | Fact::NoteUploads { carried, .. } => *carried,
         }
     }
 }
@@ -233,6 +262,7 @@ pub fn extract(event: &Event<'_>) -> Option<Fact> {
                 first: time,
                 last: time,
                 event_ids: event.event_id.map(clean).into_iter().collect(),
+                sources: Vec::new(),
                 carried: false,
             })
         }
@@ -251,6 +281,7 @@ pub fn extract(event: &Event<'_>) -> Option<Fact> {
                 first: time,
                 last: time,
                 event_ids: event.event_id.map(clean).into_iter().collect(),
+                sources: Vec::new(),
                 carried: false,
             })
         }
@@ -304,6 +335,7 @@ fn deleted_keys(event: &Event<'_>) -> Vec<DeletedKey> {
     keys.sort_unstable();
     keys.dedup();
     keys.truncate(DELETED_KEY_CAP);
+    truncate_to_bytes(&mut keys, |d| d.key.len());
     keys
 }
 
@@ -328,36 +360,236 @@ pub fn compact(facts: &mut Vec<Fact>) {
     facts.extend(folded.into_values());
 }
 
+/// Folds delete and note facts from any number of objects (new ones first, then carried ones)
+/// into one per [`Fact::slot`], each object's counted once however often it was delivered. The
+/// result does not depend on how the objects were batched or ordered: counts add, samples are
+/// the smallest of the union, times the extremes. A folded fact is carried only when all of its
+/// parts were. Other facts pass through in their order.
+pub fn fold_slots(facts: Vec<Fact>) -> Vec<Fact> {
+    let mut out: Vec<Fact> = Vec::with_capacity(facts.len());
+    let mut slots: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    // Facts already folded from several objects first: one per slot (the carried one), so each
+    // per-object fact after it is either one it counts or a new one.
+    let (folded, single): (Vec<Fact>, Vec<Fact>) = facts.into_iter().partition(|f| sources(f).len() > 1);
+    for mut fact in folded.into_iter().chain(single) {
+        let slot = match &fact {
+            Fact::S3Deletes { .. } | Fact::NoteUploads { .. } => fact.slot(),
+            Fact::InstanceRole { .. } | Fact::KeyMinted(_) => None,
+        };
+        let Some(slot) = slot else {
+            out.push(fact);
+            continue;
+        };
+        name_sources(&mut fact);
+        match slots.get(&slot) {
+            Some(&at) => merge(&mut out[at], fact),
+            None => {
+                slots.insert(slot, out.len());
+                out.push(fact);
+            }
+        }
+    }
+    out
+}
+
+/// Adds `fact` into `into` (the same slot), unless one already counts every object of the other
+/// (the same object delivered again). Parts overlap only that way: [`fold_slots`] meets a slot's
+/// one folded fact before its per-object facts.
+fn merge(into: &mut Fact, fact: Fact) {
+    let carried = into.is_carried() && fact.is_carried();
+    if !sources(&fact).iter().all(|s| sources(into).binary_search(s).is_ok()) {
+        fold(into, &fact);
+    }
+    into.set_carried(carried);
+}
+
+/// A per-object fact (no sources yet) is its own source.
+fn name_sources(fact: &mut Fact) {
+    let digest = match fact {
+        Fact::S3Deletes { sources, .. } | Fact::NoteUploads { sources, .. } if sources.is_empty() => fact.digest(),
+        _ => return,
+    };
+    if let Fact::S3Deletes { sources, .. } | Fact::NoteUploads { sources, .. } = fact {
+        sources.push(digest);
+    }
+}
+
+fn sources(fact: &Fact) -> &[String] {
+    match fact {
+        Fact::S3Deletes { sources, .. } | Fact::NoteUploads { sources, .. } => sources,
+        Fact::InstanceRole { .. } | Fact::KeyMinted(_) => &[],
+    }
+}
+
 /// Adds `fact` into `into` (the same kind and principal).
 fn fold(into: &mut Fact, fact: &Fact) {
     match (into, fact) {
         (
-            Fact::S3Deletes { objects: o, keys: k, first: f, last: l, event_ids: ids, .. },
-            Fact::S3Deletes { objects, keys, first, last, event_ids, .. },
+            Fact::S3Deletes { objects: o, keys: k, first: f, last: l, event_ids: ids, sources: s, carried: c, .. },
+            Fact::S3Deletes { objects, keys, first, last, event_ids, sources, carried, .. },
         ) => {
             *o += objects;
             k.extend(keys.iter().cloned());
             k.sort_unstable();
             k.dedup();
             k.truncate(DELETED_KEY_CAP);
+            truncate_to_bytes(k, |d| d.key.len());
             *f = (*f).min(*first);
             *l = (*l).max(*last);
-            ids.extend(event_ids.iter().cloned());
-            ids.truncate(ID_CAP);
+            union_ids(ids, event_ids);
+            union_sources(s, sources);
+            *c = *c && *carried;
         }
         (
-            Fact::NoteUploads { prefixes: p, first: f, last: l, event_ids: ids, .. },
-            Fact::NoteUploads { prefixes, first, last, event_ids, .. },
+            Fact::NoteUploads { prefixes: p, first: f, last: l, event_ids: ids, sources: s, carried: c, .. },
+            Fact::NoteUploads { prefixes, first, last, event_ids, sources, carried, .. },
         ) => {
             p.extend(prefixes.iter().cloned());
             p.sort_unstable();
             p.dedup();
             p.truncate(PREFIX_CAP);
+            truncate_to_bytes(p, String::len);
             *f = (*f).min(*first);
             *l = (*l).max(*last);
-            ids.extend(event_ids.iter().cloned());
-            ids.truncate(ID_CAP);
+            union_ids(ids, event_ids);
+            union_sources(s, sources);
+            *c = *c && *carried;
         }
         _ => {}
+    }
+}
+
+/// The smallest [`ID_CAP`] of both: the same whatever order facts are folded in.
+fn union_ids(ids: &mut Vec<String>, more: &[String]) {
+    ids.extend(more.iter().cloned());
+    ids.sort_unstable();
+    ids.dedup();
+    ids.truncate(ID_CAP);
+}
+
+fn union_sources(sources: &mut Vec<String>, more: &[String]) {
+    sources.extend(more.iter().cloned());
+    sources.sort_unstable();
+    sources.dedup();
+}
+
+/// Keeps the longest prefix of a sorted sample within [`SAMPLE_BYTES`].
+fn truncate_to_bytes<T>(sample: &mut Vec<T>, bytes: impl Fn(&T) -> usize) {
+    let mut total = 0;
+    let keep = sample
+        .iter()
+        .position(|item| {
+            total += bytes(item);
+            total > SAMPLE_BYTES
+        })
+        .unwrap_or(sample.len());
+    sample.truncate(keep);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One object's delete fact: `objects` deletes of keys `<tag>-<n>` at `minute`.
+    fn deletes(tag: &str, minute: Millis, objects: u64) -> Fact {
+        let keys = (0..objects).map(|n| DeletedKey { key: format!("{tag}-{n:03}"), versioned: n % 7 == 0 }).collect();
+        Fact::S3Deletes {
+            principal: "arn:aws:iam::111122223333:role/pipeline".into(),
+            bucket: "staging".into(),
+            objects,
+            keys,
+            first: minute * 60_000,
+            last: minute * 60_000 + 30_000,
+            event_ids: (0..objects).map(|n| format!("{tag}-event-{n}")).collect(),
+            sources: Vec::new(),
+            carried: false,
+        }
+    }
+
+    fn objects_of(fact: &Fact) -> u64 {
+        match fact {
+            Fact::S3Deletes { objects, .. } => *objects,
+            _ => 0,
+        }
+    }
+
+    fn carried(mut facts: Vec<Fact>) -> Vec<Fact> {
+        facts.iter_mut().for_each(Fact::mark_carried);
+        facts
+    }
+
+    #[test]
+    fn deletes_of_one_hour_from_many_objects_fold_into_one_fact() {
+        let folded = fold_slots(vec![deletes("a", 0, 40), deletes("b", 10, 50), deletes("c", 59, 20)]);
+        assert_eq!(folded.len(), 1);
+        assert_eq!(objects_of(&folded[0]), 110);
+        let Fact::S3Deletes { keys, event_ids, sources, first, last, .. } = &folded[0] else { unreachable!() };
+        assert_eq!((keys.len(), event_ids.len(), sources.len()), (110, ID_CAP, 3));
+        assert_eq!((*first, *last), (0, 59 * 60_000 + 30_000));
+        // The next hour is another slot.
+        assert_eq!(fold_slots(vec![deletes("a", 0, 40), deletes("d", 61, 5)]).len(), 2);
+    }
+
+    #[test]
+    fn an_object_delivered_again_counts_once_in_a_batch_or_after() {
+        let (a, b) = (deletes("a", 0, 40), deletes("b", 10, 50));
+        assert_eq!(objects_of(&fold_slots(vec![a.clone(), a.clone()])[0]), 40);
+        // The carried slot already counts `a`: `a` delivered again adds nothing, but the slot
+        // rests on new input again (as a re-run reports the same conclusions again).
+        let slot = carried(fold_slots(vec![a.clone(), b.clone()]));
+        let again = fold_slots([vec![a.clone()], slot.clone()].concat());
+        assert_eq!((again.len(), objects_of(&again[0]), again[0].is_carried()), (1, 90, false));
+        let nothing_new = fold_slots(slot.clone());
+        assert!(nothing_new[0].is_carried());
+        // A new object adds to it, also in a batch that delivers `a` again.
+        assert_eq!(objects_of(&fold_slots([vec![deletes("c", 20, 5)], slot.clone()].concat())[0]), 95);
+        assert_eq!(objects_of(&fold_slots([vec![a, deletes("c", 20, 5)], slot].concat())[0]), 95);
+    }
+
+    #[test]
+    fn the_folded_fact_does_not_depend_on_how_objects_were_batched() {
+        let objects: Vec<Fact> =
+            (0..8).map(|n| deletes(&format!("o{}", (n * 5) % 8), n * 7, 30 + n as u64 * 11)).collect();
+        let all_at_once = carried(fold_slots(objects.clone()));
+        let mut reversed = objects.clone();
+        reversed.reverse();
+        assert_eq!(carried(fold_slots(reversed)), all_at_once);
+        // One object per batch, the slot carried between batches (a fleet's deliveries).
+        let mut state: Vec<Fact> = Vec::new();
+        for object in &objects {
+            state = carried(fold_slots([vec![object.clone()], state].concat()));
+        }
+        assert_eq!(state, all_at_once);
+        // Batches of three, one delivered twice.
+        let mut state: Vec<Fact> = Vec::new();
+        for batch in objects.chunks(3).chain(std::iter::once(&objects[2..5])) {
+            state = carried(fold_slots([batch.to_vec(), state].concat()));
+        }
+        assert_eq!(state, all_at_once);
+    }
+
+    #[test]
+    fn a_day_of_deletes_every_five_minutes_is_one_fact_per_hour() {
+        let objects = (0..288).map(|n| deletes(&format!("o{n}"), n * 5, 3)).collect();
+        let folded = fold_slots(objects);
+        assert_eq!(folded.len(), 24);
+        assert_eq!(folded.iter().map(objects_of).sum::<u64>(), 288 * 3);
+    }
+
+    #[test]
+    fn samples_stay_within_their_byte_budget() {
+        let long = |tag: &str| {
+            let mut fact = deletes(tag, 0, 150);
+            if let Fact::S3Deletes { keys, .. } = &mut fact {
+                keys.iter_mut().for_each(|k| k.key.push_str(&"x".repeat(1_000)));
+            }
+            fact
+        };
+        let folded = fold_slots(vec![long("a"), long("b")]);
+        let Fact::S3Deletes { keys, objects, .. } = &folded[0] else { unreachable!() };
+        assert_eq!(*objects, 300);
+        let bytes: usize = keys.iter().map(|k| k.key.len()).sum();
+        assert!(bytes <= SAMPLE_BYTES && keys.len() == SAMPLE_BYTES / 1_005, "{} keys, {bytes} bytes", keys.len());
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "the smallest keys, sorted");
     }
 }

@@ -8,7 +8,10 @@
 //! - `baseline/<access key id>`: a [`KeyState`], recency = last use, so the least recently seen
 //!   keys are evicted beyond `max_keys`;
 //! - `carry/f/<rule>/<finding id>`: a carried finding ([`crate::finding::StoredFinding`]),
-//!   expiring with its horizon; `carry/facts`: the carried mass-delete and ransom-note facts;
+//!   expiring with its horizon; `carry/x/<slot digest>`: a carried delete, ransom-note or mint
+//!   fact, one per [`Fact::slot`] (so each item stays small, and a batch rewrites only the slots
+//!   it changed); `carry/facts` (all facts in one item) is read from state written before, and
+//!   replaced;
 //! - `role/<role name>`: `{"since": ms}`.
 
 use std::collections::{HashMap, HashSet};
@@ -30,7 +33,9 @@ use crate::settings::Settings;
 const WATERMARK: &str = "watermark";
 /// On a shared store, bumped by every commit: see [`Session::advance`].
 const EPOCH: &str = "epoch";
-const FACTS: &str = "facts";
+/// All carried facts in one item, as state written before 2026-12-01 holds them.
+const LEGACY_FACTS: &str = "facts";
+const FACT_PREFIX: &str = "x/";
 const FINDING_PREFIX: &str = "f/";
 
 #[derive(Serialize, Deserialize)]
@@ -48,8 +53,9 @@ pub struct Session {
     /// The state.
     pub stateful: Stateful,
     stored_carry: HashSet<String>,
-    /// What the store holds of the facts and the watermark, so unchanged ones are not rewritten.
-    stored_facts: Option<String>,
+    /// What the store holds of the facts (item key → value) and the watermark, so unchanged
+    /// ones are not rewritten.
+    stored_facts: HashMap<String, String>,
     stored_watermark: Option<Millis>,
     /// Versions of the items read (a shared store's writes are conditional on them).
     versions: HashMap<(Table, String), u64>,
@@ -60,6 +66,12 @@ pub const SHARED_ATTEMPTS: u32 = 12;
 
 fn corrupt(table: Table, key: &str, error: impl ToString) -> StateError {
     StateError::Corrupt { table: table.name(), key: key.to_owned(), reason: error.to_string() }
+}
+
+/// A slot's item key: fixed length, whatever the principal and bucket names.
+fn slot_digest(slot: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(slot.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {
@@ -76,7 +88,7 @@ impl Session {
             writes: false,
             stateful: Stateful::new(settings),
             stored_carry: HashSet::new(),
-            stored_facts: None,
+            stored_facts: HashMap::new(),
             stored_watermark: None,
             versions: HashMap::new(),
         }
@@ -120,12 +132,19 @@ impl Session {
         let mut carry = Vec::new();
         let mut facts = Vec::new();
         let mut stored_carry = HashSet::new();
-        let mut stored_facts = None;
+        let mut stored_facts = HashMap::new();
         for (key, item) in scan_all(store.as_ref(), Table::Carry)? {
             versions.insert((Table::Carry, key.clone()), item.version);
-            if key == FACTS {
-                facts = serde_json::from_str::<Vec<Fact>>(&item.value).map_err(|e| corrupt(Table::Carry, &key, e))?;
-                stored_facts = Some(item.value);
+            if key == LEGACY_FACTS {
+                facts.extend(
+                    serde_json::from_str::<Vec<Fact>>(&item.value).map_err(|e| corrupt(Table::Carry, &key, e))?,
+                );
+                stored_facts.insert(key, item.value);
+                continue;
+            }
+            if key.starts_with(FACT_PREFIX) {
+                facts.push(serde_json::from_str::<Fact>(&item.value).map_err(|e| corrupt(Table::Carry, &key, e))?);
+                stored_facts.insert(key, item.value);
                 continue;
             }
             let stored: StoredFinding =
@@ -303,10 +322,18 @@ impl Session {
         for gone in self.stored_carry.difference(&now_carried) {
             writes.push(Write::Delete { table: Table::Carry, key: gone.clone(), expect: Expect::Any });
         }
-        let facts = to_json(&facts);
-        let facts_changed = self.stored_facts.as_ref() != Some(&facts);
-        if facts_changed {
-            writes.push(Write::put(Table::Carry, FACTS, facts.clone(), None, 0));
+        let mut now_stored = HashMap::with_capacity(facts.len());
+        for fact in facts {
+            let Some(slot) = fact.slot() else { continue };
+            let key = format!("{FACT_PREFIX}{}", slot_digest(&slot));
+            let value = to_json(fact);
+            if self.stored_facts.get(&key) != Some(&value) {
+                writes.push(Write::put(Table::Carry, key.clone(), value.clone(), None, fact.time()));
+            }
+            now_stored.insert(key, value);
+        }
+        for gone in self.stored_facts.keys().filter(|key| !now_stored.contains_key(*key)) {
+            writes.push(Write::Delete { table: Table::Carry, key: gone.clone(), expect: Expect::Any });
         }
         if store.shared() && !writes.is_empty() {
             let epoch = self.versions.get(&(Table::Meta, EPOCH.to_owned())).copied();
@@ -319,9 +346,7 @@ impl Session {
             store.commit(writes)?;
         }
         self.stored_carry = now_carried;
-        if facts_changed {
-            self.stored_facts = Some(facts);
-        }
+        self.stored_facts = now_stored;
         self.stored_watermark = self.stored_watermark.max(watermark);
         self.stateful.baselines.shrink();
         self.stateful.writers.shrink();
@@ -330,7 +355,8 @@ impl Session {
 
     /// On a shared store, a put expects the version this session read (or no item), so a
     /// concurrent change by another worker makes the commit fail instead of being overwritten.
-    /// Deleting a carried finding needs no condition: its content never changes.
+    /// Deleting a carried finding needs no condition (its content never changes), nor deleting
+    /// an expired fact: the epoch item, conditional in every commit, refuses one that raced.
     fn conditional(&self, write: Write) -> Write {
         match write {
             Write::Put { table, key, value, expires_at, recency, expect: Expect::Any } => {
@@ -380,6 +406,13 @@ mod tests {
         }
     }
 
+    /// One object's outcome, as a live worker inspects it.
+    fn inspect(record: &str) -> crate::pipeline::Inspected {
+        let engine = Engine::new(Settings::default(), Mode::Live);
+        let mut decoder = Decoder::new(Limits::default());
+        inspect_object(&mut decoder, record.as_bytes(), "o", &engine, Window::default(), Mode::Live, Gather::default())
+    }
+
     fn batch_of(minute: u32) -> Batch {
         batch_in("exports", minute)
     }
@@ -388,18 +421,77 @@ mod tests {
         let record = format!(
             r#"{{"Records":[{{"eventVersion":"1.10","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/etl","accessKeyId":"AKIAEXAMPLEETL000001","userName":"etl"}},"eventTime":"2026-10-01T10:{minute:02}:00Z","eventSource":"s3.amazonaws.com","eventName":"PutObject","awsRegion":"us-east-1","requestParameters":{{"bucketName":"{bucket}","key":"{minute}.csv","x-amz-server-side-encryption-customer-algorithm":"AES256"}},"eventID":"e-{bucket}-{minute}","eventCategory":"Data"}}]}}"#
         );
-        let engine = Engine::new(Settings::default(), Mode::Live);
-        let mut decoder = Decoder::new(Limits::default());
-        let inspected = inspect_object(
-            &mut decoder,
-            record.as_bytes(),
-            "o",
-            &engine,
-            Window::default(),
-            Mode::Live,
-            Gather::default(),
-        );
+        let inspected = inspect(&record);
         Batch { findings: inspected.findings, latest: inspected.totals.latest_event_time, ..Batch::default() }
+    }
+
+    /// One object of a pipeline's cleanup at `minute` of the day: a `DeleteObjects` of 200
+    /// keys of 500 bytes.
+    fn cleanup_at(minute: u32) -> Batch {
+        let keys: Vec<String> =
+            (0..200).map(|n| format!(r#"{{"key":"stage/{minute:04}/{n:03}-{}"}}"#, "k".repeat(490))).collect();
+        let record = format!(
+            r#"{{"Records":[{{"eventVersion":"1.10","userIdentity":{{"type":"AssumedRole","arn":"arn:aws:sts::111122223333:assumed-role/pipeline/run-{minute}","sessionContext":{{"sessionIssuer":{{"type":"Role","arn":"arn:aws:iam::111122223333:role/pipeline","userName":"pipeline"}}}}}},"eventTime":"2026-10-01T{:02}:{:02}:00Z","eventSource":"s3.amazonaws.com","eventName":"DeleteObjects","awsRegion":"us-east-1","requestParameters":{{"bucketName":"staging","delete":{{"Object":[{}]}}}},"eventID":"d-{minute}","eventCategory":"Data"}}]}}"#,
+            minute / 60,
+            minute % 60,
+            keys.join(",")
+        );
+        let inspected = inspect(&record);
+        assert_eq!(inspected.facts.len(), 1, "one delete fact per object");
+        Batch { facts: inspected.facts, latest: inspected.totals.latest_event_time, ..Batch::default() }
+    }
+
+    /// A day of a pipeline's cleanups, one object every 5 minutes, on a shared store: the
+    /// carried facts are one item per hour, each far below DynamoDB's 400 KB item limit (all
+    /// facts were one item, which passed it within the day and failed every commit after).
+    #[test]
+    fn a_day_of_cleanups_is_carried_in_small_items_one_per_hour() {
+        let store: Arc<dyn StateStore> = Arc::new(Shared(MemoryStore::new()));
+        let mut session = Session::open(store.clone(), Settings::default()).expect("open");
+        for minute in (0..24 * 60).step_by(5) {
+            session.advance(cleanup_at(minute)).expect("every batch commits");
+        }
+        let facts: Vec<(String, Item)> = scan_all(store.as_ref(), Table::Carry)
+            .expect("scan")
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(FACT_PREFIX))
+            .collect();
+        assert_eq!(facts.len(), 24, "one per hour of the chain window");
+        let largest = facts.iter().map(|(_, item)| item.value.len()).max().unwrap_or(0);
+        assert!((60_000..100_000).contains(&largest), "largest fact item: {largest} bytes");
+        let deleted: u64 = facts
+            .iter()
+            .map(|(_, item)| match serde_json::from_str::<Fact>(&item.value).expect("a fact") {
+                Fact::S3Deletes { objects, .. } => objects,
+                other => panic!("{other:?}"),
+            })
+            .sum();
+        assert_eq!(deleted, 288 * 200, "every delete counted once");
+        // The same object again (a redelivery) changes nothing.
+        let before = scan_all(store.as_ref(), Table::Carry).expect("scan");
+        session.advance(cleanup_at(24 * 60 - 5)).expect("redelivery");
+        let after = scan_all(store.as_ref(), Table::Carry).expect("scan");
+        assert_eq!(after.len(), before.len());
+        assert!(after.iter().zip(&before).all(|((a, x), (b, y))| a == b && x.value == y.value));
+    }
+
+    /// State written before facts had their own items (all of them in `carry/facts`) is read,
+    /// and replaced by one item per slot at the next commit.
+    #[test]
+    fn facts_stored_in_one_item_are_read_and_moved_to_their_slots() {
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+        let mut old = cleanup_at(10).facts;
+        old.extend(cleanup_at(15).facts);
+        let write = |key: &str, value: String| Write::put(Table::Carry, key, value, None, 0);
+        store.commit(vec![write(LEGACY_FACTS, to_json(&old))]).expect("old layout");
+        store.commit(vec![Write::put(Table::Meta, WATERMARK, "1790000000000".to_owned(), None, 0)]).expect("meta");
+        let mut session = Session::open(store.clone(), Settings::default()).expect("open");
+        // The old facts are within the chain window of the stored watermark.
+        session.advance(Batch { latest: None, ..cleanup_at(20) }).expect("commit");
+        let keys: Vec<String> =
+            scan_all(store.as_ref(), Table::Carry).expect("scan").into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys.len(), 1, "{keys:?}");
+        assert!(keys[0].starts_with(FACT_PREFIX));
     }
 
     /// A pair learned in one batch is known in the next, on a shared store, even when its only
