@@ -153,14 +153,40 @@ impl Fact {
         }
     }
 
-    /// The digest of what a fact says (not whether it was carried): the same object delivered
-    /// twice (organization and multi-region trails do) yields the same per-object fact, which
-    /// must count once. SHA-256, as an attacker chooses the keys and eventIDs it is made of.
+    /// The digest of the events a fact rests on: the same object delivered twice
+    /// (organization and multi-region trails do) yields the same per-object fact, which must
+    /// count once. Its principal, place, times, count and eventIDs (CloudTrail's, not the
+    /// caller's) name those events; the key sample follows from them and is left out. SHA-256,
+    /// as callers choose principal and bucket names.
     pub fn digest(&self) -> String {
         use sha2::{Digest, Sha256};
-        // Serializing plain data (strings, numbers) cannot fail.
-        let text = serde_json::to_vec(self).unwrap_or_default();
-        Sha256::digest(&text).iter().take(16).map(|b| format!("{b:02x}")).collect()
+        let mut hasher = Sha256::new();
+        let mut feed = |bytes: &[u8]| {
+            hasher.update((bytes.len() as u64).to_le_bytes());
+            hasher.update(bytes);
+        };
+        match self {
+            Fact::S3Deletes { principal, bucket, objects, first, last, event_ids, .. } => {
+                for part in [b"deletes".as_slice(), principal.as_bytes(), bucket.as_bytes()] {
+                    feed(part);
+                }
+                for number in [*objects as i64, *first, *last] {
+                    feed(&number.to_le_bytes());
+                }
+                event_ids.iter().for_each(|id| feed(id.as_bytes()));
+            }
+            Fact::NoteUploads { principal, prefixes, first, last, event_ids, .. } => {
+                feed(b"notes");
+                feed(principal.as_bytes());
+                prefixes.iter().for_each(|p| feed(p.as_bytes()));
+                feed(&first.to_le_bytes());
+                feed(&last.to_le_bytes());
+                event_ids.iter().for_each(|id| feed(id.as_bytes()));
+            }
+            // Serializing plain data (strings, numbers) cannot fail.
+            other => feed(&serde_json::to_vec(other).unwrap_or_default()),
+        }
+        hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
     }
 
     /// The slot a carried fact is kept in: delete facts per principal, bucket and hour, note
