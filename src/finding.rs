@@ -418,9 +418,7 @@ pub fn finding_id(rule: &str, keys: &[&str]) -> String {
         hasher.update(b"\n");
         hasher.update(key.as_bytes());
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = hasher.finalize();
-    digest[..16].iter().flat_map(|b| [HEX[usize::from(b >> 4)] as char, HEX[usize::from(b & 0xf)] as char]).collect()
+    crate::hash::sha256_hex(hasher)
 }
 
 /// Makes an attacker-controlled string safe for any output: control characters, ANSI escapes

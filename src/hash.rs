@@ -18,6 +18,16 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
     finish(fold(bytes.len() as u64, bytes))
 }
 
+/// The first 16 bytes of a SHA-256 digest as 32 lowercase hex digits: finding ids, fact
+/// digests, state item keys, queue dedup ids. For what an attacker may shape, where
+/// [`stable_hash`] would not do.
+pub fn sha256_hex(hasher: sha2::Sha256) -> String {
+    use sha2::Digest;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = hasher.finalize();
+    digest[..16].iter().flat_map(|b| [HEX[usize::from(b >> 4)] as char, HEX[usize::from(b & 0xf)] as char]).collect()
+}
+
 /// [`stable_hash`]'s steps as a [`Hasher`], for hash maps keyed by names.
 #[derive(Debug, Default)]
 pub struct StableHasher(u64);

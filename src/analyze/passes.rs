@@ -160,8 +160,7 @@ impl Stateful {
         }
         facts.extend(self.carried_facts.iter().cloned());
         created_keys::merge_duplicates(&mut facts);
-        // One fact per slot, the same object delivered twice counted once (new first, so a
-        // slot that gained new evidence is not carried).
+        // One fact per slot, the same object delivered twice counted once.
         let mut facts = facts::fold_slots(facts);
         facts.extend(self.roles.iter().map(|(role, time)| Fact::InstanceRole { role: role.clone(), time: *time }));
 

@@ -83,7 +83,7 @@ pub enum Fact {
         first: Millis,
         /// Last delete.
         last: Millis,
-        /// Some of the eventIDs (the first of an object's; the smallest once folded).
+        /// Some of the eventIDs: the smallest [`ID_CAP`], sorted.
         event_ids: Vec<String>,
         /// Digests of the per-object facts folded into this one ([`Fact::digest`]): the same
         /// object delivered twice adds nothing the second time.
@@ -103,7 +103,7 @@ pub enum Fact {
         first: Millis,
         /// Last upload.
         last: Millis,
-        /// Some of the eventIDs.
+        /// Some of the eventIDs: the smallest [`ID_CAP`], sorted.
         event_ids: Vec<String>,
         /// Digests of the per-object facts folded into this one, as for deletes.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -186,7 +186,7 @@ impl Fact {
             // Serializing plain data (strings, numbers) cannot fail.
             other => feed(&serde_json::to_vec(other).unwrap_or_default()),
         }
-        hasher.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+        crate::hash::sha256_hex(hasher)
     }
 
     /// The slot a carried fact is kept in: delete facts per principal, bucket and hour, note
@@ -386,11 +386,11 @@ pub fn compact(facts: &mut Vec<Fact>) {
     facts.extend(folded.into_values());
 }
 
-/// Folds delete and note facts from any number of objects (new ones first, then carried ones)
-/// into one per [`Fact::slot`], each object's counted once however often it was delivered. The
-/// result does not depend on how the objects were batched or ordered: counts add, samples are
-/// the smallest of the union, times the extremes. A folded fact is carried only when all of its
-/// parts were. Other facts pass through in their order.
+/// Folds delete and note facts from any number of objects, new and carried, into one per
+/// [`Fact::slot`], each object counted once however often it was delivered. The result does
+/// not depend on how the objects were batched or ordered: counts add, samples are the smallest
+/// of the union, times the extremes. A folded fact is carried only when all of its parts were.
+/// Other facts pass through in their order.
 pub fn fold_slots(facts: Vec<Fact>) -> Vec<Fact> {
     let mut out: Vec<Fact> = Vec::with_capacity(facts.len());
     let mut slots: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
@@ -398,11 +398,8 @@ pub fn fold_slots(facts: Vec<Fact>) -> Vec<Fact> {
     // per-object fact after it is either one it counts or a new one.
     let (folded, single): (Vec<Fact>, Vec<Fact>) = facts.into_iter().partition(|f| sources(f).len() > 1);
     for mut fact in folded.into_iter().chain(single) {
-        let slot = match &fact {
-            Fact::S3Deletes { .. } | Fact::NoteUploads { .. } => fact.slot(),
-            Fact::InstanceRole { .. } | Fact::KeyMinted(_) => None,
-        };
-        let Some(slot) = slot else {
+        let folds = matches!(fact, Fact::S3Deletes { .. } | Fact::NoteUploads { .. });
+        let Some(slot) = folds.then(|| fact.slot()).flatten() else {
             out.push(fact);
             continue;
         };
@@ -431,10 +428,10 @@ fn merge(into: &mut Fact, fact: Fact) {
 
 /// A per-object fact (no sources yet) is its own source.
 fn name_sources(fact: &mut Fact) {
-    let digest = match fact {
-        Fact::S3Deletes { sources, .. } | Fact::NoteUploads { sources, .. } if sources.is_empty() => fact.digest(),
-        _ => return,
-    };
+    if !sources(fact).is_empty() {
+        return;
+    }
+    let digest = fact.digest();
     if let Fact::S3Deletes { sources, .. } | Fact::NoteUploads { sources, .. } = fact {
         sources.push(digest);
     }
@@ -451,52 +448,49 @@ fn sources(fact: &Fact) -> &[String] {
 fn fold(into: &mut Fact, fact: &Fact) {
     match (into, fact) {
         (
-            Fact::S3Deletes { objects: o, keys: k, first: f, last: l, event_ids: ids, sources: s, carried: c, .. },
-            Fact::S3Deletes { objects, keys, first, last, event_ids, sources, carried, .. },
+            Fact::S3Deletes { objects: o, keys: k, first: f, last: l, event_ids: ids, sources: s, .. },
+            Fact::S3Deletes { objects, keys, first, last, event_ids, sources, .. },
         ) => {
             *o += objects;
-            k.extend(keys.iter().cloned());
-            k.sort_unstable();
-            k.dedup();
-            k.truncate(DELETED_KEY_CAP);
+            union_sorted(k, keys, DELETED_KEY_CAP);
             truncate_to_bytes(k, |d| d.key.len());
             *f = (*f).min(*first);
             *l = (*l).max(*last);
-            union_ids(ids, event_ids);
-            union_sources(s, sources);
-            *c = *c && *carried;
+            union_sorted(ids, event_ids, ID_CAP);
+            union_sorted(s, sources, usize::MAX);
         }
         (
-            Fact::NoteUploads { prefixes: p, first: f, last: l, event_ids: ids, sources: s, carried: c, .. },
-            Fact::NoteUploads { prefixes, first, last, event_ids, sources, carried, .. },
+            Fact::NoteUploads { prefixes: p, first: f, last: l, event_ids: ids, sources: s, .. },
+            Fact::NoteUploads { prefixes, first, last, event_ids, sources, .. },
         ) => {
-            p.extend(prefixes.iter().cloned());
-            p.sort_unstable();
-            p.dedup();
-            p.truncate(PREFIX_CAP);
+            union_sorted(p, prefixes, PREFIX_CAP);
             truncate_to_bytes(p, String::len);
             *f = (*f).min(*first);
             *l = (*l).max(*last);
-            union_ids(ids, event_ids);
-            union_sources(s, sources);
-            *c = *c && *carried;
+            union_sorted(ids, event_ids, ID_CAP);
+            union_sorted(s, sources, usize::MAX);
         }
         _ => {}
     }
 }
 
-/// The smallest [`ID_CAP`] of both: the same whatever order facts are folded in.
-fn union_ids(ids: &mut Vec<String>, more: &[String]) {
-    ids.extend(more.iter().cloned());
-    ids.sort_unstable();
-    ids.dedup();
-    ids.truncate(ID_CAP);
-}
-
-fn union_sources(sources: &mut Vec<String>, more: &[String]) {
-    sources.extend(more.iter().cloned());
-    sources.sort_unstable();
-    sources.dedup();
+/// Adds `more` into the sorted `sample`, keeping its smallest `cap` distinct items: the same
+/// whatever order the parts come in. Inserts one at a time (an object's deletes fold in one
+/// event at a time, into a sample that is full after the first few hundred).
+fn union_sorted<T: Ord + Clone>(sample: &mut Vec<T>, more: &[T], cap: usize) {
+    // State written before samples were kept sorted.
+    if !sample.is_sorted() {
+        sample.sort_unstable();
+        sample.dedup();
+    }
+    for item in more {
+        if let Err(at) = sample.binary_search(item) {
+            if at < cap {
+                sample.insert(at, item.clone());
+                sample.truncate(cap);
+            }
+        }
+    }
 }
 
 /// Keeps the longest prefix of a sorted sample within [`SAMPLE_BYTES`].

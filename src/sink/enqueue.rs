@@ -95,8 +95,7 @@ fn message_entry(
     let mut entry =
         aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder().id(format!("m{index}")).message_body(body);
     if fifo {
-        let digest = Sha256::digest(body.as_bytes());
-        let dedup: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let dedup = crate::hash::sha256_hex(Sha256::new_with_prefix(body.as_bytes()));
         entry = entry.message_group_id("trailhound-backfill").message_deduplication_id(dedup);
     }
     entry.build()

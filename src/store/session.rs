@@ -70,8 +70,8 @@ fn corrupt(table: Table, key: &str, error: impl ToString) -> StateError {
 
 /// A slot's item key: fixed length, whatever the principal and bucket names.
 fn slot_digest(slot: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(slot.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect()
+    use sha2::Digest;
+    crate::hash::sha256_hex(sha2::Sha256::new_with_prefix(slot.as_bytes()))
 }
 
 fn to_json<T: Serialize>(value: &T) -> String {
